@@ -1,0 +1,42 @@
+# Every target creates what it needs on a fresh machine: a pinned uv in .tools/
+# (when none is on PATH), the locked virtualenv in .venv/, a pinned helm in .tools/.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+UV_VERSION := 0.13.8
+STACK ?= dev
+FORMAT ?= text
+BASE ?= origin/main
+
+UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(CURDIR)/.venv
+RUN := $(UV) run --frozen --quiet
+
+.PHONY: help setup test test-fast preview render preview-diff dev dev-reset demo helm lint clean
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-14s %s\n", $$1, $$2}'
+
+$(CURDIR)/.tools/bin/uv:
+	python3 -m venv $(CURDIR)/.tools
+	$(CURDIR)/.tools/bin/pip install --quiet uv==$(UV_VERSION)
+
+.venv/.synced: $(UV) pyproject.toml uv.lock apps/*/pyproject.toml
+	$(UV) sync --frozen --quiet
+	touch $@
+
+setup: .venv/.synced ## create the virtualenv from uv.lock (and fetch uv if missing)
+
+test: setup ## run the whole test suite (what CI runs)
+	$(RUN) pytest
+
+test-fast: setup ## the tests that start no server
+	$(RUN) pytest -m "not slow and not e2e"
+
+preview: setup ## offline `pulumi preview` of STACK under the mock runtime (FORMAT=text|json)
+	@$(RUN) python -m tools.preview --stack $(STACK) --format $(FORMAT)
+
+clean: ## remove build output (keeps .venv and local data)
+	rm -rf build

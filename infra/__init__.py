@@ -1,0 +1,1 @@
+"""The Pulumi program: one ComponentResource per GCP concern."""

@@ -1,0 +1,1 @@
+"""Command-line tools of the project: offline preview, chart rendering, preview diff, local platform."""
