@@ -208,4 +208,246 @@ class LoadBalancer(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: LoadBalancerArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
         super().__init__("print-platform:edge:LoadBalancer", name, None, opts)
-        raise NotImplementedError("LoadBalancer resources land in the next commit")
+        gcp_opts = pulumi.ResourceOptions(parent=self)
+        k8s_opts = pulumi.ResourceOptions(parent=self, provider=args.k8s_provider)
+        prefix = args.name_prefix
+        labels = dict(args.labels)
+
+        self.domain = args.domain
+        self.url = f"https://{args.domain}"
+        self.gateway_name = args.gateway_name
+        self.gateway_namespace = pulumi.Output.from_input(args.namespace)
+        self.https_section_name = HTTPS_LISTENER
+
+        # The static IP: global, external, IPv4 (the Gateway names it in spec.addresses).
+        self.address = gcp.compute.GlobalAddress(
+            "address",
+            name=f"{prefix}-ip",
+            project=args.project,
+            address_type="EXTERNAL",
+            ip_version="IPV4",
+            description=f"Static IP of the public Gateway serving {args.domain}",
+            labels=labels,
+            opts=gcp_opts,
+        )
+        self.ip_address = self.address.address
+
+        # Google-managed certificate, load-balancer authorised (no dns_authorizations):
+        # issued once the domain's A record resolves to the address above.
+        self.certificate = gcp.certificatemanager.Certificate(
+            "certificate",
+            name=f"{prefix}-cert",
+            project=args.project,
+            scope="DEFAULT",
+            description=f"Google-managed certificate for {args.domain}",
+            managed=gcp.certificatemanager.CertificateManagedArgs(domains=[args.domain]),
+            labels=labels,
+            opts=gcp_opts,
+        )
+        self.certificate_map = gcp.certificatemanager.CertificateMap(
+            "certificate-map",
+            name=f"{prefix}-certmap",
+            project=args.project,
+            description=f"Certificates served by the public Gateway ({args.domain})",
+            labels=labels,
+            opts=gcp_opts,
+        )
+        self.certificate_map_entry = gcp.certificatemanager.CertificateMapEntry(
+            "certificate-map-entry",
+            name=f"{prefix}-certmap-entry",
+            project=args.project,
+            map=self.certificate_map.name,
+            hostname=args.domain,
+            certificates=[self.certificate.id],
+            labels=labels,
+            opts=gcp_opts,
+        )
+        self.certificate_map_name = self.certificate_map.name
+
+        # TLS >= 1.2 with a profile that excludes the legacy cipher suites.
+        self.ssl_policy = gcp.compute.SSLPolicy(
+            "ssl-policy",
+            name=f"{prefix}-ssl",
+            project=args.project,
+            profile=args.ssl_profile,
+            min_tls_version=MIN_TLS_VERSION,
+            description="TLS 1.2+ for the public Gateway",
+            opts=gcp_opts,
+        )
+        self.ssl_policy_name = self.ssl_policy.name
+
+        self.armor_policy = gcp.compute.SecurityPolicy(
+            "armor",
+            name=f"{prefix}-armor",
+            project=args.project,
+            type="CLOUD_ARMOR",
+            description="Cloud Armor for the files-api backend: OWASP sqli/xss rules, per-IP rate-based ban",
+            rules=armor_rules(args.armor),
+            adaptive_protection_config=gcp.compute.SecurityPolicyAdaptiveProtectionConfigArgs(
+                layer7_ddos_defense_config=gcp.compute.SecurityPolicyAdaptiveProtectionConfigLayer7DdosDefenseConfigArgs(
+                    enable=True, rule_visibility="STANDARD"),
+            ) if args.armor.adaptive_protection else None,
+            # JSON bodies are parsed so the WAF rules inspect their values, not the raw text
+            # (https://cloud.google.com/armor/docs/security-policy-overview#json-parsing).
+            advanced_options_config=gcp.compute.SecurityPolicyAdvancedOptionsConfigArgs(
+                json_parsing="STANDARD", log_level="NORMAL"),
+            labels=labels,
+            opts=gcp_opts,
+        )
+        self.armor_policy_name = self.armor_policy.name
+
+        self.gateway = k8s.apiextensions.CustomResource(
+            "gateway",
+            api_version=GATEWAY_API_VERSION,
+            kind="Gateway",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=args.gateway_name,
+                namespace=args.namespace,
+                annotations={CERTMAP_ANNOTATION: self.certificate_map.name},
+            ),
+            spec=gateway_spec(self.address.name),
+            # The map must hold the entry before the load balancer's HTTPS proxy uses it.
+            opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(
+                depends_on=[self.certificate_map_entry])),
+        )
+        self.gateway_policy = k8s.apiextensions.CustomResource(
+            "gateway-policy",
+            api_version=GKE_POLICY_API_VERSION,
+            kind="GCPGatewayPolicy",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=f"{args.gateway_name}-tls", namespace=args.namespace),
+            spec={
+                "default": {"sslPolicy": self.ssl_policy.name},
+                "targetRef": {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": args.gateway_name},
+            },
+            opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[self.gateway])),
+        )
+        self.http_redirect_route = k8s.apiextensions.CustomResource(
+            "http-redirect",
+            api_version=GATEWAY_API_VERSION,
+            kind="HTTPRoute",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=f"{args.gateway_name}-http-redirect", namespace=args.namespace),
+            spec=http_redirect_route_spec(args.gateway_name),
+            opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[self.gateway])),
+        )
+
+        self.url_map_name_regex = pulumi.Output.from_input(args.namespace).apply(
+            lambda ns: url_map_name_regex(ns, args.gateway_name))
+
+        self.register_outputs({
+            "ip_address": self.ip_address,
+            "url": self.url,
+            "domain": self.domain,
+            "gateway_name": self.gateway_name,
+            "gateway_namespace": self.gateway_namespace,
+            "https_section_name": self.https_section_name,
+            "armor_policy_name": self.armor_policy_name,
+            "ssl_policy_name": self.ssl_policy_name,
+            "certificate_map_name": self.certificate_map_name,
+        })
+
+
+def armor_rules(armor: CloudArmorArgs) -> list[gcp.compute.SecurityPolicyRuleArgs]:
+    """The Cloud Armor rules, evaluated in ascending priority.
+
+    - 1000, 1001: ``deny(403)`` on ``evaluatePreconfiguredWaf('<set>', {'sensitivity': N})``
+      for each of ``WAF_RULE_SETS`` (``preview`` when ``armor.waf_preview``);
+    - 2000: ``rate_based_ban`` on every source IP (``SRC_IPS_V1`` ``*``): more than
+      ``rate_limit_requests`` per ``rate_limit_interval_sec`` from one IP
+      (``enforce_on_key=IP``) is answered ``429`` and the IP is banned for
+      ``ban_duration_sec``;
+    - 2147483647: the mandatory default rule, ``allow``.
+
+    Returns a list of ``SecurityPolicyRuleArgs``.
+    """
+    every_ip = gcp.compute.SecurityPolicyRuleMatchArgs(
+        versioned_expr="SRC_IPS_V1",
+        config=gcp.compute.SecurityPolicyRuleMatchConfigArgs(src_ip_ranges=["*"]),
+    )
+    rules = [
+        gcp.compute.SecurityPolicyRuleArgs(
+            priority=1000 + i,
+            action="deny(403)",
+            description=f"OWASP CRS {rule_set}",
+            preview=armor.waf_preview,
+            match=gcp.compute.SecurityPolicyRuleMatchArgs(
+                expr=gcp.compute.SecurityPolicyRuleMatchExprArgs(
+                    expression=f"evaluatePreconfiguredWaf('{rule_set}', {{'sensitivity': {armor.waf_sensitivity}}})"),
+            ),
+        )
+        for i, rule_set in enumerate(WAF_RULE_SETS)
+    ]
+    rules.append(gcp.compute.SecurityPolicyRuleArgs(
+        priority=2000,
+        action="rate_based_ban",
+        description="Per-IP rate-based ban",
+        match=every_ip,
+        rate_limit_options=gcp.compute.SecurityPolicyRuleRateLimitOptionsArgs(
+            conform_action="allow",
+            exceed_action="deny(429)",
+            enforce_on_key="IP",
+            rate_limit_threshold=gcp.compute.SecurityPolicyRuleRateLimitOptionsRateLimitThresholdArgs(
+                count=armor.rate_limit_requests, interval_sec=armor.rate_limit_interval_sec),
+            ban_duration_sec=armor.ban_duration_sec,
+        ),
+    ))
+    rules.append(gcp.compute.SecurityPolicyRuleArgs(
+        priority=DEFAULT_RULE_PRIORITY,
+        action="allow",
+        description="Default: allow",
+        match=every_ip,
+    ))
+    return rules
+
+
+def gateway_spec(address_name: pulumi.Input[str]) -> dict:
+    """``spec`` of the Gateway: class ``GATEWAY_CLASS``, the named static address, listeners
+    ``https`` (443, TLS from the certificate map annotation) and ``http`` (80, redirect only).
+
+    Listeners keep the default ``allowedRoutes`` (routes from the Gateway's own namespace).
+    """
+    return {
+        "gatewayClassName": GATEWAY_CLASS,
+        "addresses": [{"type": "NamedAddress", "value": address_name}],
+        "listeners": [
+            {"name": HTTPS_LISTENER, "protocol": "HTTPS", "port": 443},
+            {"name": HTTP_LISTENER, "protocol": "HTTP", "port": 80},
+        ],
+    }
+
+
+def http_redirect_route_spec(gateway_name: str) -> dict:
+    """``spec`` of the HTTPRoute bound to the ``http`` listener only: every request is
+    answered ``301`` to the same host and path over ``https``
+    (Gateway API ``RequestRedirect`` filter; GKE: "Redirect HTTP traffic to HTTPS")."""
+    return {
+        "parentRefs": [{
+            "group": "gateway.networking.k8s.io",
+            "kind": "Gateway",
+            "name": gateway_name,
+            "sectionName": HTTP_LISTENER,
+        }],
+        "rules": [{
+            "filters": [{
+                "type": "RequestRedirect",
+                "requestRedirect": {"scheme": "https", "statusCode": 301},
+            }],
+        }],
+    }
+
+
+def url_map_name_regex(namespace: str, gateway_name: str) -> str:
+    """RE2 regex for the URL map GKE's Gateway controller creates for a Gateway.
+
+    GKE names it ``gkegw1-<4 chars>-<namespace>-<gateway>-<12 chars>`` (observed naming
+    scheme of the ``gke-l7-*`` classes, not an API contract). It truncates the middle part
+    when the name would exceed 63 characters, so this raises
+    :class:`LoadBalancerArgsError` when ``namespace`` and ``gateway_name`` are too long
+    for the regex to stay exact (together at most 38 characters).
+    """
+    _check(len(namespace) + len(gateway_name) <= 38, "namespace/gateway_name",
+           f"{namespace!r} + {gateway_name!r} exceed 38 characters; GKE would truncate the URL map "
+           "name and the monitoring filter could not match it")
+    _check(bool(_K8S_NAME.match(namespace)), "namespace", f"must be an RFC 1123 label, got {namespace!r}")
+    # RFC 1123 labels hold no regex metacharacters, so they are used verbatim (no escaping,
+    # which would put backslashes into the Monitoring filter string).
+    return f"gkegw1-[a-z0-9]+-{namespace}-{gateway_name}-[a-z0-9]+"
