@@ -29,11 +29,20 @@ $(CURDIR)/.tools/bin/uv:
 
 setup: .venv/.synced ## create the virtualenv from uv.lock (and fetch uv if missing)
 
-test: setup ## run the whole test suite (what CI runs)
+test: setup helm ## run the whole test suite (what CI runs)
 	$(RUN) pytest
 
 test-fast: setup ## the tests that start no server
 	$(RUN) pytest -m "not slow and not e2e"
+
+$(CURDIR)/.tools/bin/python:
+	python3 -m venv $(CURDIR)/.tools
+
+helm: $(CURDIR)/.tools/bin/python ## install the pinned, checksum-verified helm into .tools/bin (when none is on PATH)
+	@$(CURDIR)/.tools/bin/python tools/install_helm.py
+
+render: setup helm ## write each release's manifests of STACK to build/rendered/<stack>/<release>.yaml (real helm template)
+	@$(RUN) python -m tools.render --stack $(STACK)
 
 preview: setup ## offline `pulumi preview` of STACK under the mock runtime (FORMAT=text|json)
 	@$(RUN) python -m tools.preview --stack $(STACK) --format $(FORMAT)
