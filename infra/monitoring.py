@@ -201,4 +201,251 @@ class Monitoring(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: MonitoringArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
         super().__init__("print-platform:monitoring:Monitoring", name, None, opts)
-        raise NotImplementedError("Monitoring resources land in the next commit")
+        child = pulumi.ResourceOptions(parent=self)
+        project = args.project if args.project is not None else pulumi.Config("gcp").get("project")
+        if project is None:
+            raise MonitoringArgsError("monitoring: project: not given and gcp:project is not set in the stack config "
+                                      "(the uptime check's monitored resource needs it)")
+
+        self.channels = [
+            gcp.monitoring.NotificationChannel(
+                f"email-{i}",
+                project=args.project,
+                type="email",
+                display_name=f"{args.stack}: {email}",
+                labels={"email_address": email},
+                user_labels={**args.labels, "stack": args.stack},
+                opts=child,
+            )
+            for i, email in enumerate(args.notification_emails)
+        ]
+        channel_names = [c.name for c in self.channels]
+
+        self.uptime_check = gcp.monitoring.UptimeCheckConfig(
+            "uptime",
+            project=args.project,
+            display_name=f"{args.stack}: https://{args.domain}{args.health_path}",
+            period=f"{args.uptime_period_seconds}s",
+            timeout=f"{args.uptime_timeout_seconds}s",
+            http_check=gcp.monitoring.UptimeCheckConfigHttpCheckArgs(
+                request_method="GET",
+                path=args.health_path,
+                port=443,
+                use_ssl=True,
+                validate_ssl=True,  # an expired or wrong certificate fails the check
+                accepted_response_status_codes=uptime_accepted_codes(args.iap_enabled),
+            ),
+            monitored_resource=gcp.monitoring.UptimeCheckConfigMonitoredResourceArgs(
+                type="uptime_url", labels={"host": args.domain, "project_id": project}),
+            user_labels={**args.labels, "stack": args.stack},
+            opts=child,
+        )
+
+        filters = signal_filters(args, self.uptime_check.uptime_check_id)
+        self.policies: dict[str, gcp.monitoring.AlertPolicy] = {}
+        for signal in SIGNALS:
+            spec = args.alerts[signal]
+            definition = SIGNAL_DEFINITIONS[signal]
+            self.policies[signal] = gcp.monitoring.AlertPolicy(
+                signal.replace("_", "-"),
+                project=args.project,
+                display_name=f"{args.stack}: {definition.title}",
+                combiner="OR",
+                severity=spec.severity,
+                notification_channels=channel_names,
+                conditions=[gcp.monitoring.AlertPolicyConditionArgs(
+                    display_name=definition.condition(spec),
+                    condition_threshold=threshold_condition(
+                        signal, spec, filters[signal],
+                        denominator_filter=lb_requests_filter(args.url_map_name_regex)
+                        if signal == "lb_5xx_ratio" else None),
+                )],
+                documentation=gcp.monitoring.AlertPolicyDocumentationArgs(
+                    mime_type="text/markdown",
+                    subject=f"[{args.stack}] {definition.title}",
+                    content=definition.documentation(args.stack, spec),
+                ),
+                user_labels={**args.labels, "stack": args.stack, "signal": signal.replace("_", "-")},
+                opts=child,
+            )
+
+        self.register_outputs({
+            "notification_channels": channel_names,
+            "uptime_check_id": self.uptime_check.uptime_check_id,
+            "alert_policies": {signal: p.name for signal, p in self.policies.items()},
+        })
+
+
+@dataclass(frozen=True)
+class SignalDefinition:
+    """How one signal is measured and explained (the code half of an alert; the data half is :class:`AlertSpec`).
+
+    Attributes:
+        title: policy display name (after the stack prefix).
+        unit: unit of the threshold, for messages.
+        per_series_aligner: Cloud Monitoring aligner applied to each series over the window.
+        cross_series_reducer: reducer across series (``None``: keep each series).
+        group_by: fields kept by the reducer.
+        runbook: markdown, the first steps an on-call engineer takes.
+    """
+
+    title: str
+    unit: str
+    per_series_aligner: str
+    cross_series_reducer: Optional[str]
+    group_by: tuple[str, ...]
+    runbook: str
+
+    def condition(self, spec: AlertSpec) -> str:
+        """Condition display name, e.g. ``> 0.05 (fraction) for 300s``."""
+        return f"{self.title} > {spec.threshold:g} {self.unit} for {spec.duration_seconds}s"
+
+    def documentation(self, stack: str, spec: AlertSpec) -> str:
+        """Markdown shown in the incident: what fired, the threshold and the runbook."""
+        return (
+            f"## {self.title} ({stack})\n\n"
+            f"Fires when the value stays above **{spec.threshold:g} {self.unit}** "
+            f"for {spec.duration_seconds}s (window {spec.window_seconds}s). "
+            f"Thresholds live in `environments/{stack}/alerts.yaml`.\n\n"
+            f"### Runbook\n\n{self.runbook}\n\nMore: docs/edge.md#runbooks"
+        )
+
+
+SIGNAL_DEFINITIONS: dict[str, SignalDefinition] = {
+    "lb_5xx_ratio": SignalDefinition(
+        "files-api 5xx ratio", "(fraction of requests)", "ALIGN_RATE", "REDUCE_SUM", (),
+        "1. Check the files-api pods (`kubectl -n <namespace> get pods`, recent restarts, logs in Cloud Logging).\n"
+        "2. Check Cloud SQL and GCS availability; 502s with no healthy backend mean the NEG has no ready pod.\n"
+        "3. If a release just rolled out, roll it back (`helm rollback` / previous image digest)."),
+    "lb_latency_p95": SignalDefinition(
+        "files-api p95 latency", "ms", "ALIGN_DELTA", "REDUCE_PERCENTILE_95", (),
+        "1. Check the HPA (`kubectl get hpa`) and pod CPU; scale out if pinned at max replicas.\n"
+        "2. Check Cloud SQL CPU and Query Insights for slow queries.\n"
+        "3. Large uploads raise latency: compare with the request size distribution."),
+    "uptime": SignalDefinition(
+        "public health check failing", "failing checker regions", "ALIGN_NEXT_OLDER", "REDUCE_COUNT_FALSE",
+        ("resource.label.host",),
+        "1. `curl -v https://<domain>/healthz` from outside: DNS A record, certificate (Certificate Manager state), 4xx/5xx.\n"
+        "2. `kubectl describe gateway` and the HTTPRoute status; backend health of the NEG.\n"
+        "3. A Cloud Armor ban or WAF false positive shows as 403/429 in the LB request logs."),
+    "pubsub_oldest_unacked": SignalDefinition(
+        "extractor backlog age", "s", "ALIGN_MAX", None, (),
+        "1. Check the extractor pods are running and pulling (logs, restarts).\n"
+        "2. Check for a poison message: repeated nacks show in the extractor logs and end in the dead-letter topic.\n"
+        "3. Scale the extractor deployment if the backlog grows under load."),
+    "dead_letter": SignalDefinition(
+        "message in the dead-letter subscription", "messages", "ALIGN_MAX", None, (),
+        "1. Pull without ack from the dead-letter subscription to read the message and its attributes.\n"
+        "2. Find the extractor error for that object in the logs and `extraction_results`.\n"
+        "3. After fixing the cause, republish the message to the uploads topic, then ack it here."),
+    "sql_cpu": SignalDefinition(
+        "Cloud SQL CPU utilisation", "(fraction)", "ALIGN_MEAN", None, (),
+        "1. Query Insights: top queries by CPU.\n2. Check connection counts and the services' load.\n"
+        "3. Raise the instance tier in the stack config if the load is legitimate."),
+    "sql_memory": SignalDefinition(
+        "Cloud SQL memory utilisation", "(fraction)", "ALIGN_MEAN", None, (),
+        "1. Query Insights and `pg_stat_activity`: long-running or memory-heavy queries, connection count.\n"
+        "2. Raise the instance tier in the stack config if sustained."),
+    "sql_disk": SignalDefinition(
+        "Cloud SQL disk utilisation", "(fraction)", "ALIGN_MEAN", None, (),
+        "1. Check table and index sizes; vacuum bloat.\n"
+        "2. Confirm storage auto-increase is on, or raise the disk size in the stack config."),
+    "container_restarts": SignalDefinition(
+        "container restarts", "restarts per window", "ALIGN_DELTA", "REDUCE_SUM",
+        ("resource.label.container_name",),
+        "1. `kubectl -n <namespace> get pods` and `kubectl describe pod`: OOMKilled, failed probes, crash loops.\n"
+        "2. Read the previous container's logs (`kubectl logs --previous`).\n"
+        "3. The Cloud SQL Auth Proxy sidecar restarting points at IAM or network issues."),
+}
+
+
+def signal_filters(args: MonitoringArgs, uptime_check_id: pulumi.Input[str]) -> dict[str, pulumi.Output[str]]:
+    """Cloud Monitoring filter per signal (an ``Output[str]``, since resource ids are Outputs).
+
+    ``lb_5xx_ratio`` is the numerator; its denominator is :func:`lb_requests_filter`.
+    Filter syntax: https://cloud.google.com/monitoring/api/v3/filters.
+    """
+    fmt = pulumi.Output.format
+    lb_requests = lb_requests_filter(args.url_map_name_regex)
+    subscription = 'resource.type = "pubsub_subscription" AND resource.label.subscription_id = "{0}"'
+    sql = 'resource.type = "cloudsql_database" AND resource.label.database_id = "{0}" AND metric.type = "cloudsql.googleapis.com/database/{1}/utilization"'
+    return {
+        "lb_5xx_ratio": lb_requests.apply(lambda f: f"{f} AND metric.label.response_code_class = 500"),
+        "lb_latency_p95": fmt(
+            'resource.type = "https_lb_rule" AND resource.label.url_map_name = monitoring.regex.full_match("{0}")'
+            ' AND metric.type = "loadbalancing.googleapis.com/https/total_latencies"', args.url_map_name_regex),
+        "uptime": fmt(
+            'resource.type = "uptime_url" AND metric.type = "monitoring.googleapis.com/uptime_check/check_passed"'
+            ' AND metric.label.check_id = "{0}"', uptime_check_id),
+        "pubsub_oldest_unacked": fmt(
+            subscription + ' AND metric.type = "pubsub.googleapis.com/subscription/oldest_unacked_message_age"',
+            args.extractor_subscription),
+        "dead_letter": fmt(
+            subscription + ' AND metric.type = "pubsub.googleapis.com/subscription/num_undelivered_messages"',
+            args.dead_letter_subscription),
+        "sql_cpu": fmt(sql, args.sql_database_id, "cpu"),
+        "sql_memory": fmt(sql, args.sql_database_id, "memory"),
+        "sql_disk": fmt(sql, args.sql_database_id, "disk"),
+        "container_restarts": fmt(
+            'resource.type = "k8s_container" AND resource.label.cluster_name = "{0}"'
+            ' AND resource.label.namespace_name = "{1}" AND metric.type = "kubernetes.io/container/restart_count"',
+            args.cluster_name, args.namespace),
+    }
+
+
+def lb_requests_filter(url_map_name_regex: pulumi.Input[str]) -> pulumi.Output[str]:
+    """All requests the Gateway's load balancer served (denominator of the 5xx ratio)."""
+    return pulumi.Output.format(
+        'resource.type = "https_lb_rule" AND resource.label.url_map_name = monitoring.regex.full_match("{0}")'
+        ' AND metric.type = "loadbalancing.googleapis.com/https/request_count"', url_map_name_regex)
+
+
+def threshold_condition(signal: str, spec: AlertSpec, filter_: pulumi.Input[str],
+                        denominator_filter: Optional[pulumi.Input[str]] = None,
+                        ) -> gcp.monitoring.AlertPolicyConditionConditionThresholdArgs:
+    """The ``condition_threshold`` of ``signal``: ``COMPARISON_GT`` against ``spec.threshold``,
+    ``spec.duration_seconds``, aggregated over ``spec.window_seconds`` as ``SIGNAL_DEFINITIONS`` says.
+
+    With ``denominator_filter`` (``lb_5xx_ratio``: all LB requests) it is a ratio condition,
+    numerator ``filter_`` over the denominator, both aggregated the same way into a single
+    series so they align (https://cloud.google.com/monitoring/alerts/types-of-conditions#metric-ratio).
+    """
+    definition = SIGNAL_DEFINITIONS[signal]
+    period = f"{spec.window_seconds}s"
+    aggregation = gcp.monitoring.AlertPolicyConditionConditionThresholdAggregationArgs(
+        alignment_period=period,
+        per_series_aligner=definition.per_series_aligner,
+        cross_series_reducer=definition.cross_series_reducer,
+        group_by_fields=list(definition.group_by) or None,
+    )
+    ratio = {}
+    if denominator_filter is not None:
+        ratio = {
+            "denominator_filter": denominator_filter,
+            "denominator_aggregations": [gcp.monitoring.AlertPolicyConditionConditionThresholdDenominatorAggregationArgs(
+                alignment_period=period,
+                per_series_aligner=definition.per_series_aligner,
+                cross_series_reducer=definition.cross_series_reducer,
+            )],
+        }
+    return gcp.monitoring.AlertPolicyConditionConditionThresholdArgs(
+        filter=filter_,
+        comparison="COMPARISON_GT",
+        threshold_value=float(spec.threshold),
+        duration=f"{spec.duration_seconds}s",
+        aggregations=[aggregation],
+        trigger=gcp.monitoring.AlertPolicyConditionConditionThresholdTriggerArgs(count=1),
+        **ratio,
+    )
+
+
+def uptime_accepted_codes(iap_enabled: bool) -> list[gcp.monitoring.UptimeCheckConfigHttpCheckAcceptedResponseStatusCodeArgs]:
+    """Status codes that pass the uptime check: the API default (2xx) without IAP; with IAP
+    also 302 (redirect to Google sign-in) and 401, which IAP answers to an unauthenticated probe."""
+    if not iap_enabled:
+        return [gcp.monitoring.UptimeCheckConfigHttpCheckAcceptedResponseStatusCodeArgs(status_class="STATUS_CLASS_2XX")]
+    return [
+        gcp.monitoring.UptimeCheckConfigHttpCheckAcceptedResponseStatusCodeArgs(status_class="STATUS_CLASS_2XX"),
+        gcp.monitoring.UptimeCheckConfigHttpCheckAcceptedResponseStatusCodeArgs(status_value=302),
+        gcp.monitoring.UptimeCheckConfigHttpCheckAcceptedResponseStatusCodeArgs(status_value=401),
+    ]
