@@ -8,6 +8,9 @@ UV_VERSION := 0.13.8
 STACK ?= dev
 FORMAT ?= text
 BASE ?= origin/main
+# checkov (workflow and chart policy scans) runs isolated: uv tool run --from checkov==$(CHECKOV_VERSION)
+CHECKOV_VERSION := 3.3.30
+export CHECKOV_VERSION
 
 UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
 export UV_PYTHON_DOWNLOADS := never
@@ -46,6 +49,9 @@ render: setup helm ## write each release's manifests of STACK to build/rendered/
 
 preview: setup ## offline `pulumi preview` of STACK under the mock runtime (FORMAT=text|json)
 	@$(RUN) python -m tools.preview --stack $(STACK) --format $(FORMAT)
+
+preview-diff: setup helm ## Markdown plan diff of STACK between git ref BASE and the working tree (resources + rendered manifests)
+	@$(RUN) python -m tools.preview_diff --stack $(STACK) --base $(BASE)
 
 clean: ## remove build output (keeps .venv and local data)
 	rm -rf build
