@@ -1,0 +1,895 @@
+"""Typed, validated stack settings: the only reader of ``Pulumi.<stack>.yaml`` and ``environments/<stack>/``.
+
+Pure Python (pydantic), no Pulumi engine needed. Three entry points:
+
+- :func:`load_stack_settings` reads the stack file and ``environments/<stack>/alerts.yaml``
+  from disk (offline preview, chart renderer, local platform, tests);
+- :func:`parse_stack_settings` validates an already-built raw config mapping
+  (``{"gcp:project": ..., "print-platform:database": {...}}``) — the Pulumi program
+  builds that mapping from ``pulumi.Config`` when it runs under the real engine, so
+  ``pulumi config set`` keeps working, and validates it with the same model;
+- :func:`read_stack_file` returns that raw mapping from a stack file (``secure:``
+  values replaced by :data:`SECRET_PLACEHOLDER`, so an encrypted value never breaks
+  offline loading).
+
+Every problem raises :class:`ConfigError` with one message naming the file and the
+key, e.g. ``Pulumi.prod.yaml: print-platform:database.availability: ...``, before
+the program registers any resource.
+
+Config reference (all keys, types, defaults): docs/infra.md.
+"""
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from datetime import datetime, timedelta
+from enum import Enum
+from pathlib import Path
+from typing import Any, Literal, Mapping, Optional
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+#: The Pulumi project name (``Pulumi.yaml`` ``name``); also the config namespace.
+PROJECT = "print-platform"
+#: The services deployed on the platform; each gets a Google service account,
+#: a Kubernetes service account and an IAM database user.
+SERVICES: tuple[str, ...] = ("files-api", "extractor")
+#: What an encrypted (``secure:``) stack-file value becomes when read offline.
+SECRET_PLACEHOLDER = "[secret]"
+#: Repository root (this file is ``<root>/infra/settings.py``).
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+#: Google Cloud regions (https://cloud.google.com/about/locations, checked 2025).
+#: A region outside this list is rejected as a typo rather than failing at `pulumi up`.
+KNOWN_REGIONS = frozenset(
+    {
+        "africa-south1",
+        "asia-east1", "asia-east2",
+        "asia-northeast1", "asia-northeast2", "asia-northeast3",
+        "asia-south1", "asia-south2",
+        "asia-southeast1", "asia-southeast2", "asia-southeast3",
+        "australia-southeast1", "australia-southeast2",
+        "europe-central2", "europe-north1", "europe-north2", "europe-southwest1",
+        "europe-west1", "europe-west2", "europe-west3", "europe-west4", "europe-west6",
+        "europe-west8", "europe-west9", "europe-west10", "europe-west12",
+        "me-central1", "me-central2", "me-west1",
+        "northamerica-northeast1", "northamerica-northeast2", "northamerica-south1",
+        "southamerica-east1", "southamerica-west1",
+        "us-central1", "us-east1", "us-east4", "us-east5", "us-south1",
+        "us-west1", "us-west2", "us-west3", "us-west4",
+    }
+)
+
+# Project ids: 6-30 chars, lower-case letters, digits, hyphens, start with a letter
+# (https://cloud.google.com/resource-manager/docs/creating-managing-projects#before_you_begin).
+_PROJECT_ID = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
+# Stack names become part of resource names (service account ids have at most 30 chars).
+_STACK = re.compile(r"^[a-z][a-z0-9]{1,11}$")
+_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+_DURATION = re.compile(r"^([0-9]+)s$")
+_HHMM = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_HOST = re.compile(r"^(?=.{1,253}$)([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+# Cloud SQL Enterprise Plus machine types (https://cloud.google.com/sql/docs/postgres/machine-series-overview).
+_ENTERPRISE_PLUS_TIER = re.compile(r"^db-perf-optimized-N-(2|4|8|16|32|48|64|80|96|128)$")
+# Enterprise edition machine types: shared-core and custom (db-custom-<vCPU>-<MiB>).
+_ENTERPRISE_TIER = re.compile(r"^(db-f1-micro|db-g1-small|db-custom-[0-9]+-[0-9]+)$")
+
+
+class ConfigError(ValueError):
+    """A missing or malformed stack setting.
+
+    The message is one line: ``<file>: <key>: <what is wrong>``, where ``<file>`` is
+    the stack file (``Pulumi.prod.yaml``) or the environment file
+    (``environments/prod/alerts.yaml``) and ``<key>`` the full config key path
+    (``print-platform:database.availability``).
+    """
+
+
+# --------------------------------------------------------------------------- models
+
+
+class _Model(BaseModel):
+    """Base of the config models: camelCase keys as in the stack file, unknown keys rejected."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        frozen=True,
+    )
+
+
+def _private_network(value: str, *, min_prefix: int, max_prefix: int) -> ipaddress.IPv4Network:
+    try:
+        net = ipaddress.IPv4Network(value, strict=True)
+    except ValueError as exc:
+        raise ValueError(f"{value!r} is not an IPv4 CIDR block ({exc})") from None
+    if not net.is_private:
+        raise ValueError(f"{value} is not a private (RFC 1918 / RFC 6598) range")
+    if not (min_prefix <= net.prefixlen <= max_prefix):
+        raise ValueError(f"{value}: prefix length must be between /{min_prefix} and /{max_prefix}")
+    return net
+
+
+def _duration_seconds(value: str) -> int:
+    match = _DURATION.match(value) if isinstance(value, str) else None
+    if not match:
+        raise ValueError(f"{value!r} is not a duration in seconds like '600s'")
+    return int(match.group(1))
+
+
+class NetworkConfig(_Model):
+    """``print-platform:network``: the VPC's address plan (all private IPv4 CIDR blocks, non-overlapping).
+
+    Attributes:
+        subnet_cidr: primary range of the regional subnet (nodes, internal LBs), /8../29.
+        pods_cidr: secondary range for GKE pods (/8../21; Autopilot wants >= /21 per
+            https://cloud.google.com/kubernetes-engine/docs/concepts/alias-ips#cluster_sizing).
+        services_cidr: secondary range for GKE services (/8../27).
+        private_service_access_cidr: range reserved for Private Service Access
+            (Cloud SQL private IP), /8../24 (https://cloud.google.com/vpc/docs/configure-private-services-access).
+    """
+
+    subnet_cidr: str
+    pods_cidr: str
+    services_cidr: str
+    private_service_access_cidr: str
+
+    @field_validator("subnet_cidr")
+    @classmethod
+    def _subnet(cls, v: str) -> str:
+        _private_network(v, min_prefix=8, max_prefix=29)
+        return v
+
+    @field_validator("pods_cidr")
+    @classmethod
+    def _pods(cls, v: str) -> str:
+        _private_network(v, min_prefix=8, max_prefix=21)
+        return v
+
+    @field_validator("services_cidr")
+    @classmethod
+    def _services(cls, v: str) -> str:
+        _private_network(v, min_prefix=8, max_prefix=27)
+        return v
+
+    @field_validator("private_service_access_cidr")
+    @classmethod
+    def _psa(cls, v: str) -> str:
+        _private_network(v, min_prefix=8, max_prefix=24)
+        return v
+
+    @model_validator(mode="after")
+    def _no_overlap(self) -> "NetworkConfig":
+        ranges = {
+            "subnetCidr": self.subnet_cidr,
+            "podsCidr": self.pods_cidr,
+            "servicesCidr": self.services_cidr,
+            "privateServiceAccessCidr": self.private_service_access_cidr,
+        }
+        items = list(ranges.items())
+        for i, (ka, va) in enumerate(items):
+            for kb, vb in items[i + 1:]:
+                if ipaddress.IPv4Network(va).overlaps(ipaddress.IPv4Network(vb)):
+                    raise ValueError(f"{kb}: {vb} overlaps {ka} {va}")
+        return self
+
+    @property
+    def private_service_access(self) -> ipaddress.IPv4Network:
+        """The PSA range as a network (address + prefix length for ``GlobalAddress``)."""
+        return ipaddress.IPv4Network(self.private_service_access_cidr)
+
+
+class ReleaseChannel(str, Enum):
+    """GKE release channels a stack may pin. RAPID (no SLA for new versions) and
+    UNSPECIFIED (no channel: manual versions) are deliberately not offered
+    (https://cloud.google.com/kubernetes-engine/docs/concepts/release-channels)."""
+
+    REGULAR = "REGULAR"
+    STABLE = "STABLE"
+    EXTENDED = "EXTENDED"
+
+
+class AuthorizedNetwork(_Model):
+    """One control-plane authorized network: ``cidrBlock`` (IPv4 CIDR, never 0.0.0.0/0) and ``displayName``."""
+
+    cidr_block: str
+    display_name: str = Field(min_length=1, max_length=60)
+
+    @field_validator("cidr_block")
+    @classmethod
+    def _cidr(cls, v: str) -> str:
+        try:
+            net = ipaddress.IPv4Network(v, strict=True)
+        except ValueError as exc:
+            raise ValueError(f"{v!r} is not an IPv4 CIDR block ({exc})") from None
+        # Why: an authorized network of /0 (or anything this wide) opens the
+        # control plane to the internet, which the authorized-networks list exists to prevent.
+        if net.prefixlen < 8:
+            raise ValueError(f"{v} would open the control plane to a /{net.prefixlen}; use specific ranges")
+        return v
+
+
+class MaintenanceWindow(_Model):
+    """GKE recurring maintenance window (RFC 3339 ``startTime``/``endTime`` in UTC, RFC 5545 ``recurrence``).
+
+    GKE needs windows of at least 4 hours (and 48 h of availability per 32 days,
+    https://cloud.google.com/kubernetes-engine/docs/concepts/maintenance-windows-and-exclusions).
+    """
+
+    start_time: str
+    end_time: str
+    recurrence: str = Field(pattern=r"^FREQ=(DAILY|WEEKLY)(;BYDAY=[A-Z,]+)?$")
+
+    @model_validator(mode="after")
+    def _window(self) -> "MaintenanceWindow":
+        try:
+            start = datetime.fromisoformat(self.start_time.replace("Z", "+00:00"))
+            end = datetime.fromisoformat(self.end_time.replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(f"startTime/endTime must be RFC 3339 timestamps, got {self.start_time!r}, {self.end_time!r}") from None
+        if start.tzinfo is None or end.tzinfo is None:
+            raise ValueError("startTime/endTime need a UTC offset (e.g. 2026-01-03T01:00:00Z)")
+        if end - start < timedelta(hours=4):
+            raise ValueError(f"window {self.start_time}..{self.end_time} is shorter than GKE's 4-hour minimum")
+        if end - start > timedelta(hours=24):
+            raise ValueError(f"window {self.start_time}..{self.end_time} is longer than 24 hours")
+        return self
+
+
+class GkeConfig(_Model):
+    """``print-platform:gke``: the few safe knobs of the Autopilot cluster.
+
+    Attributes:
+        release_channel: ``REGULAR`` | ``STABLE`` | ``EXTENDED``.
+        master_authorized_networks: at least one :class:`AuthorizedNetwork`; the only
+            sources (besides Google-internal ones) that reach the control plane.
+        maintenance_window: :class:`MaintenanceWindow`.
+    """
+
+    release_channel: ReleaseChannel
+    master_authorized_networks: list[AuthorizedNetwork] = Field(min_length=1)
+    maintenance_window: MaintenanceWindow
+
+
+class Edition(str, Enum):
+    """Cloud SQL editions (https://cloud.google.com/sql/docs/editions-intro)."""
+
+    ENTERPRISE = "ENTERPRISE"
+    ENTERPRISE_PLUS = "ENTERPRISE_PLUS"
+
+
+class Availability(str, Enum):
+    """Cloud SQL availability type: ``REGIONAL`` is the HA configuration (standby in a second zone)."""
+
+    ZONAL = "ZONAL"
+    REGIONAL = "REGIONAL"
+
+
+class SqlMaintenanceWindow(_Model):
+    """Cloud SQL maintenance window: ``day`` 1 (Monday) .. 7 (Sunday), ``hour`` 0..23 UTC."""
+
+    day: int = Field(ge=1, le=7)
+    hour: int = Field(ge=0, le=23)
+
+
+class DatabaseConfig(_Model):
+    """``print-platform:database``: size and availability of the Cloud SQL instance.
+
+    Attributes:
+        tier: machine type; must belong to ``edition`` (``db-perf-optimized-N-*``
+            for ENTERPRISE_PLUS; ``db-f1-micro``, ``db-g1-small`` or ``db-custom-<cpu>-<MiB>``
+            for ENTERPRISE).
+        edition: ``ENTERPRISE`` | ``ENTERPRISE_PLUS`` (set explicitly: Postgres 16
+            defaults to Enterprise Plus, which rejects the Enterprise tiers).
+        availability: ``ZONAL`` | ``REGIONAL``.
+        disk_size_gb: initial SSD size, GB (>= 10; grows automatically).
+        backup_start_time: ``HH:MM`` UTC start of the daily backup window.
+        maintenance_window: :class:`SqlMaintenanceWindow`.
+    """
+
+    edition: Edition = Edition.ENTERPRISE
+    tier: str
+    availability: Availability
+    disk_size_gb: int = Field(ge=10, le=65536)
+    backup_start_time: str = "02:00"
+    maintenance_window: SqlMaintenanceWindow = SqlMaintenanceWindow(day=7, hour=3)
+
+    @field_validator("backup_start_time")
+    @classmethod
+    def _hhmm(cls, v: str) -> str:
+        if not _HHMM.match(v):
+            raise ValueError(f"{v!r} is not a time of day HH:MM")
+        return v
+
+    @model_validator(mode="after")
+    def _tier_matches_edition(self) -> "DatabaseConfig":
+        pattern = _ENTERPRISE_PLUS_TIER if self.edition is Edition.ENTERPRISE_PLUS else _ENTERPRISE_TIER
+        if not pattern.match(self.tier):
+            raise ValueError(f"tier: {self.tier!r} is not a machine type of edition {self.edition.value}")
+        return self
+
+
+class StorageConfig(_Model):
+    """``print-platform:storage``: ``noncurrentVersionRetentionDays`` (1..3650): days a
+    replaced or deleted object version is kept before the lifecycle rule deletes it."""
+
+    noncurrent_version_retention_days: int = Field(default=30, ge=1, le=3650)
+
+
+class PubSubConfig(_Model):
+    """``print-platform:pubsub``: the extractor subscription's delivery settings.
+
+    Ranges are the Pub/Sub API's (https://cloud.google.com/pubsub/docs/reference/rest/v1/projects.subscriptions):
+    ack deadline 10..600 s, max delivery attempts 5..100, message retention
+    600s..604800s (10 min..7 days), backoff 0..600 s with minimum <= maximum.
+    """
+
+    ack_deadline_seconds: int = Field(ge=10, le=600)
+    max_delivery_attempts: int = Field(ge=5, le=100)
+    message_retention_duration: str = "604800s"
+    minimum_backoff: str = "10s"
+    maximum_backoff: str = "600s"
+
+    @field_validator("message_retention_duration")
+    @classmethod
+    def _retention(cls, v: str) -> str:
+        if not 600 <= _duration_seconds(v) <= 604800:
+            raise ValueError(f"{v} is outside 600s..604800s")
+        return v
+
+    @field_validator("minimum_backoff", "maximum_backoff")
+    @classmethod
+    def _backoff(cls, v: str) -> str:
+        if not 0 <= _duration_seconds(v) <= 600:
+            raise ValueError(f"{v} is outside 0s..600s")
+        return v
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "PubSubConfig":
+        if _duration_seconds(self.minimum_backoff) > _duration_seconds(self.maximum_backoff):
+            raise ValueError(f"minimumBackoff: {self.minimum_backoff} exceeds maximumBackoff {self.maximum_backoff}")
+        return self
+
+
+class IapConfig(_Model):
+    """``loadBalancer.iap``: ``enabled`` (bool); optional ``oauthClientId`` / ``oauthClientSecret``
+    (secret) for a custom OAuth client — without them IAP uses its Google-managed client."""
+
+    enabled: bool = False
+    oauth_client_id: Optional[str] = None
+    oauth_client_secret: Optional[SecretStr] = None
+
+    @model_validator(mode="after")
+    def _pair(self) -> "IapConfig":
+        if (self.oauth_client_id is None) != (self.oauth_client_secret is None):
+            raise ValueError("oauthClientSecret: oauthClientId and oauthClientSecret must be set together")
+        return self
+
+
+class ArmorConfig(_Model):
+    """``loadBalancer.armor``: Cloud Armor per-client-IP rate-based ban and WAF sensitivity.
+
+    Attributes:
+        rate_limit_requests: requests per ``rate_limit_interval_sec`` per client IP.
+        rate_limit_interval_sec: one of Cloud Armor's accepted intervals.
+        ban_duration_sec: ban length once the threshold is exceeded, seconds.
+        waf_sensitivity: 1..4. adaptive_protection: bool. waf_preview: bool (log only).
+    Ranges are checked by ``infra.loadbalancer.CloudArmorArgs`` (one place).
+    """
+
+    rate_limit_requests: int
+    rate_limit_interval_sec: int
+    ban_duration_sec: int
+    waf_sensitivity: int = 1
+    waf_preview: bool = False
+    adaptive_protection: bool = True
+
+
+class LoadBalancerConfig(_Model):
+    """``print-platform:loadBalancer``: ``domain`` (FQDN served over HTTPS), ``sslProfile``
+    (``MODERN`` | ``RESTRICTED``), ``iap`` (:class:`IapConfig`), ``armor`` (:class:`ArmorConfig`)."""
+
+    domain: str
+    ssl_profile: Literal["MODERN", "RESTRICTED"] = "MODERN"
+    iap: IapConfig = IapConfig()
+    armor: ArmorConfig
+
+    @field_validator("domain")
+    @classmethod
+    def _domain(cls, v: str) -> str:
+        if not _HOST.match(v):
+            raise ValueError(f"{v!r} is not a lower-case fully qualified host name")
+        return v
+
+
+class AlertingConfig(_Model):
+    """``print-platform:alerting``: ``notificationEmails``: non-empty list of distinct addresses."""
+
+    notification_emails: list[str] = Field(min_length=1)
+
+    @field_validator("notification_emails")
+    @classmethod
+    def _emails(cls, v: list[str]) -> list[str]:
+        for address in v:
+            if not _EMAIL.match(address):
+                raise ValueError(f"{address!r} is not an e-mail address")
+        if len(set(v)) != len(v):
+            raise ValueError(f"duplicate addresses in {v}")
+        return v
+
+
+class ImageConfig(_Model):
+    """One service image: ``digest`` ``sha256:<64 hex>`` (set by the deploy workflow with ``pulumi config set``)."""
+
+    digest: str
+
+    @field_validator("digest")
+    @classmethod
+    def _digest(cls, v: str) -> str:
+        if not _DIGEST.match(v):
+            raise ValueError(f"{v!r} is not an image digest 'sha256:<64 lower-case hex>'")
+        return v
+
+
+class ImagesConfig(BaseModel):
+    """``print-platform:images``: ``{files-api: {digest}, extractor: {digest}}``; a service
+    without an entry has no image built yet."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    files_api: Optional[ImageConfig] = Field(default=None, alias="files-api")
+    extractor: Optional[ImageConfig] = None
+
+    def digest(self, service: str) -> Optional[str]:
+        """The configured digest of ``service`` (one of :data:`SERVICES`) or None."""
+        image = self.files_api if service == "files-api" else self.extractor if service == "extractor" else None
+        if service not in SERVICES:
+            raise KeyError(service)
+        return image.digest if image else None
+
+
+class AlertThreshold(_Model):
+    """One alert policy's data: ``threshold`` (unit per signal, see infra/monitoring.py),
+    ``durationSeconds``, ``severity``, ``windowSeconds``. Ranges are checked by
+    ``infra.monitoring.AlertSpec.validate`` (one place)."""
+
+    threshold: float
+    duration_seconds: int
+    severity: str
+    window_seconds: int = 60
+
+
+class UptimeConfig(_Model):
+    """The uptime check: ``periodSeconds``, ``timeoutSeconds``, ``healthPath``."""
+
+    period_seconds: int = 60
+    timeout_seconds: int = 10
+    health_path: str = "/healthz"
+
+
+class AlertsConfig(_Model):
+    """``environments/<stack>/alerts.yaml``: ``uptime`` (:class:`UptimeConfig`) and
+    ``alerts`` (``{signal: AlertThreshold}`` for every signal of ``infra.monitoring.SIGNALS``)."""
+
+    uptime: UptimeConfig = UptimeConfig()
+    alerts: dict[str, AlertThreshold]
+
+
+class StackConfig(BaseModel):
+    """The whole stack file's ``config:`` mapping, keys exactly as in the file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    project: str = Field(alias="gcp:project")
+    region: str = Field(alias="gcp:region")
+    protect: bool = Field(alias="print-platform:protect")
+    network: NetworkConfig = Field(alias="print-platform:network")
+    gke: GkeConfig = Field(alias="print-platform:gke")
+    database: DatabaseConfig = Field(alias="print-platform:database")
+    storage: StorageConfig = Field(default=StorageConfig(), alias="print-platform:storage")
+    pubsub: PubSubConfig = Field(alias="print-platform:pubsub")
+    load_balancer: LoadBalancerConfig = Field(alias="print-platform:loadBalancer")
+    alerting: AlertingConfig = Field(alias="print-platform:alerting")
+    images: ImagesConfig = Field(default=ImagesConfig(), alias="print-platform:images")
+
+    @field_validator("project")
+    @classmethod
+    def _project(cls, v: str) -> str:
+        if not _PROJECT_ID.match(v):
+            raise ValueError(f"{v!r} is not a Google Cloud project id (6-30 chars: a-z, 0-9, '-')")
+        return v
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, v: str) -> str:
+        if v not in KNOWN_REGIONS:
+            raise ValueError(f"unknown region {v!r} (see https://cloud.google.com/about/locations)")
+        return v
+
+
+# --------------------------------------------------------------------------- derived
+
+
+class Names(BaseModel):
+    """Physical names derived from the project and stack (one place for each).
+
+    Attributes:
+        prefix: ``print-platform-<stack>``, prefix of network/cluster/instance names.
+        network, subnetwork, router, nat, private_service_access_range: VPC names.
+        cluster: GKE cluster name.
+        node_service_account: account id of the GKE node service account.
+        sql_instance: Cloud SQL instance name. database_name: the app database.
+        uploads_bucket: ``<project>-<stack>-uploads`` (bucket names are global).
+        uploads_topic, extractor_subscription, dead_letter_topic,
+        dead_letter_subscription: Pub/Sub ids (short names).
+        registry_repository: Artifact Registry repository id.
+        namespace: Kubernetes namespace of the services.
+        service_accounts: ``{service: account id}`` of each service's Google service account.
+        kubernetes_service_accounts: ``{service: Kubernetes ServiceAccount name}``
+            (the chart must create them with these names for Workload Identity).
+        database_users: ``{service: IAM database user}`` (``<id>@<project>.iam``,
+            the Postgres form of a service account user).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    prefix: str
+    network: str
+    subnetwork: str
+    router: str
+    nat: str
+    private_service_access_range: str
+    cluster: str
+    node_service_account: str
+    sql_instance: str
+    database_name: str
+    uploads_bucket: str
+    uploads_topic: str
+    extractor_subscription: str
+    dead_letter_topic: str
+    dead_letter_subscription: str
+    registry_repository: str
+    namespace: str
+    service_accounts: dict[str, str]
+    kubernetes_service_accounts: dict[str, str]
+    database_users: dict[str, str]
+
+    @classmethod
+    def derive(cls, project: str, stack: str) -> "Names":
+        """Names for ``project`` and ``stack`` (``stack`` already validated)."""
+        prefix = f"{PROJECT}-{stack}"
+        accounts = {service: f"{stack}-{service}" for service in SERVICES}
+        return cls(
+            prefix=prefix,
+            network=prefix,
+            subnetwork=f"{prefix}-nodes",
+            router=f"{prefix}-router",
+            nat=f"{prefix}-nat",
+            private_service_access_range=f"{prefix}-psa",
+            cluster=prefix,
+            node_service_account=f"{stack}-gke-nodes",
+            sql_instance=f"{prefix}-pg",
+            database_name="print_files",
+            uploads_bucket=f"{project}-{stack}-uploads",
+            uploads_topic=f"{stack}-uploads",
+            extractor_subscription=f"{stack}-uploads-extractor",
+            dead_letter_topic=f"{stack}-uploads-dead-letter",
+            dead_letter_subscription=f"{stack}-uploads-dead-letter-inspect",
+            registry_repository=f"{prefix}-services",
+            namespace=PROJECT,
+            service_accounts=accounts,
+            kubernetes_service_accounts={service: service for service in SERVICES},
+            database_users={service: f"{account}@{project}.iam" for service, account in accounts.items()},
+        )
+
+    def service_account_email(self, service: str, project: str) -> str:
+        """The e-mail of ``service``'s Google service account in ``project``."""
+        return f"{self.service_accounts[service]}@{project}.iam.gserviceaccount.com"
+
+
+class PubSubSettings(BaseModel):
+    """Pub/Sub delivery settings in API form (durations as ``"<seconds>s"`` strings).
+
+    Attributes:
+        ack_deadline_seconds: int. max_delivery_attempts: int.
+        message_retention_duration, minimum_backoff, maximum_backoff: e.g. ``"600s"``.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    ack_deadline_seconds: int
+    max_delivery_attempts: int
+    message_retention_duration: str
+    minimum_backoff: str
+    maximum_backoff: str
+
+    @staticmethod
+    def seconds(duration: str) -> int:
+        """``"600s"`` -> 600."""
+        return _duration_seconds(duration)
+
+
+class StackSettings(BaseModel):
+    """Everything the program, the preview, the chart renderer and the local platform need for one stack.
+
+    Attributes:
+        stack: stack name. project, region: from ``gcp:project`` / ``gcp:region``.
+        protect: True for stacks whose stateful resources are protected (prod).
+        config: the validated :class:`StackConfig` (all keys).
+        alerts: the validated :class:`AlertsConfig`.
+        names: :class:`Names`. pubsub: :class:`PubSubSettings`.
+        source: the stack file name used in error messages (``Pulumi.<stack>.yaml``).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    stack: str
+    project: str
+    region: str
+    protect: bool
+    config: StackConfig
+    alerts: AlertsConfig
+    names: Names
+    pubsub: PubSubSettings
+    source: str
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def stack_file_name(stack: str) -> str:
+    """``Pulumi.<stack>.yaml``."""
+    return f"Pulumi.{stack}.yaml"
+
+
+def alerts_file_name(stack: str) -> str:
+    """``environments/<stack>/alerts.yaml`` (relative to the repo root)."""
+    return f"environments/{stack}/alerts.yaml"
+
+
+def _replace_secure(value: Any) -> Any:
+    """Replace every ``{secure: <ciphertext>}`` in a stack-file value by :data:`SECRET_PLACEHOLDER`."""
+    if isinstance(value, dict):
+        if set(value) == {"secure"} and isinstance(value["secure"], str):
+            return SECRET_PLACEHOLDER
+        return {k: _replace_secure(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_replace_secure(v) for v in value]
+    return value
+
+
+def _read_yaml(path: Path, shown: str) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{shown}: file not found ({path})") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{shown}: not valid YAML: {exc}") from None
+
+
+def read_stack_file(stack: str, root: Path | None = None) -> tuple[dict[str, Any], list[str]]:
+    """Read ``Pulumi.<stack>.yaml``'s ``config:`` mapping.
+
+    Returns:
+        ``(config, secret_keys)``: ``config`` maps full keys (``gcp:region``,
+        ``print-platform:database``) to their YAML values with ``secure:`` values
+        replaced by :data:`SECRET_PLACEHOLDER`; ``secret_keys`` lists the top-level
+        keys that held a ``secure:`` value anywhere.
+
+    Raises:
+        ConfigError: the file is missing, not YAML, or has no ``config:`` mapping.
+    """
+    root = root or REPO_ROOT
+    shown = stack_file_name(stack)
+    document = _read_yaml(root / shown, shown)
+    if not isinstance(document, dict) or not isinstance(document.get("config"), dict):
+        raise ConfigError(f"{shown}: config: missing or not a mapping")
+    config: dict[str, Any] = {}
+    secret_keys: list[str] = []
+    for key, value in document["config"].items():
+        replaced = _replace_secure(value)
+        if json.dumps(replaced, default=str) != json.dumps(value, default=str):
+            secret_keys.append(str(key))
+        config[str(key)] = replaced
+    return config, secret_keys
+
+
+def read_alerts_file(stack: str, root: Path | None = None) -> Any:
+    """The parsed ``environments/<stack>/alerts.yaml`` (raises :class:`ConfigError` if missing or not YAML)."""
+    root = root or REPO_ROOT
+    shown = alerts_file_name(stack)
+    return _read_yaml(root / shown, shown)
+
+
+def _key_path(loc: tuple[Any, ...], aliases: Mapping[str, str]) -> str:
+    """Turn a pydantic error location into a config key path (``print-platform:gke.releaseChannel``)."""
+    parts: list[str] = []
+    for item in loc:
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        else:
+            name = aliases.get(str(item), str(item)) if not parts else str(item)
+            parts.append(("." if parts else "") + name)
+    return "".join(parts)
+
+
+_NAMED_MESSAGE = re.compile(r"^([a-z][A-Za-z]*): (.*)$", re.S)
+
+
+def _first_error(exc: ValidationError, source: str, model: type[BaseModel]) -> ConfigError:
+    aliases = {
+        name: (info.alias or name) for name, info in model.model_fields.items()
+    }
+    errors = exc.errors(include_url=False)
+    first = errors[0]
+    key = _key_path(tuple(first["loc"]), aliases) or "(top level)"
+    message = first["msg"]
+    if message.startswith("Value error, "):
+        message = message[len("Value error, "):]
+        # Model-level (cross-field) checks name the offending field first: "podsCidr: ...".
+        named = _NAMED_MESSAGE.match(message)
+        if named:
+            key = f"{key}.{named.group(1)}"
+            message = named.group(2)
+    if first["type"] == "missing":
+        message = "missing (required key)"
+    elif first["type"] == "extra_forbidden":
+        message = "unknown key (not part of the config schema; see docs/infra.md)"
+    more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
+    return ConfigError(f"{source}: {key}: {message}{more}")
+
+
+def _check_edge(config: StackConfig, alerts: AlertsConfig, source: str, alerts_source: str) -> None:
+    """Validate the load balancer and alert data with the edge components' own Args checks.
+
+    Imported lazily: those modules import the Pulumi SDK, which the rest of this
+    module does not need.
+    """
+    try:
+        from infra import loadbalancer as lb
+    except ImportError:  # pragma: no cover - the component is part of the repo
+        lb = None
+    if lb is not None and hasattr(lb, "CloudArmorArgs"):
+        armor = config.load_balancer.armor
+        try:
+            lb.CloudArmorArgs(
+                rate_limit_requests=armor.rate_limit_requests,
+                rate_limit_interval_sec=armor.rate_limit_interval_sec,
+                ban_duration_sec=armor.ban_duration_sec,
+                waf_sensitivity=armor.waf_sensitivity,
+                waf_preview=armor.waf_preview,
+                adaptive_protection=armor.adaptive_protection,
+            )
+        except ValueError as exc:
+            detail = str(exc).split(": ", 2)[-1]
+            field = str(exc).split(": ")[1] if ": " in str(exc) else "armor"
+            field = to_camel(field.removeprefix("armor."))
+            raise ConfigError(f"{source}: print-platform:loadBalancer.armor.{field}: {detail}") from None
+    try:
+        from infra import monitoring as mon
+    except ImportError:  # pragma: no cover
+        return
+    if not hasattr(mon, "SIGNALS"):
+        return
+    missing = [s for s in mon.SIGNALS if s not in alerts.alerts]
+    unknown = [s for s in alerts.alerts if s not in mon.SIGNALS]
+    if missing:
+        raise ConfigError(f"{alerts_source}: alerts: missing signal(s) {missing} (need {list(mon.SIGNALS)})")
+    if unknown:
+        raise ConfigError(f"{alerts_source}: alerts: unknown signal(s) {unknown} (need {list(mon.SIGNALS)})")
+    for signal, spec in alerts.alerts.items():
+        try:
+            mon.AlertSpec(
+                threshold=spec.threshold,
+                duration_seconds=spec.duration_seconds,
+                severity=spec.severity,
+                window_seconds=spec.window_seconds,
+            ).validate(signal)
+        except ValueError as exc:
+            # "monitoring: alerts.<signal>.<field>: message" -> camelCase key
+            text = str(exc).removeprefix("monitoring: ")
+            key, _, detail = text.partition(": ")
+            parts = key.split(".")
+            key = ".".join(parts[:2] + [to_camel(p) for p in parts[2:]])
+            raise ConfigError(f"{alerts_source}: {key}: {detail}") from None
+
+
+def parse_stack_settings(stack: str, config: Mapping[str, Any], alerts: Any) -> StackSettings:
+    """Validate raw stack config and alert data; return :class:`StackSettings`.
+
+    Args:
+        stack: stack name (lower-case letters and digits, 2..12 chars, starting with a letter).
+        config: full-key mapping as in the stack file's ``config:`` (values may be
+            JSON strings, as the Pulumi engine passes structured values).
+        alerts: the parsed ``environments/<stack>/alerts.yaml``.
+
+    Raises:
+        ConfigError: the first problem, naming the file and the key.
+    """
+    source = stack_file_name(stack)
+    alerts_source = alerts_file_name(stack)
+    if not _STACK.match(stack):
+        raise ConfigError(f"{source}: stack name {stack!r} must be 2-12 lower-case letters/digits starting with a letter")
+    decoded = {key: _decode_engine_value(value) for key, value in config.items()}
+    # Keys of other namespaces (e.g. kubernetes:*, pulumi:*) are not ours to validate.
+    ours = {k: v for k, v in decoded.items() if k.startswith(f"{PROJECT}:") or k.startswith("gcp:")}
+    try:
+        stack_config = StackConfig.model_validate(ours)
+    except ValidationError as exc:
+        raise _first_error(exc, source, StackConfig) from None
+    try:
+        alerts_config = AlertsConfig.model_validate(alerts if alerts is not None else {})
+    except ValidationError as exc:
+        raise _first_error(exc, alerts_source, AlertsConfig) from None
+
+    # Cross-key rules ("an HA setting that contradicts another").
+    # Why: a protected (production) stack must survive a zone outage; a ZONAL
+    # database there would be a single point of failure behind protected resources.
+    if stack_config.protect and stack_config.database.availability is not Availability.REGIONAL:
+        raise ConfigError(
+            f"{source}: print-platform:database.availability: is {stack_config.database.availability.value} "
+            "but print-platform:protect is true; a protected stack needs REGIONAL (high availability)"
+        )
+    _check_edge(stack_config, alerts_config, source, alerts_source)
+
+    ps = stack_config.pubsub
+    return StackSettings(
+        stack=stack,
+        project=stack_config.project,
+        region=stack_config.region,
+        protect=stack_config.protect,
+        config=stack_config,
+        alerts=alerts_config,
+        names=Names.derive(stack_config.project, stack),
+        pubsub=PubSubSettings(
+            ack_deadline_seconds=ps.ack_deadline_seconds,
+            max_delivery_attempts=ps.max_delivery_attempts,
+            message_retention_duration=ps.message_retention_duration,
+            minimum_backoff=ps.minimum_backoff,
+            maximum_backoff=ps.maximum_backoff,
+        ),
+        source=source,
+    )
+
+
+def _decode_engine_value(value: Any) -> Any:
+    """Structured config arrives from the Pulumi engine as a JSON string; decode it."""
+    if isinstance(value, str) and value[:1] in ("{", "["):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    return value
+
+
+def load_stack_settings(stack: str, root: Path | None = None) -> StackSettings:
+    """Read and validate ``<root>/Pulumi.<stack>.yaml`` and ``<root>/environments/<stack>/alerts.yaml``.
+
+    Args:
+        stack: stack name (``dev``, ``prod``).
+        root: repository root; defaults to this checkout.
+
+    Raises:
+        ConfigError: a missing file or key, or a malformed value; the message names
+            the file and the key.
+    """
+    if not _STACK.match(stack):
+        raise ConfigError(f"{stack_file_name(stack)}: stack name {stack!r} must be 2-12 lower-case letters/digits")
+    config, _secret_keys = read_stack_file(stack, root)
+    alerts = read_alerts_file(stack, root)
+    return parse_stack_settings(stack, config, alerts)
