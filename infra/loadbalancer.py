@@ -67,6 +67,8 @@ DEFAULT_RULE_PRIORITY = 2147483647
 #: ``rateLimitThreshold.intervalSec`` values Cloud Armor accepts
 #: (https://cloud.google.com/armor/docs/rate-limiting-overview#rate-limit-thresholds).
 ARMOR_INTERVALS_SEC = (10, 30, 60, 120, 180, 240, 300, 600, 900, 1200, 1800, 2700, 3600)
+#: Largest ``rateLimitThreshold.count`` of a rate-based ban rule (same page: 1..10,000).
+ARMOR_BAN_MAX_REQUESTS = 10_000
 #: Preconfigured WAF sensitivity levels that enable rules (0 enables none; 1 is the
 #: least false-positive prone, 4 the most aggressive).
 WAF_SENSITIVITIES = (1, 2, 3, 4)
@@ -99,7 +101,8 @@ class CloudArmorArgs:
 
     Attributes:
         rate_limit_requests: requests one client IP may send per
-            ``rate_limit_interval_sec`` before it is banned (positive int).
+            ``rate_limit_interval_sec`` before it is banned (1..10,000, Cloud Armor's
+            range for rate-based bans).
         rate_limit_interval_sec: the window of the rate limit, seconds; one of
             ``ARMOR_INTERVALS_SEC`` (Cloud Armor's accepted values).
         ban_duration_sec: how long an offending IP stays banned once the rate falls
@@ -123,8 +126,9 @@ class CloudArmorArgs:
     adaptive_protection: bool = True
 
     def __post_init__(self) -> None:
-        _check(isinstance(self.rate_limit_requests, int) and self.rate_limit_requests > 0,
-               "armor.rate_limit_requests", f"must be a positive integer, got {self.rate_limit_requests!r}")
+        _check(isinstance(self.rate_limit_requests, int) and not isinstance(self.rate_limit_requests, bool)
+               and 1 <= self.rate_limit_requests <= ARMOR_BAN_MAX_REQUESTS, "armor.rate_limit_requests",
+               f"must be an integer in 1..{ARMOR_BAN_MAX_REQUESTS}, got {self.rate_limit_requests!r}")
         _check(self.rate_limit_interval_sec in ARMOR_INTERVALS_SEC, "armor.rate_limit_interval_sec",
                f"must be one of {ARMOR_INTERVALS_SEC}, got {self.rate_limit_interval_sec!r}")
         _check(isinstance(self.ban_duration_sec, int) and 1 <= self.ban_duration_sec <= 86400,
