@@ -1,0 +1,102 @@
+"""STL, binary and ASCII, parsed by numpy-stl.
+
+Binary or ASCII is decided by the size, never by a leading ``solid`` (CAD
+exporters write binary files whose 80-byte header starts with ``solid``):
+a file of exactly ``84 + 50 * n`` bytes, ``n`` the little-endian ``u32`` at
+byte 80, is binary; otherwise a file whose first word is ``solid`` is ASCII;
+anything else is not STL.
+
+Decisions (tested in tests/apps/test_metadata_stl.py):
+
+* an empty STL (valid structure, 0 triangles) is *processed* with
+  ``triangle_count`` 0 and no geometry;
+* ASCII files with old-Mac CR-only line endings are read (line endings are
+  normalised first);
+* ASCII files whose numbers do not parse (e.g. ``facet normal +inf -inf
+  weirdvalue``) or whose keywords are wrong (``endloop foo``) *fail* with the
+  parser's message: we do not guess what a malformed facet meant;
+* several ``solid`` blocks in one ASCII file are all read;
+* STL declares no unit: ``unit`` is absent and coordinates are taken as mm,
+  the convention every slicer applies; ``object_count`` is absent (STL has
+  no object structure).
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+from pathlib import Path
+
+import numpy as np
+from stl import Mode
+from stl import mesh as stl_mesh
+
+from .errors import ExtractionError
+from .mesh import mesh_facts, soup_to_indexed
+
+_HEADER = 80
+_RECORD = 50
+
+
+def extract_stl(path: Path) -> dict:
+    """Metadata of an STL file: ``{"format": "stl", "triangle_count", "bbox_mm", ...}``.
+
+    Raises:
+        ExtractionError: empty file, neither binary (size mismatch) nor ASCII
+            (no leading ``solid``), malformed ASCII, non-finite coordinates.
+    """
+    size = path.stat().st_size
+    if size == 0:
+        raise ExtractionError(f"{path.name!r} is empty (0 bytes): no STL")
+    with path.open("rb") as fh:
+        head = fh.read(_HEADER + 4)
+    if len(head) == _HEADER + 4:
+        (count,) = struct.unpack("<I", head[_HEADER:])
+        if size == _HEADER + 4 + _RECORD * count:
+            triangles = _read_binary(path)
+            return {"format": "stl", **_facts(triangles, path.name)}
+    else:
+        count = None
+    if head.lstrip()[:5].lower() != b"solid":
+        expected = f"{_HEADER + 4 + _RECORD * count} bytes for {count} triangles" if count is not None else "at least 84 bytes"
+        raise ExtractionError(
+            f"{path.name!r} is not STL: not binary (file has {size} bytes, binary STL needs {expected}) "
+            f"and not ASCII (does not start with 'solid')"
+        )
+    data = path.read_bytes()
+    if b"\x00" in data:
+        raise ExtractionError(
+            f"{path.name!r}: binary STL whose size does not match its triangle count "
+            f"({count} triangles need {_HEADER + 4 + _RECORD * (count or 0)} bytes, file has {size}): truncated or padded"
+        )
+    triangles = _read_ascii(data, path.name)
+    return {"format": "stl", **_facts(triangles, path.name)}
+
+
+def _read_binary(path: Path) -> np.ndarray:
+    body = stl_mesh.Mesh.from_file(str(path), mode=Mode.BINARY, speedups=False, calculate_normals=False)
+    return body.vectors
+
+
+def _read_ascii(data: bytes, name: str) -> np.ndarray:
+    text = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    try:
+        solids = list(
+            stl_mesh.Mesh.from_multi_file(
+                name, fh=io.BytesIO(text), mode=Mode.ASCII, speedups=False, calculate_normals=False
+            )
+        )
+    except (RuntimeError, ValueError, AssertionError, IndexError) as exc:
+        detail = exc.args[-1] if isinstance(exc, RuntimeError) and exc.args else exc
+        raise ExtractionError(f"{name!r}: malformed ASCII STL: {detail}") from exc
+    if not solids:
+        raise ExtractionError(f"{name!r}: ASCII STL without a solid")
+    return np.concatenate([s.vectors for s in solids]) if len(solids) > 1 else solids[0].vectors
+
+
+def _facts(triangles: np.ndarray, name: str) -> dict:
+    triangles = np.asarray(triangles, dtype=np.float64)
+    if not np.isfinite(triangles).all():
+        bad = int(np.argwhere(~np.isfinite(triangles).reshape(len(triangles), -1).all(axis=1))[0][0])
+        raise ExtractionError(f"{name!r}: triangle {bad} has a non-finite vertex coordinate (NaN or infinity)")
+    return mesh_facts([soup_to_indexed(triangles)])
