@@ -324,7 +324,7 @@ SIGNAL_DEFINITIONS: dict[str, SignalDefinition] = {
         "3. Large uploads raise latency: compare with the request size distribution."),
     "uptime": SignalDefinition(
         "public health check failing", "failing checker regions", "ALIGN_NEXT_OLDER", "REDUCE_COUNT_FALSE",
-        ("resource.label.host",),
+        ("resource.labels.host",),
         "1. `curl -v https://<domain>/healthz` from outside: DNS A record, certificate (Certificate Manager state), 4xx/5xx.\n"
         "2. `kubectl describe gateway` and the HTTPRoute status; backend health of the NEG.\n"
         "3. A Cloud Armor ban or WAF false positive shows as 403/429 in the LB request logs."),
@@ -352,7 +352,7 @@ SIGNAL_DEFINITIONS: dict[str, SignalDefinition] = {
         "2. Confirm storage auto-increase is on, or raise the disk size in the stack config."),
     "container_restarts": SignalDefinition(
         "container restarts", "restarts per window", "ALIGN_DELTA", "REDUCE_SUM",
-        ("resource.label.container_name",),
+        ("resource.labels.container_name",),
         "1. `kubectl -n <namespace> get pods` and `kubectl describe pod`: OOMKilled, failed probes, crash loops.\n"
         "2. Read the previous container's logs (`kubectl logs --previous`).\n"
         "3. The Cloud SQL Auth Proxy sidecar restarting points at IAM or network issues."),
@@ -367,16 +367,16 @@ def signal_filters(args: MonitoringArgs, uptime_check_id: pulumi.Input[str]) -> 
     """
     fmt = pulumi.Output.format
     lb_requests = lb_requests_filter(args.url_map_name_regex)
-    subscription = 'resource.type = "pubsub_subscription" AND resource.label.subscription_id = "{0}"'
-    sql = 'resource.type = "cloudsql_database" AND resource.label.database_id = "{0}" AND metric.type = "cloudsql.googleapis.com/database/{1}/utilization"'
+    subscription = 'resource.type = "pubsub_subscription" AND resource.labels.subscription_id = "{0}"'
+    sql = 'resource.type = "cloudsql_database" AND resource.labels.database_id = "{0}" AND metric.type = "cloudsql.googleapis.com/database/{1}/utilization"'
     return {
-        "lb_5xx_ratio": lb_requests.apply(lambda f: f"{f} AND metric.label.response_code_class = 500"),
+        "lb_5xx_ratio": lb_requests.apply(lambda f: f"{f} AND metric.labels.response_code_class = 500"),
         "lb_latency_p95": fmt(
-            'resource.type = "https_lb_rule" AND resource.label.url_map_name = monitoring.regex.full_match("{0}")'
+            'resource.type = "https_lb_rule" AND resource.labels.url_map_name = monitoring.regex.full_match("{0}")'
             ' AND metric.type = "loadbalancing.googleapis.com/https/total_latencies"', args.url_map_name_regex),
         "uptime": fmt(
             'resource.type = "uptime_url" AND metric.type = "monitoring.googleapis.com/uptime_check/check_passed"'
-            ' AND metric.label.check_id = "{0}"', uptime_check_id),
+            ' AND metric.labels.check_id = "{0}"', uptime_check_id),
         "pubsub_oldest_unacked": fmt(
             subscription + ' AND metric.type = "pubsub.googleapis.com/subscription/oldest_unacked_message_age"',
             args.extractor_subscription),
@@ -387,8 +387,8 @@ def signal_filters(args: MonitoringArgs, uptime_check_id: pulumi.Input[str]) -> 
         "sql_memory": fmt(sql, args.sql_database_id, "memory"),
         "sql_disk": fmt(sql, args.sql_database_id, "disk"),
         "container_restarts": fmt(
-            'resource.type = "k8s_container" AND resource.label.cluster_name = "{0}"'
-            ' AND resource.label.namespace_name = "{1}" AND metric.type = "kubernetes.io/container/restart_count"',
+            'resource.type = "k8s_container" AND resource.labels.cluster_name = "{0}"'
+            ' AND resource.labels.namespace_name = "{1}" AND metric.type = "kubernetes.io/container/restart_count"',
             args.cluster_name, args.namespace),
     }
 
@@ -396,7 +396,7 @@ def signal_filters(args: MonitoringArgs, uptime_check_id: pulumi.Input[str]) -> 
 def lb_requests_filter(url_map_name_regex: pulumi.Input[str]) -> pulumi.Output[str]:
     """All requests the Gateway's load balancer served (denominator of the 5xx ratio)."""
     return pulumi.Output.format(
-        'resource.type = "https_lb_rule" AND resource.label.url_map_name = monitoring.regex.full_match("{0}")'
+        'resource.type = "https_lb_rule" AND resource.labels.url_map_name = monitoring.regex.full_match("{0}")'
         ' AND metric.type = "loadbalancing.googleapis.com/https/request_count"', url_map_name_regex)
 
 

@@ -194,9 +194,9 @@ def test_policy_documentation_has_a_runbook(run, signal):
 def test_5xx_ratio_is_5xx_over_all_requests_of_the_gateway(run):
     condition = run.condition("lb_5xx_ratio")
     numerator, denominator = condition["filter"], condition["denominatorFilter"]
-    scope = f'resource.label.url_map_name = monitoring.regex.full_match("{URL_MAP_REGEX}")'
+    scope = f'resource.labels.url_map_name = monitoring.regex.full_match("{URL_MAP_REGEX}")'
     assert scope in numerator and scope in denominator
-    assert "metric.label.response_code_class = 500" in numerator
+    assert "metric.labels.response_code_class = 500" in numerator
     assert "response_code_class" not in denominator
     assert condition["denominatorAggregations"] == condition["aggregations"]
     assert condition["aggregations"][0]["perSeriesAligner"] == "ALIGN_RATE"
@@ -213,10 +213,10 @@ def test_latency_is_the_95th_percentile(run):
 
 def test_pubsub_alerts_scope_the_stack_subscriptions(run):
     names = run.settings.names
-    assert f'resource.label.subscription_id = "{names.extractor_subscription}"' in \
+    assert f'resource.labels.subscription_id = "{names.extractor_subscription}"' in \
         run.condition("pubsub_oldest_unacked")["filter"]
     dead = run.condition("dead_letter")
-    assert f'resource.label.subscription_id = "{names.dead_letter_subscription}"' in dead["filter"]
+    assert f'resource.labels.subscription_id = "{names.dead_letter_subscription}"' in dead["filter"]
     assert dead["thresholdValue"] == 0, "any dead-lettered message must alert"
 
 
@@ -224,15 +224,15 @@ def test_pubsub_alerts_scope_the_stack_subscriptions(run):
 def test_cloud_sql_alerts_scope_the_stack_instance(run, signal):
     database_id = f"{run.settings.project}:{run.settings.names.sql_instance}"
     condition = run.condition(signal)
-    assert f'resource.label.database_id = "{database_id}"' in condition["filter"]
+    assert f'resource.labels.database_id = "{database_id}"' in condition["filter"]
     assert 0 < condition["thresholdValue"] <= 1
 
 
 def test_container_restarts_scope_cluster_and_namespace(run):
     names = run.settings.names
     condition = run.condition("container_restarts")
-    assert f'resource.label.cluster_name = "{names.cluster}"' in condition["filter"]
-    assert f'resource.label.namespace_name = "{names.namespace}"' in condition["filter"]
+    assert f'resource.labels.cluster_name = "{names.cluster}"' in condition["filter"]
+    assert f'resource.labels.namespace_name = "{names.namespace}"' in condition["filter"]
     [aggregation] = condition["aggregations"]
     assert aggregation["perSeriesAligner"] == "ALIGN_DELTA", "restart_count is cumulative: count per window"
 
@@ -267,7 +267,7 @@ def test_uptime_accepted_codes_follow_iap(run):
 
 def test_uptime_alert_watches_this_check(run):
     condition = run.condition("uptime")
-    assert f'metric.label.check_id = "{UPTIME_CHECK_ID}"' in condition["filter"]
+    assert f'metric.labels.check_id = "{UPTIME_CHECK_ID}"' in condition["filter"]
     [aggregation] = condition["aggregations"]
     assert aggregation["perSeriesAligner"] == "ALIGN_NEXT_OLDER"
     assert aggregation["crossSeriesReducer"] == "REDUCE_COUNT_FALSE"
