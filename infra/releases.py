@@ -23,14 +23,17 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
+import jsonschema
 import pulumi
 import pulumi_kubernetes as k8s
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 #: The one chart of the small Flask services (see docs/chart.md for why one).
@@ -44,6 +47,11 @@ SERVICES: tuple[str, ...] = ("files-api", "extractor")
 MIGRATE_KSA_SUFFIX = "-migrate"
 #: The release that runs the database migrations (its image and identity).
 MIGRATIONS_SERVICE = "files-api"
+#: The Secret (key ``key``) holding a custom IAP OAuth client secret, as GKE's
+#: GCPBackendPolicy ``iap.oauth2ClientSecret`` expects.
+IAP_SECRET_NAME = "files-api-iap-oauth"
+#: Where the per-environment Helm values live: ``environments/<stack>/<service>.yaml``.
+ENVIRONMENTS_DIR = ROOT / "environments"
 
 #: Cloud SQL IAM database users of service accounts drop this suffix from the
 #: email (https://cloud.google.com/sql/docs/postgres/add-manage-iam-users).
@@ -86,17 +94,20 @@ class IapSettings:
     Attributes:
         oauth_client_id: OAuth client id (``clientID``); None uses GKE's
             Google-managed OAuth client.
-        oauth_client_secret_name: name of the Kubernetes Secret (key ``key``)
-            holding the OAuth client secret; required with ``oauth_client_id``.
+        oauth_client_secret: the OAuth client secret (required with
+            ``oauth_client_id``); :class:`Releases` stores it in the Secret
+            :data:`IAP_SECRET_NAME` (key ``key``) that the policy references.
+            Not part of the Helm values.
         audience: the JWT audience files-api verifies (``IAP_AUDIENCE``:
             ``/projects/<project number>/global/backendServices/<id>``); None
-            leaves verification off in the app (IAP still enforced at the LB).
+            leaves verification off in the app (IAP is still enforced at the
+            load balancer, and the NetworkPolicy admits only its proxies).
 
     Source: https://cloud.google.com/kubernetes-engine/docs/how-to/configure-gateway-resources#configure_iap
     """
 
     oauth_client_id: Optional[pulumi.Input[str]] = None
-    oauth_client_secret_name: Optional[pulumi.Input[str]] = None
+    oauth_client_secret: Optional[pulumi.Input[str]] = None
     audience: Optional[pulumi.Input[str]] = None
 
 
@@ -113,7 +124,8 @@ class StackOutputs:
         image_repository: Artifact Registry repository URL,
             ``<region>-docker.pkg.dev/<project>/<repo>``; a service's image is
             ``<image_repository>/<service>@<digest>``.
-        image_digests: service -> ``sha256:<64 hex>`` (stack config ``images``).
+        image_digests: service -> ``sha256:<64 hex>`` (stack config ``images``);
+            a service without one (None / absent) gets no release.
         service_account_emails: service -> Google service account email
             (Workload Identity; the IAM database user is derived from it).
         database_name: Postgres database the services use.
@@ -172,7 +184,7 @@ class ReleasesArgs:
     environment_values: Mapping[str, Mapping[str, Any]]
     project_id: pulumi.Input[str]
     image_repository: pulumi.Input[str]
-    image_digests: Mapping[str, str]
+    image_digests: Mapping[str, Optional[str]]
     service_account_emails: Mapping[str, pulumi.Input[str]]
     database_name: pulumi.Input[str]
     uploads_bucket: pulumi.Input[str]
@@ -191,7 +203,6 @@ class ReleasesArgs:
         for service in SERVICES:
             _check(service in self.environment_values, f"environment_values[{service!r}]",
                    "missing (environments/<stack>/<service>.yaml)")
-            _check(service in self.image_digests, f"image_digests[{service!r}]", "missing (stack config images)")
             _check(service in self.service_account_emails, f"service_account_emails[{service!r}]", "missing")
         _check(isinstance(self.k8s_provider, pulumi.ProviderResource), "k8s_provider",
                f"must be a pulumi ProviderResource, got {type(self.k8s_provider).__name__}")
@@ -293,10 +304,11 @@ def computed_values(service: str, outputs: StackOutputs, checksum: str) -> dict[
             route["hostnames"] = [outputs.gateway.hostname]
         route["securityPolicy"] = outputs.armor_policy_name or ""
         iap = outputs.iap
+        custom_client = bool(iap and iap.oauth_client_id)
         route["iap"] = {
             "enabled": iap is not None,
-            "clientID": (iap.oauth_client_id or "") if iap else "",
-            "oauth2ClientSecretName": (iap.oauth_client_secret_name or "") if iap else "",
+            "clientID": iap.oauth_client_id if custom_client else "",
+            "oauth2ClientSecretName": IAP_SECRET_NAME if custom_client else "",
         }
         values["route"] = route
         values["app"]["iapAudience"] = (iap.audience or "") if iap else ""
@@ -325,12 +337,124 @@ def release_values(service: str, environment_values: Mapping[str, Any], outputs:
     return deep_merge(environment_values, computed_values(service, outputs, checksum or chart_checksum()))
 
 
+def _strip_required(schema: Any) -> Any:
+    """A copy of a JSON schema without ``required`` keywords (an environment file is a partial values tree)."""
+    if isinstance(schema, dict):
+        return {k: _strip_required(v) for k, v in schema.items() if k != "required"}
+    if isinstance(schema, list):
+        return [_strip_required(v) for v in schema]
+    return schema
+
+
+def _leaf_paths(tree: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> set[tuple[str, ...]]:
+    paths: set[tuple[str, ...]] = set()
+    for key, value in tree.items():
+        if isinstance(value, Mapping) and value:
+            paths |= _leaf_paths(value, prefix + (key,))
+        else:
+            paths.add(prefix + (key,))
+    return paths
+
+
+def _stack_owned_paths(service: str) -> set[tuple[str, ...]]:
+    """Value paths :func:`computed_values` sets for ``service`` (an environment file must not set them)."""
+    sample = StackOutputs(
+        project_id="sample-project", image_repository="europe-west1-docker.pkg.dev/sample-project/repo",
+        image_digests={service: "sha256:" + "0" * 64},
+        service_account_emails={service: "sample-sa@sample-project.iam.gserviceaccount.com"},
+        database_name="db", uploads_bucket="bucket", extractor_subscription="sub",
+        instance_connection_name="p:r:i", gateway=GatewayRef("g", "n", "https", "h.example.com"),
+        armor_policy_name="armor", iap=IapSettings("client", None, "aud"), cloudsql_private_cidrs=("10.0.0.0/20",),
+    )
+    return _leaf_paths(computed_values(service, sample, "0" * 64))
+
+
+def environment_file(stack: str, service: str, root: Optional[Path] = None) -> Path:
+    """``<root>/environments/<stack>/<service>.yaml``."""
+    return (root / "environments" if root else ENVIRONMENTS_DIR) / stack / f"{service}.yaml"
+
+
+def load_environment_values(stack: str, service: str, root: Optional[Path] = None) -> dict[str, Any]:
+    """Read and validate ``environments/<stack>/<service>.yaml``: the service's per-environment Helm values.
+
+    The file is checked against the chart's ``values.schema.json`` (unknown
+    keys, wrong types and out-of-range values are rejected; ``required`` is
+    not applied, the chart defaults and the stack fill the rest), and must not
+    set a value the stack computes (image, service account, database, ...).
+
+    Returns:
+        The parsed mapping (possibly empty).
+
+    Raises:
+        ReleaseValuesError: missing file, not YAML, not a mapping, a schema
+            violation or a stack-owned key; the message names the file and the key.
+    """
+    _check(service in SERVICES, "service", f"unknown service {service!r}; expected one of {SERVICES}")
+    path = environment_file(stack, service, root)
+    shown = f"environments/{stack}/{service}.yaml"
+    _check(path.is_file(), shown, "file not found")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ReleaseValuesError(f"releases: {shown}: not valid YAML: {exc}") from None
+    _check(isinstance(data, dict), shown, f"must be a mapping of Helm values, got {type(data).__name__}")
+    schema = _strip_required(json.loads((CHART_DIR / "values.schema.json").read_text()))
+    errors = sorted(jsonschema.Draft7Validator(schema).iter_errors(data), key=lambda e: list(e.absolute_path))
+    if errors:
+        first = errors[0]
+        where = ".".join(str(p) for p in first.absolute_path) or "(top level)"
+        raise ReleaseValuesError(f"releases: {shown}: {where}: {first.message}")
+    owned = _stack_owned_paths(service)
+    for path_ in sorted(_leaf_paths(data)):
+        for owned_path in owned:
+            if path_[: len(owned_path)] == owned_path or owned_path[: len(path_)] == path_:
+                raise ReleaseValuesError(
+                    f"releases: {shown}: {'.'.join(path_)}: is set by the stack (infra/releases.py "
+                    "computed_values), not by the environment file; remove it")
+    return data
+
+
+def stack_outputs_from_settings(settings: Any) -> StackOutputs:
+    """:class:`StackOutputs` derived from ``infra.settings.StackSettings`` alone (no Pulumi engine).
+
+    The names follow the same derivations the infra components use: the
+    Artifact Registry URL ``<region>-docker.pkg.dev/<project>/<registry repo>``
+    (https://cloud.google.com/artifact-registry/docs/docker/names), the Cloud
+    SQL connection name ``<project>:<region>:<instance>``, the Gateway
+    ``external`` in the stack's namespace with listener ``https``, and the
+    Cloud Armor policy ``<prefix>-armor`` (infra/loadbalancer.py).
+    """
+    from infra import loadbalancer  # local import: keeps this module importable without the edge component
+
+    names = settings.names
+    lb = settings.config.load_balancer
+    iap = lb.iap
+    return StackOutputs(
+        project_id=settings.project,
+        image_repository=f"{settings.region}-docker.pkg.dev/{settings.project}/{names.registry_repository}",
+        image_digests={s: d for s in SERVICES if (d := settings.config.images.digest(s))},
+        service_account_emails={s: names.service_account_email(s, settings.project) for s in SERVICES},
+        database_name=names.database_name,
+        uploads_bucket=names.uploads_bucket,
+        extractor_subscription=names.extractor_subscription,
+        instance_connection_name=f"{settings.project}:{settings.region}:{names.sql_instance}",
+        gateway=GatewayRef(name="external", namespace=names.namespace,
+                           section_name=loadbalancer.HTTPS_LISTENER, hostname=lb.domain),
+        armor_policy_name=f"{names.prefix}-armor",
+        iap=IapSettings(oauth_client_id=iap.oauth_client_id) if iap.enabled else None,
+        cloudsql_private_cidrs=(str(settings.config.network.private_service_access),),
+    )
+
+
 class Releases(pulumi.ComponentResource):
     """The Helm releases of files-api and extractor in the stack's namespace.
 
+    A service whose image digest is not configured yet (stack config
+    ``images``) gets no release: there is nothing to deploy; a warning says so.
+
     Attributes:
-        releases: service -> its ``helm.v3.Release``.
-        statuses: service -> the release's ``status`` output (Helm's release status).
+        releases: service -> its ``helm.v3.Release`` (deployed services only).
+        iap_secret: the Secret holding a custom IAP OAuth client secret, or None.
     """
 
     releases: dict[str, k8s.helm.v3.Release]
@@ -340,14 +464,30 @@ class Releases(pulumi.ComponentResource):
         checksum = chart_checksum()
         gateway = args.gateway
         iap = args.iap
+        child = pulumi.ResourceOptions(parent=self, provider=args.k8s_provider)
+
+        self.iap_secret: Optional[k8s.core.v1.Secret] = None
+        extra_deps: list[pulumi.Resource] = []
+        if iap is not None and iap.oauth_client_id is not None:
+            _check(iap.oauth_client_secret is not None, "iap.oauth_client_secret",
+                   "required with iap.oauth_client_id (GCPBackendPolicy needs both)")
+            self.iap_secret = k8s.core.v1.Secret(
+                IAP_SECRET_NAME,
+                metadata=k8s.meta.v1.ObjectMetaArgs(name=IAP_SECRET_NAME, namespace=args.namespace,
+                                                    labels={"app.kubernetes.io/part-of": "print-platform"}),
+                type="Opaque",
+                string_data={"key": pulumi.Output.secret(iap.oauth_client_secret)},
+                opts=child,
+            )
+            extra_deps.append(self.iap_secret)
 
         def _outputs(resolved: Sequence[Any]) -> StackOutputs:
             (project, repo, db, ico, bucket, sub, gw_name, gw_ns, gw_section, gw_host,
-             armor, iap_client, iap_secret, iap_aud, cidrs, *emails) = resolved
+             armor, iap_client, iap_aud, cidrs, *emails) = resolved
             return StackOutputs(
                 project_id=project,
                 image_repository=repo,
-                image_digests=dict(args.image_digests),
+                image_digests={s: d for s, d in args.image_digests.items() if d},
                 service_account_emails=dict(zip(SERVICES, emails)),
                 database_name=db,
                 instance_connection_name=ico,
@@ -355,7 +495,8 @@ class Releases(pulumi.ComponentResource):
                 extractor_subscription=sub,
                 gateway=GatewayRef(gw_name, gw_ns, gw_section, gw_host) if gateway else None,
                 armor_policy_name=armor,
-                iap=IapSettings(iap_client, iap_secret, iap_aud) if iap else None,
+                # The secret itself never enters the Helm values (only the Secret's name).
+                iap=IapSettings(oauth_client_id=iap_client, audience=iap_aud) if iap else None,
                 cloudsql_private_cidrs=tuple(cidrs),
             )
 
@@ -365,8 +506,7 @@ class Releases(pulumi.ComponentResource):
             gateway.name if gateway else None, gateway.namespace if gateway else None,
             gateway.section_name if gateway else None, gateway.hostname if gateway else None,
             args.armor_policy_name,
-            iap.oauth_client_id if iap else None, iap.oauth_client_secret_name if iap else None,
-            iap.audience if iap else None,
+            iap.oauth_client_id if iap else None, iap.audience if iap else None,
             pulumi.Output.all(*args.cloudsql_private_cidrs),
             *(args.service_account_emails[s] for s in SERVICES),
         ).apply(_outputs)
@@ -374,11 +514,15 @@ class Releases(pulumi.ComponentResource):
         self.releases = {}
         previous: Optional[k8s.helm.v3.Release] = None
         for service in SERVICES:
+            if not args.image_digests.get(service):
+                pulumi.log.warn(f"{service}: no image digest in the stack config (print-platform:images."
+                                f"{service}.digest); its Helm release is not deployed", resource=self)
+                continue
             env_values = args.environment_values[service]
             values = resolved_outputs.apply(
                 lambda outs, s=service, ev=env_values: release_values(s, ev, outs, checksum))
             # files-api first: its pre-install hook migrates the schema the extractor writes to.
-            depends = list(args.depends_on) + ([previous] if previous is not None else [])
+            depends = list(args.depends_on) + extra_deps + ([previous] if previous is not None else [])
             release = k8s.helm.v3.Release(
                 service,
                 k8s.helm.v3.ReleaseArgs(
@@ -396,7 +540,7 @@ class Releases(pulumi.ComponentResource):
                     timeout=args.timeout_seconds,
                     max_history=args.max_history,
                     lint=True,
-                    description=f"{service} (chart checksum {checksum[:12]})",
+                    description=f"{service}, chart checksum {checksum[:12]}",
                 ),
                 opts=pulumi.ResourceOptions(
                     parent=self,
@@ -407,5 +551,4 @@ class Releases(pulumi.ComponentResource):
             )
             self.releases[service] = release
             previous = release
-        self.statuses = {s: r.status for s, r in self.releases.items()}
         self.register_outputs({f"{s}_status": r.status for s, r in self.releases.items()})

@@ -1,0 +1,235 @@
+{{/*
+Chart name (app.kubernetes.io/name), as `helm create` does.
+*/}}
+{{- define "print-service.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Fully qualified object name, as `helm create` does: fullnameOverride, else the
+release name when it contains the chart name, else <release>-<chart>. The
+Pulumi program sets fullnameOverride to the service name (files-api,
+extractor), which is also the Kubernetes ServiceAccount the Workload Identity
+binding names.
+*/}}
+{{- define "print-service.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+Chart label value.
+*/}}
+{{- define "print-service.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Common labels (app.kubernetes.io/*).
+*/}}
+{{- define "print-service.labels" -}}
+helm.sh/chart: {{ include "print-service.chart" . }}
+{{ include "print-service.selectorLabels" . }}
+app.kubernetes.io/component: {{ .Values.component }}
+app.kubernetes.io/part-of: print-platform
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{/*
+Selector labels of the service's pods (Deployment, Service, HPA, PDB,
+PodMonitoring). The migration Job's pods carry other labels, so the Service
+never routes to them.
+*/}}
+{{- define "print-service.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "print-service.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/*
+Labels of the migration Job's pods: the release's instance label (so the
+release's NetworkPolicy applies) but another name, outside the Service's selector.
+*/}}
+{{- define "print-service.migrateLabels" -}}
+helm.sh/chart: {{ include "print-service.chart" . }}
+app.kubernetes.io/name: {{ printf "%s-migrate" (include "print-service.name" .) | trunc 63 | trimSuffix "-" }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: migrations
+app.kubernetes.io/part-of: print-platform
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{/*
+Name of the service's Kubernetes ServiceAccount.
+*/}}
+{{- define "print-service.serviceAccountName" -}}
+{{- include "print-service.fullname" . }}
+{{- end }}
+
+{{/*
+Name of the migration hook Job's ServiceAccount (<fullname>-migrate): a hook
+resource itself, because pre-install hooks run before the release's own
+objects exist.
+*/}}
+{{- define "print-service.migrateServiceAccountName" -}}
+{{- printf "%s-migrate" (include "print-service.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+The app image, by digest only.
+*/}}
+{{- define "print-service.image" -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- end }}
+
+{{/*
+terminationGracePeriodSeconds = preStop sleep + gunicorn graceful timeout + margin.
+Fails when the extractor's drain does not fit in gunicorn's graceful timeout.
+*/}}
+{{- define "print-service.terminationGracePeriodSeconds" -}}
+{{- $s := .Values.shutdown }}
+{{- if and (gt (int $s.drainTimeoutSeconds) 0) (ge (int $s.drainTimeoutSeconds) (int $s.gracefulTimeoutSeconds)) }}
+{{- fail (printf "shutdown.drainTimeoutSeconds (%d) must be below shutdown.gracefulTimeoutSeconds (%d): gunicorn would kill the worker mid-drain" (int $s.drainTimeoutSeconds) (int $s.gracefulTimeoutSeconds)) }}
+{{- end }}
+{{- add $s.preStopSleepSeconds $s.gracefulTimeoutSeconds $s.marginSeconds }}
+{{- end }}
+
+{{/*
+Pod-level security context: non-root, seccomp RuntimeDefault.
+UID/GID 65532 is the conventional "nonroot" user of distroless images.
+*/}}
+{{- define "print-service.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: 65532
+runAsGroup: 65532
+fsGroup: 65532
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+
+{{/*
+Container-level security context: read-only root, no privilege escalation, all
+capabilities dropped.
+*/}}
+{{- define "print-service.containerSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: 65532
+runAsGroup: 65532
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+privileged: false
+capabilities:
+  drop:
+    - ALL
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+
+{{/*
+The service's environment variables (docs/seams.md), sorted as listed.
+*/}}
+{{- define "print-service.env" -}}
+- name: PORT
+  value: {{ .Values.port | quote }}
+- name: LOG_LEVEL
+  value: {{ .Values.app.logLevel | quote }}
+{{- with .Values.app.googleCloudProject }}
+- name: GOOGLE_CLOUD_PROJECT
+  value: {{ . | quote }}
+{{- end }}
+{{- with .Values.app.uploadsBucket }}
+- name: UPLOADS_BUCKET
+  value: {{ . | quote }}
+{{- end }}
+{{- with .Values.app.uploadsSubscription }}
+- name: UPLOADS_SUBSCRIPTION
+  value: {{ . | quote }}
+{{- end }}
+{{- if gt (int64 .Values.app.maxUploadBytes) 0 }}
+- name: MAX_UPLOAD_BYTES
+  value: {{ int64 .Values.app.maxUploadBytes | quote }}
+{{- end }}
+{{- with .Values.app.iapAudience }}
+- name: IAP_AUDIENCE
+  value: {{ . | quote }}
+{{- end }}
+{{- if .Values.database.name }}
+{{- if not .Values.database.user }}
+{{- fail "database.user is required when database.name is set (the Cloud SQL IAM database user)" }}
+{{- end }}
+- name: DATABASE_URL
+  value: {{ printf "postgresql+psycopg://%s@127.0.0.1:%d/%s" (.Values.database.user | replace "@" "%40") (int .Values.database.port) .Values.database.name | quote }}
+{{- end }}
+- name: GUNICORN_CMD_ARGS
+  value: {{ printf "--graceful-timeout=%d" (int .Values.shutdown.gracefulTimeoutSeconds) | quote }}
+{{- if gt (int .Values.shutdown.drainTimeoutSeconds) 0 }}
+- name: DRAIN_TIMEOUT_SECONDS
+  value: {{ .Values.shutdown.drainTimeoutSeconds | quote }}
+{{- end }}
+- name: TMPDIR
+  value: /tmp
+{{- range $name, $value := .Values.app.extraEnv }}
+- name: {{ $name }}
+  value: {{ $value | quote }}
+{{- end }}
+{{- end }}
+
+{{/*
+The Cloud SQL Auth Proxy as a native sidecar (an init container with
+restartPolicy Always, Kubernetes >= 1.29): it starts before the app, the
+startup probe holds the app back until the proxy is ready, and it stops after
+the app -- in a Job it ends when the main container ends, so the Job completes.
+Flags: https://cloud.google.com/sql/docs/postgres/connect-auth-proxy and
+https://github.com/GoogleCloudPlatform/cloud-sql-proxy#configuring-healthchecks
+*/}}
+{{- define "print-service.cloudSqlProxy" -}}
+{{- $p := .Values.cloudSqlProxy -}}
+- name: cloud-sql-proxy
+  image: {{ printf "%s:%s@%s" $p.image.repository $p.image.tag $p.image.digest | quote }}
+  imagePullPolicy: IfNotPresent
+  restartPolicy: Always
+  args:
+    - --auto-iam-authn
+    - --private-ip
+    - --structured-logs
+    - --address=127.0.0.1
+    - {{ printf "--port=%d" (int .Values.database.port) | quote }}
+    - --health-check
+    - --http-address=0.0.0.0
+    - {{ printf "--http-port=%d" (int $p.healthPort) | quote }}
+    - --exit-zero-on-sigterm
+    - {{ $p.instanceConnectionName | quote }}
+  ports:
+    - name: proxy-health
+      containerPort: {{ $p.healthPort }}
+      protocol: TCP
+  startupProbe:
+    httpGet:
+      path: /startup
+      port: proxy-health
+    periodSeconds: 1
+    timeoutSeconds: 5
+    failureThreshold: 60
+  livenessProbe:
+    httpGet:
+      path: /liveness
+      port: proxy-health
+    periodSeconds: 10
+    timeoutSeconds: 5
+    failureThreshold: 3
+  # No readiness probe: the proxy's /readiness fails when its connection
+  # limit is reached, which would take the whole pod out of the Service.
+  resources:
+    {{- toYaml $p.resources | nindent 4 }}
+  securityContext:
+    {{- include "print-service.containerSecurityContext" . | nindent 4 }}
+{{- end }}

@@ -1,0 +1,203 @@
+"""Render each Helm release of a stack for review: ``build/rendered/<stack>/<release>.yaml``.
+
+Usage::
+
+    python -m tools.render --stack prod                 # what `make render STACK=prod` runs
+    python -m tools.render --stack dev --source settings --out /tmp/rendered
+
+For every release the Pulumi program would deploy, this runs the real
+``helm template <release> charts/print-service -f <values> --namespace <ns>
+--kube-version <cluster version>`` with the values the program computes, and
+writes the manifests to ``<out>/<stack>/<release>.yaml`` (stale ``*.yaml``
+files of that stack are removed first, so the directory is exactly the set of
+releases). The output is deterministic: the same tree renders byte-identical
+files (the preview-diff tool diffs two renders).
+
+Where the values come from (``--source``):
+
+- ``preview``: the offline preview (``python -m tools.preview --stack X
+  --format json``, the program under Pulumi mocks); each
+  ``kubernetes:helm.sh/v3:Release`` resource's ``values``, ``name`` and
+  ``namespace`` inputs -- exactly what the program computes;
+- ``settings``: ``infra.releases.release_values`` over the stack settings
+  (``stack_outputs_from_settings``) and ``environments/<stack>/<service>.yaml``
+  -- the same pure function the program calls, without the engine;
+- ``auto`` (default): ``preview`` when ``tools/preview.py`` exists, else ``settings``.
+
+A service without an image digest in the stack config has no release (the
+program skips it too); that is reported on stderr.
+
+Exit codes: 0 rendered; 1 a preview, values or helm step failed (the message
+names the release and the step); 2 bad arguments.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # `python tools/render.py` as well as `python -m tools.render`
+    sys.path.insert(0, str(ROOT))
+
+from infra import releases  # noqa: E402
+from tools import install_helm  # noqa: E402
+
+#: The Kubernetes version the chart is rendered and validated for: the GKE
+#: clusters' minor version (Capabilities.KubeVersion in the templates).
+KUBE_VERSION = "1.33.0"
+#: Default output root (relative to the repository root).
+DEFAULT_OUT = ROOT / "build" / "rendered"
+#: The Pulumi type token of a Helm release in the preview JSON (docs/seams.md).
+RELEASE_TYPE = "kubernetes:helm.sh/v3:Release"
+
+
+class RenderError(RuntimeError):
+    """A step of rendering failed; the message names the release and the step."""
+
+
+@dataclass(frozen=True)
+class ReleaseSpec:
+    """One release to render: Helm release name, namespace and complete values (JSON-serialisable)."""
+
+    name: str
+    namespace: str
+    values: dict[str, Any]
+
+
+def releases_from_settings(stack: str, root: Path = ROOT) -> tuple[list[ReleaseSpec], list[str]]:
+    """Release specs computed by ``infra.releases.release_values`` from the stack settings.
+
+    Returns:
+        (specs in deployment order, notes about services not rendered).
+
+    Raises:
+        infra.settings.ConfigError / infra.releases.ReleaseValuesError: bad
+            stack config or environment values (messages name file and key).
+    """
+    from infra.settings import load_stack_settings
+
+    settings = load_stack_settings(stack, root)
+    outputs = releases.stack_outputs_from_settings(settings)
+    checksum = releases.chart_checksum()
+    specs: list[ReleaseSpec] = []
+    notes: list[str] = []
+    for service in releases.SERVICES:
+        if service not in outputs.image_digests:
+            notes.append(f"{service}: not rendered: no image digest in {settings.source} "
+                         f"(print-platform:images.{service}.digest); the program deploys no release either")
+            continue
+        env_values = releases.load_environment_values(stack, service, root)
+        values = releases.release_values(service, env_values, outputs, checksum)
+        specs.append(ReleaseSpec(service, settings.names.namespace, values))
+    return specs, notes
+
+
+def releases_from_preview(stack: str, root: Path = ROOT, python: str = sys.executable) -> list[ReleaseSpec]:
+    """Release specs read from the offline preview's JSON (the program under mocks).
+
+    Raises:
+        RenderError: the preview failed, printed no JSON, or a Release lacks
+            a name / namespace / values input.
+    """
+    proc = subprocess.run([python, "-m", "tools.preview", "--stack", stack, "--format", "json"],
+                          cwd=root, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RenderError(f"preview of {stack!r} failed (exit {proc.returncode}):\n{proc.stderr.strip()[-2000:]}")
+    try:
+        document = json.loads(proc.stdout)
+    except json.JSONDecodeError as exc:
+        raise RenderError(f"preview of {stack!r} did not print JSON: {exc}") from None
+    specs = []
+    for resource in document.get("resources", []):
+        if resource.get("type") != RELEASE_TYPE:
+            continue
+        inputs = resource.get("inputs") or {}
+        name, namespace, values = inputs.get("name"), inputs.get("namespace"), inputs.get("values")
+        if not (isinstance(name, str) and isinstance(namespace, str) and isinstance(values, dict)):
+            raise RenderError(f"preview of {stack!r}: Release {resource.get('urn')} lacks a known name, "
+                              f"namespace or values input")
+        specs.append(ReleaseSpec(name, namespace, values))
+    return specs
+
+
+def helm_template(spec: ReleaseSpec, helm: Path, chart_dir: Path = releases.CHART_DIR,
+                  kube_version: str = KUBE_VERSION) -> str:
+    """Run ``helm template`` for one release; returns the manifests (multi-document YAML).
+
+    Raises:
+        RenderError: helm exited non-zero (its stderr, e.g. a schema violation, is in the message).
+    """
+    with tempfile.TemporaryDirectory(prefix="render-") as tmp:
+        values_file = Path(tmp) / "values.json"
+        values_file.write_text(json.dumps(spec.values, sort_keys=True, indent=2))
+        cmd = [str(helm), "template", spec.name, str(chart_dir), "--namespace", spec.namespace,
+               "--kube-version", kube_version, "-f", str(values_file)]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RenderError(f"{spec.name}: helm template failed:\n{proc.stderr.strip()}")
+    return proc.stdout
+
+
+def render(stack: str, out: Path = DEFAULT_OUT, source: str = "auto", root: Path = ROOT,
+           helm: Optional[Path] = None) -> tuple[list[Path], list[str]]:
+    """Render every release of ``stack`` into ``out/<stack>/<release>.yaml``.
+
+    Returns:
+        (written files, notes about services not rendered).
+    """
+    if source == "auto":
+        source = "preview" if (root / "tools" / "preview.py").is_file() else "settings"
+    notes: list[str] = []
+    if source == "preview":
+        specs = releases_from_preview(stack, root)
+        if not specs:
+            notes.append(f"the preview of {stack!r} has no {RELEASE_TYPE} resource")
+    elif source == "settings":
+        specs, notes = releases_from_settings(stack, root)
+    else:
+        raise RenderError(f"unknown --source {source!r}: expected auto, preview or settings")
+    helm = helm or install_helm.helm_path()
+    target = out / stack
+    target.mkdir(parents=True, exist_ok=True)
+    for stale in target.glob("*.yaml"):
+        stale.unlink()
+    written = []
+    for spec in specs:
+        path = target / f"{spec.name}.yaml"
+        path.write_text(helm_template(spec, helm))
+        written.append(path)
+    return written, notes
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """Command line entry point; see the module docstring."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--stack", required=True, help="stack name (dev, prod)")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output root (default build/rendered)")
+    parser.add_argument("--source", choices=("auto", "preview", "settings"), default="auto",
+                        help="where the release values come from (default: auto)")
+    args = parser.parse_args(argv)
+    try:
+        written, notes = render(args.stack, args.out, args.source)
+    except Exception as exc:  # noqa: BLE001 - every failure is reported as one message, exit 1
+        print(f"render: {exc}", file=sys.stderr)
+        return 1
+    for note in notes:
+        print(f"render: {note}", file=sys.stderr)
+    for path in written:
+        try:
+            shown = path.relative_to(ROOT)
+        except ValueError:
+            shown = path
+        print(f"rendered {shown}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
