@@ -32,6 +32,7 @@ from typing import Any, Mapping, Optional, Sequence
 
 import jsonschema
 import pulumi
+import pulumi_gcp as gcp
 import pulumi_kubernetes as k8s
 import yaml
 
@@ -171,6 +172,12 @@ class ReleasesArgs:
         database_name, instance_connection_name, uploads_bucket,
         extractor_subscription, gateway, armor_policy_name, iap,
         cloudsql_private_cidrs: as in :class:`StackOutputs`, as Inputs.
+        migrations_service_account_name: the files-api Google service
+            account's resource name (``projects/<p>/serviceAccounts/<email>``,
+            ``gcp.serviceaccount.Account.name``) and ``workload_pool`` the
+            cluster's ``<project>.svc.id.goog``: with both, the component binds
+            Workload Identity for the migration hook's Kubernetes ServiceAccount
+            ``files-api-migrate`` (the service's own KSA is bound by infra/iam.py).
         protect: protect the releases from ``pulumi destroy`` (prod).
         timeout_seconds: Helm's wait timeout for install / upgrade (incl. the
             migration hook Job), seconds.
@@ -194,6 +201,8 @@ class ReleasesArgs:
     armor_policy_name: Optional[pulumi.Input[str]] = None
     iap: Optional[IapSettings] = None
     cloudsql_private_cidrs: Sequence[pulumi.Input[str]] = ()
+    migrations_service_account_name: Optional[pulumi.Input[str]] = None
+    workload_pool: Optional[pulumi.Input[str]] = None
     protect: bool = False
     timeout_seconds: int = 600
     max_history: int = 10
@@ -455,6 +464,8 @@ class Releases(pulumi.ComponentResource):
     Attributes:
         releases: service -> its ``helm.v3.Release`` (deployed services only).
         iap_secret: the Secret holding a custom IAP OAuth client secret, or None.
+        migrations_workload_identity: the ``roles/iam.workloadIdentityUser``
+            binding of ``files-api-migrate`` on the files-api account, or None.
     """
 
     releases: dict[str, k8s.helm.v3.Release]
@@ -480,6 +491,20 @@ class Releases(pulumi.ComponentResource):
                 opts=child,
             )
             extra_deps.append(self.iap_secret)
+
+        self.migrations_workload_identity: Optional[gcp.serviceaccount.IAMMember] = None
+        if args.migrations_service_account_name is not None and args.workload_pool is not None:
+            ksa = MIGRATIONS_SERVICE + MIGRATE_KSA_SUFFIX
+            member = pulumi.Output.all(args.workload_pool, args.namespace).apply(
+                lambda parts: f"serviceAccount:{parts[0]}[{parts[1]}/{ksa}]")
+            self.migrations_workload_identity = gcp.serviceaccount.IAMMember(
+                f"{ksa}-workload-identity",
+                service_account_id=args.migrations_service_account_name,
+                role="roles/iam.workloadIdentityUser",
+                member=member,
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            extra_deps.append(self.migrations_workload_identity)
 
         def _outputs(resolved: Sequence[Any]) -> StackOutputs:
             (project, repo, db, ico, bucket, sub, gw_name, gw_ns, gw_section, gw_host,

@@ -20,6 +20,7 @@ from infra.settings import StackSettings, load_stack_settings
 STACKS = ["dev", "prod"]
 RELEASE = "kubernetes:helm.sh/v3:Release"
 SECRET = "kubernetes:core/v1:Secret"
+IAM_MEMBER = "gcp:serviceaccount/iAMMember:IAMMember"
 DIGESTS = {"files-api": "sha256:" + "a" * 64, "extractor": "sha256:" + "b" * 64}
 
 
@@ -102,6 +103,9 @@ def make_args(settings: StackSettings, outputs: releases.StackOutputs, provider:
         armor_policy_name=out(outputs.armor_policy_name),
         iap=outputs.iap,
         cloudsql_private_cidrs=list(outputs.cloudsql_private_cidrs),
+        migrations_service_account_name=out(
+            f"projects/{settings.project}/serviceAccounts/{outputs.service_account_emails['files-api']}"),
+        workload_pool=out(f"{settings.project}.svc.id.goog"),
         protect=settings.protect,
     )
     return replace(args, **overrides) if overrides else args
@@ -241,3 +245,15 @@ def test_args_reject_missing_environment_values():
             environment_values={"files-api": {}}, project_id=settings.project, image_repository="r",
             image_digests=DIGESTS, service_account_emails={s: "e" for s in releases.SERVICES},
             database_name="d", uploads_bucket="b", extractor_subscription="s")
+
+
+def test_migration_hook_service_account_gets_workload_identity(run):
+    bindings = run.of_type(IAM_MEMBER)
+    assert len(bindings) == 1
+    binding = bindings[0]
+    project, ns = run.settings.project, run.settings.names.namespace
+    assert binding.inputs["role"] == "roles/iam.workloadIdentityUser"
+    assert binding.inputs["member"] == f"serviceAccount:{project}.svc.id.goog[{ns}/files-api-migrate]"
+    assert binding.inputs["serviceAccountId"] == \
+        f"projects/{project}/serviceAccounts/{run.outputs.service_account_emails['files-api']}"
+    assert binding.urn in run.release("files-api").dependencies
