@@ -1,0 +1,289 @@
+"""The GKE cluster (Autopilot, regional, private nodes), its node service account,
+the Kubernetes provider built from the cluster's outputs, and the services' namespace.
+
+Why Autopilot (docs/infra.md has the long form): Autopilot clusters are regional,
+use Shielded GKE nodes with Secure Boot, Workload Identity and Dataplane V2, and
+auto-upgrade/auto-repair nodes — all enforced by Google and not switchable off —
+and bill per pod, which suits two small stateless services. Standard would add node
+pool knobs (machine types, taints, autoscaling) we do not need and could set unsafely.
+
+Sources: https://cloud.google.com/kubernetes-engine/docs/concepts/autopilot-overview,
+https://cloud.google.com/kubernetes-engine/docs/concepts/autopilot-security,
+https://cloud.google.com/kubernetes-engine/docs/how-to/authorized-networks,
+https://cloud.google.com/kubernetes-engine/docs/how-to/deploying-gateways#enable-gateway,
+https://cloud.google.com/stackdriver/docs/managed-prometheus/setup-managed,
+https://cloud.google.com/kubernetes-engine/docs/how-to/cluster-access-for-kubectl#install_plugin,
+https://cloud.google.com/kubernetes-engine/docs/how-to/service-accounts#default-gke-service-agent.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping, Optional, Sequence
+
+import pulumi
+import pulumi_gcp as gcp
+import pulumi_kubernetes as k8s
+import yaml
+
+#: Minimal role for a custom node service account (logs, metrics, resource metadata);
+#: https://cloud.google.com/kubernetes-engine/docs/how-to/hardening-your-cluster#use_least_privilege_sa
+NODE_SA_ROLES = ("roles/container.defaultNodeServiceAccount",)
+#: Nodes authorise with the service account's IAM roles; the scope only allows the token.
+CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
+#: Gateway API channel: the GA (v1) CRDs.
+GATEWAY_API_CHANNEL = "CHANNEL_STANDARD"
+#: Dataplane V2 (eBPF, built-in network policy enforcement).
+DATAPLANE_V2 = "ADVANCED_DATAPATH"
+#: Pod Security Standard enforced on the services' namespace.
+POD_SECURITY_LEVEL = "restricted"
+#: The exec credential plugin of kubectl for GKE (no static credentials in the kubeconfig).
+AUTH_PLUGIN = "gke-gcloud-auth-plugin"
+
+
+@dataclass(frozen=True)
+class AuthorizedNetworkArgs:
+    """One control-plane authorized network: ``cidr_block`` (never 0.0.0.0/0) and ``display_name``."""
+
+    cidr_block: str
+    display_name: str
+
+
+@dataclass(frozen=True)
+class MaintenanceWindowArgs:
+    """RFC 3339 ``start_time``/``end_time`` and RFC 5545 ``recurrence`` of the GKE maintenance window."""
+
+    start_time: str
+    end_time: str
+    recurrence: str
+
+
+@dataclass(frozen=True)
+class GkeClusterArgs:
+    """Inputs of :class:`GkeCluster`.
+
+    Attributes:
+        project, region: where the regional cluster lives.
+        cluster_name: cluster name. node_service_account_id: account id of the node SA.
+        network_id, subnetwork_id: from :class:`infra.network.Network`.
+        pods_range_name, services_range_name: the subnet's secondary range names.
+        release_channel: ``REGULAR`` | ``STABLE`` | ``EXTENDED``.
+        authorized_networks: the only external sources allowed to the control plane.
+        maintenance_window: :class:`MaintenanceWindowArgs`.
+        namespace: name of the services' namespace.
+        protect: Pulumi ``protect`` + GKE ``deletion_protection`` (prod).
+        labels: resource labels.
+    """
+
+    project: str
+    region: str
+    cluster_name: str
+    node_service_account_id: str
+    network_id: pulumi.Input[str]
+    subnetwork_id: pulumi.Input[str]
+    pods_range_name: str
+    services_range_name: str
+    release_channel: str
+    authorized_networks: Sequence[AuthorizedNetworkArgs]
+    maintenance_window: MaintenanceWindowArgs
+    namespace: str
+    protect: bool
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.authorized_networks:
+            raise ValueError("gke: authorized_networks: at least one network is required")
+        for net in self.authorized_networks:
+            if net.cidr_block.endswith("/0"):
+                raise ValueError(f"gke: authorized_networks: {net.cidr_block} opens the control plane to everyone")
+
+
+def kubeconfig_for(cluster_name: str, endpoint: str, ca_certificate: str) -> str:
+    """A kubeconfig (YAML) for the cluster using the ``gke-gcloud-auth-plugin`` exec credential.
+
+    Args:
+        cluster_name: used as cluster, user and context name.
+        endpoint: the control plane's IP or host (``Cluster.endpoint``).
+        ca_certificate: base64 PEM of the cluster CA (``master_auth.cluster_ca_certificate``).
+
+    The plugin obtains a short-lived token from the caller's gcloud / ADC credentials;
+    the document holds no secret of its own (it is still exported as a secret because
+    it names the endpoint and is sensitive operational data).
+    """
+    document = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {
+                "name": cluster_name,
+                "cluster": {"server": f"https://{endpoint}", "certificate-authority-data": ca_certificate},
+            }
+        ],
+        "users": [
+            {
+                "name": cluster_name,
+                "user": {
+                    "exec": {
+                        "apiVersion": "client.authentication.k8s.io/v1beta1",
+                        "command": AUTH_PLUGIN,
+                        "installHint": "Install gke-gcloud-auth-plugin: gcloud components install gke-gcloud-auth-plugin",
+                        "provideClusterInfo": True,
+                        "interactiveMode": "IfAvailable",
+                    }
+                },
+            }
+        ],
+        "contexts": [{"name": cluster_name, "context": {"cluster": cluster_name, "user": cluster_name}}],
+        "current-context": cluster_name,
+    }
+    return yaml.safe_dump(document, sort_keys=False)
+
+
+class GkeCluster(pulumi.ComponentResource):
+    """Node service account, Autopilot cluster, Kubernetes provider and namespace.
+
+    Attributes:
+        cluster: the ``container.Cluster``; ``cluster_name`` its name (Output[str]).
+        workload_pool: ``<project>.svc.id.goog`` read from the cluster (Output[str]),
+            so Workload Identity bindings built from it wait for the cluster.
+        node_service_account: the node ``serviceaccount.Account``; ``node_service_account_email`` (Output[str]).
+        kubeconfig: the kubeconfig, secret (Output[str]).
+        k8s_provider: the ``pulumi_kubernetes.Provider`` for this cluster.
+        namespace_resource: the services' ``Namespace``; ``namespace`` its name (Output[str]).
+    """
+
+    def __init__(self, name: str, args: GkeClusterArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
+        super().__init__("print-platform:gke:GkeCluster", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+
+        # Why a dedicated node SA: the Compute Engine default SA has Editor on the project.
+        self.node_service_account = gcp.serviceaccount.Account(
+            "nodes",
+            account_id=args.node_service_account_id,
+            project=args.project,
+            display_name="GKE nodes (print-platform)",
+            description="Node service account of the GKE cluster: logs, metrics, image pulls only.",
+            opts=child,
+        )
+        self.node_service_account_email = self.node_service_account.email
+        node_roles = [
+            gcp.projects.IAMMember(
+                f"nodes-{role.split('/')[-1]}",
+                project=args.project,
+                role=role,
+                member=self.node_service_account.member,
+                opts=child,
+            )
+            for role in NODE_SA_ROLES
+        ]
+
+        window = args.maintenance_window
+        self.cluster = gcp.container.Cluster(
+            "cluster",
+            name=args.cluster_name,
+            project=args.project,
+            # Why a region (not a zone): the control plane and nodes span three zones.
+            location=args.region,
+            # Why Autopilot: see the module docstring; it enforces Shielded nodes,
+            # Secure Boot, Workload Identity and auto-upgrades (not settable off).
+            enable_autopilot=True,
+            network=args.network_id,
+            subnetwork=args.subnetwork_id,
+            networking_mode="VPC_NATIVE",
+            ip_allocation_policy=gcp.container.ClusterIpAllocationPolicyArgs(
+                cluster_secondary_range_name=args.pods_range_name,
+                services_secondary_range_name=args.services_range_name,
+            ),
+            # Why private nodes: nodes get no external IPs; egress goes through Cloud NAT.
+            # The public endpoint stays, restricted to the authorized networks below.
+            private_cluster_config=gcp.container.ClusterPrivateClusterConfigArgs(
+                enable_private_nodes=True,
+                enable_private_endpoint=False,
+            ),
+            # Why: the control plane answers only the configured CIDRs, and not the
+            # whole of Google Cloud's public ranges (gcp_public_cidrs_access_enabled).
+            master_authorized_networks_config=gcp.container.ClusterMasterAuthorizedNetworksConfigArgs(
+                cidr_blocks=[
+                    gcp.container.ClusterMasterAuthorizedNetworksConfigCidrBlockArgs(
+                        cidr_block=net.cidr_block, display_name=net.display_name
+                    )
+                    for net in args.authorized_networks
+                ],
+                gcp_public_cidrs_access_enabled=False,
+            ),
+            # Why a channel (never a pinned "latest" version): Google rolls tested
+            # versions within the maintenance window; the channel is per stack.
+            release_channel=gcp.container.ClusterReleaseChannelArgs(channel=args.release_channel),
+            # Why explicit although Autopilot's default: pods authenticate as Google
+            # service accounts via the metadata server, never with keys.
+            workload_identity_config=gcp.container.ClusterWorkloadIdentityConfigArgs(
+                workload_pool=f"{args.project}.svc.id.goog",
+            ),
+            datapath_provider=DATAPLANE_V2,
+            gateway_api_config=gcp.container.ClusterGatewayApiConfigArgs(channel=GATEWAY_API_CHANNEL),
+            monitoring_config=gcp.container.ClusterMonitoringConfigArgs(
+                managed_prometheus=gcp.container.ClusterMonitoringConfigManagedPrometheusArgs(enabled=True),
+            ),
+            maintenance_policy=gcp.container.ClusterMaintenancePolicyArgs(
+                recurring_window=gcp.container.ClusterMaintenancePolicyRecurringWindowArgs(
+                    start_time=window.start_time,
+                    end_time=window.end_time,
+                    recurrence=window.recurrence,
+                ),
+            ),
+            # Autopilot node defaults: run nodes as the least-privilege SA above.
+            cluster_autoscaling=gcp.container.ClusterClusterAutoscalingArgs(
+                auto_provisioning_defaults=gcp.container.ClusterClusterAutoscalingAutoProvisioningDefaultsArgs(
+                    service_account=self.node_service_account.email,
+                    oauth_scopes=[CLOUD_PLATFORM_SCOPE],
+                ),
+            ),
+            deletion_protection=args.protect,
+            resource_labels=dict(args.labels),
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect, depends_on=node_roles),
+        )
+        self.cluster_name = self.cluster.name
+        self.endpoint = self.cluster.endpoint
+        self.workload_pool = self.cluster.workload_identity_config.apply(
+            lambda cfg: cfg["workload_pool"] if isinstance(cfg, dict) else cfg.workload_pool
+        )
+
+        ca_certificate = self.cluster.master_auth.apply(
+            lambda auth: auth["cluster_ca_certificate"] if isinstance(auth, dict) else auth.cluster_ca_certificate
+        )
+        self.kubeconfig = pulumi.Output.secret(
+            pulumi.Output.all(self.cluster.name, self.cluster.endpoint, ca_certificate).apply(
+                lambda parts: kubeconfig_for(parts[0], parts[1], parts[2])
+            )
+        )
+        self.k8s_provider = k8s.Provider(
+            "gke",
+            kubeconfig=self.kubeconfig,
+            # Why: the provider is replaced (and with it every Kubernetes object) only
+            # when the cluster identity changes, not when its endpoint or CA rotates.
+            cluster_identifier=args.cluster_name,
+            opts=child,
+        )
+
+        # Why "restricted": the services run as non-root without privileges;
+        # the namespace refuses pods that do not (Pod Security Admission).
+        self.namespace_resource = k8s.core.v1.Namespace(
+            "services",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=args.namespace,
+                labels={
+                    "pod-security.kubernetes.io/enforce": POD_SECURITY_LEVEL,
+                    "pod-security.kubernetes.io/audit": POD_SECURITY_LEVEL,
+                    "pod-security.kubernetes.io/warn": POD_SECURITY_LEVEL,
+                },
+            ),
+            opts=pulumi.ResourceOptions(parent=self, provider=self.k8s_provider),
+        )
+        self.namespace = self.namespace_resource.metadata.apply(lambda m: m["name"] if isinstance(m, dict) else m.name)
+
+        self.register_outputs(
+            {
+                "cluster_name": self.cluster_name,
+                "kubeconfig": self.kubeconfig,
+                "namespace": self.namespace,
+            }
+        )

@@ -1,0 +1,305 @@
+"""The Pulumi program: validated settings -> one component per concern -> stack outputs.
+
+``main()`` is what ``infra/__main__.py`` runs under the Pulumi engine (and what the
+offline preview runs under the mock runtime). It validates the whole stack config
+first (:func:`settings_from_engine`): a bad key fails with one message naming the key
+and the stack file before any resource is registered.
+
+Order of construction (each arrow is a real data dependency):
+
+    Network -> GkeCluster (node SA, cluster, k8s provider, namespace) -> Registry (nodes read)
+    PubSub -> Storage (bucket + finalize notification to the uploads topic)
+    GkeCluster.workload_pool -> ServiceAccounts (GSAs + Workload Identity)
+    ServiceAccounts.emails + Network -> Database (instance, database, IAM users)
+    bucket + subscription + instance -> ServiceAccess (scoped grants)
+    LoadBalancer -> Helm releases -> Monitoring
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import pulumi
+
+from infra import database, gke, iam, network, pubsub, registry, storage
+from infra.settings import SERVICES, ConfigError, StackSettings, parse_stack_settings, read_alerts_file
+
+def labels_for(settings: StackSettings) -> dict[str, str]:
+    """``{"app": "print-platform", "stack": <stack>, "managed-by": "pulumi"}``."""
+    return {"app": "print-platform", "stack": settings.stack, "managed-by": "pulumi"}
+
+
+@dataclass
+class Platform:
+    """Everything :func:`build` created, for the Helm releases and the tests.
+
+    Attributes:
+        settings: the validated :class:`StackSettings`.
+        network, cluster, registry, pubsub, storage, accounts, database, access:
+            the components (see their modules for the attributes they expose).
+        load_balancer, monitoring, releases: the edge / chart components (None until wired).
+        outputs: the stack outputs, ``{name: Output | value}``.
+    """
+
+    settings: StackSettings
+    network: network.Network
+    cluster: gke.GkeCluster
+    registry: registry.Registry
+    pubsub: pubsub.PubSub
+    storage: storage.Storage
+    accounts: iam.ServiceAccounts
+    database: database.Database
+    access: iam.ServiceAccess
+    load_balancer: Any = None
+    releases: Any = None
+    monitoring: Any = None
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+
+def settings_from_engine(stack: Optional[str] = None, root: Optional[Path] = None) -> StackSettings:
+    """Validate the config the Pulumi engine passed to this program.
+
+    Reads every ``gcp:*`` and ``print-platform:*`` key of the running stack (so
+    ``pulumi config set`` values count; secrets arrive decrypted) and
+    ``environments/<stack>/alerts.yaml``, and validates them with the same model as
+    :func:`infra.settings.load_stack_settings`.
+
+    Raises:
+        ConfigError: naming the stack file and the key.
+    """
+    from pulumi.runtime import config as runtime_config
+
+    stack = stack or pulumi.get_stack()
+    keys = set(runtime_config.CONFIG.get()) | set(runtime_config.get_config_env())
+    raw = {key: runtime_config.get_config(key) for key in sorted(keys)}
+    return parse_stack_settings(stack, raw, read_alerts_file(stack, root))
+
+
+def build(settings: StackSettings) -> Platform:
+    """Register every resource of the stack described by ``settings``; return the :class:`Platform`."""
+    cfg = settings.config
+    names = settings.names
+    labels = labels_for(settings)
+
+    net = network.Network(
+        "network",
+        network.NetworkArgs(
+            project=settings.project,
+            region=settings.region,
+            network_name=names.network,
+            subnetwork_name=names.subnetwork,
+            router_name=names.router,
+            nat_name=names.nat,
+            psa_range_name=names.private_service_access_range,
+            subnet_cidr=cfg.network.subnet_cidr,
+            pods_cidr=cfg.network.pods_cidr,
+            services_cidr=cfg.network.services_cidr,
+            psa_cidr=cfg.network.private_service_access_cidr,
+            labels=labels,
+        ),
+    )
+
+    cluster = gke.GkeCluster(
+        "gke",
+        gke.GkeClusterArgs(
+            project=settings.project,
+            region=settings.region,
+            cluster_name=names.cluster,
+            node_service_account_id=names.node_service_account,
+            network_id=net.network_id,
+            subnetwork_id=net.subnetwork_id,
+            pods_range_name=net.pods_range_name,
+            services_range_name=net.services_range_name,
+            release_channel=cfg.gke.release_channel.value,
+            authorized_networks=[
+                gke.AuthorizedNetworkArgs(cidr_block=n.cidr_block, display_name=n.display_name)
+                for n in cfg.gke.master_authorized_networks
+            ],
+            maintenance_window=gke.MaintenanceWindowArgs(
+                start_time=cfg.gke.maintenance_window.start_time,
+                end_time=cfg.gke.maintenance_window.end_time,
+                recurrence=cfg.gke.maintenance_window.recurrence,
+            ),
+            namespace=names.namespace,
+            protect=settings.protect,
+            labels=labels,
+        ),
+    )
+
+    images = registry.Registry(
+        "registry",
+        registry.RegistryArgs(
+            project=settings.project,
+            region=settings.region,
+            repository_id=names.registry_repository,
+            reader_members={"gke-nodes": cluster.node_service_account.member},
+            labels=labels,
+        ),
+    )
+
+    ps = settings.pubsub
+    topics = pubsub.PubSub(
+        "pubsub",
+        pubsub.PubSubArgs(
+            project=settings.project,
+            uploads_topic=names.uploads_topic,
+            extractor_subscription=names.extractor_subscription,
+            dead_letter_topic=names.dead_letter_topic,
+            dead_letter_subscription=names.dead_letter_subscription,
+            ack_deadline_seconds=ps.ack_deadline_seconds,
+            max_delivery_attempts=ps.max_delivery_attempts,
+            message_retention_duration=ps.message_retention_duration,
+            minimum_backoff=ps.minimum_backoff,
+            maximum_backoff=ps.maximum_backoff,
+            labels=labels,
+        ),
+    )
+
+    uploads = storage.Storage(
+        "storage",
+        storage.StorageArgs(
+            project=settings.project,
+            location=settings.region,
+            bucket_name=names.uploads_bucket,
+            noncurrent_version_retention_days=cfg.storage.noncurrent_version_retention_days,
+            uploads_topic_id=topics.uploads_topic_id,
+            uploads_topic_name=topics.uploads_topic_name,
+            protect=settings.protect,
+            labels=labels,
+        ),
+    )
+
+    accounts = iam.ServiceAccounts(
+        "service-accounts",
+        iam.ServiceAccountsArgs(
+            project=settings.project,
+            account_ids={s: names.service_accounts[s] for s in SERVICES},
+            kubernetes_service_accounts={s: names.kubernetes_service_accounts[s] for s in SERVICES},
+            namespace=cluster.namespace,
+            workload_pool=cluster.workload_pool,
+        ),
+    )
+
+    db = database.Database(
+        "database",
+        database.DatabaseArgs(
+            project=settings.project,
+            region=settings.region,
+            instance_name=names.sql_instance,
+            database_name=names.database_name,
+            tier=cfg.database.tier,
+            edition=cfg.database.edition.value,
+            availability=cfg.database.availability.value,
+            disk_size_gb=cfg.database.disk_size_gb,
+            backup_start_time=cfg.database.backup_start_time,
+            maintenance_day=cfg.database.maintenance_window.day,
+            maintenance_hour=cfg.database.maintenance_window.hour,
+            network_id=net.network_id,
+            private_service_access=net.private_service_access,
+            service_account_emails=accounts.emails,
+            protect=settings.protect,
+            labels=labels,
+        ),
+    )
+
+    access = iam.ServiceAccess(
+        "service-access",
+        iam.ServiceAccessArgs(
+            project=settings.project,
+            members=accounts.members,
+            bucket_name=uploads.bucket_name,
+            subscription_name=topics.extractor_subscription_name,
+            sql_instance_name=db.instance_name,
+        ),
+    )
+
+    platform = Platform(
+        settings=settings,
+        network=net,
+        cluster=cluster,
+        registry=images,
+        pubsub=topics,
+        storage=uploads,
+        accounts=accounts,
+        database=db,
+        access=access,
+    )
+
+    # --- Load balancer (infra/loadbalancer.py, edge engineer) ---
+    # Wired in once LoadBalancer registers resources (its Args contract is in
+    # infra/loadbalancer.py): see _load_balancer() below.
+    platform.load_balancer = _load_balancer(platform)
+
+    # --- Helm releases (infra/releases.py) ---
+
+    # --- Monitoring (infra/monitoring.py, edge engineer) ---
+    platform.monitoring = _monitoring(platform)
+
+    platform.outputs = _outputs(platform)
+    return platform
+
+
+def _load_balancer(platform: Platform) -> Any:
+    """The edge LoadBalancer component, or None while infra/loadbalancer.py has no resources yet."""
+    return None
+
+
+def _monitoring(platform: Platform) -> Any:
+    """The Monitoring component, or None while infra/monitoring.py has no resources yet."""
+    return None
+
+
+def _outputs(platform: Platform) -> dict[str, Any]:
+    """The stack outputs (names are a contract with the deploy workflow and docs/infra.md)."""
+    s = platform.settings
+    outputs: dict[str, Any] = {
+        "project": s.project,
+        "region": s.region,
+        "cluster_name": platform.cluster.cluster_name,
+        "kubeconfig": platform.cluster.kubeconfig,
+        "namespace": platform.cluster.namespace,
+        "registry_url": platform.registry.url,
+        "uploads_bucket": platform.storage.bucket_name,
+        "uploads_topic": platform.pubsub.uploads_topic_name,
+        "dead_letter_topic": platform.pubsub.dead_letter_topic_name,
+        "extractor_subscription": platform.pubsub.extractor_subscription_name,
+        "dead_letter_subscription": platform.pubsub.dead_letter_subscription_name,
+        "database_connection_name": platform.database.connection_name,
+        "database_name": platform.database.database_name,
+        "database_users": platform.database.user_names,
+        "service_account_emails": platform.accounts.emails,
+        "node_service_account_email": platform.cluster.node_service_account_email,
+    }
+    if platform.load_balancer is not None:
+        outputs["load_balancer_ip"] = platform.load_balancer.ip_address
+        outputs["url"] = platform.load_balancer.url
+    return outputs
+
+
+def run(root: Optional[Path] = None) -> Platform:
+    """Validate the engine's config, build the stack and export its outputs.
+
+    Args:
+        root: repository root holding ``environments/`` (default: this checkout).
+
+    Raises:
+        ConfigError: the config is invalid; nothing has been registered.
+    """
+    settings = settings_from_engine(root=root)
+    platform = build(settings)
+    for name, value in platform.outputs.items():
+        pulumi.export(name, value)
+    return platform
+
+
+def main() -> Platform:
+    """The engine entry point: :func:`run`, with a config error reported as one line.
+
+    Raises:
+        pulumi.RunError: the config is invalid (message: ``<file>: <key>: <problem>``).
+    """
+    try:
+        return run()
+    except ConfigError as exc:
+        raise pulumi.RunError(str(exc)) from None

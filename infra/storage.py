@@ -1,0 +1,108 @@
+"""GCS: the uploads bucket and its OBJECT_FINALIZE notification to the uploads topic.
+
+Sources: https://cloud.google.com/storage/docs/uniform-bucket-level-access,
+https://cloud.google.com/storage/docs/public-access-prevention,
+https://cloud.google.com/storage/docs/object-versioning,
+https://cloud.google.com/storage/docs/lifecycle,
+https://cloud.google.com/storage/docs/pubsub-notifications (payload JSON_API_V1; the
+Cloud Storage service agent needs roles/pubsub.publisher on the topic).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping, Optional
+
+import pulumi
+import pulumi_gcp as gcp
+
+#: The only event the extractor consumes: a new object (generation) finished uploading.
+NOTIFICATION_EVENTS = ("OBJECT_FINALIZE",)
+#: The notification payload format the extractor parses (docs/seams.md).
+PAYLOAD_FORMAT = "JSON_API_V1"
+
+
+@dataclass(frozen=True)
+class StorageArgs:
+    """Inputs of :class:`Storage`.
+
+    Attributes:
+        project, location: project id and bucket location (the stack's region).
+        bucket_name: globally unique bucket name.
+        noncurrent_version_retention_days: days before a noncurrent version is deleted.
+        uploads_topic_id: full id of the uploads topic (``projects/<p>/topics/<t>``).
+        uploads_topic_name: short name of that topic (for the IAM grant).
+        protect: Pulumi ``protect`` and ``force_destroy`` off (prod).
+        labels: bucket labels.
+    """
+
+    project: str
+    location: str
+    bucket_name: str
+    noncurrent_version_retention_days: int
+    uploads_topic_id: pulumi.Input[str]
+    uploads_topic_name: pulumi.Input[str]
+    protect: bool
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+class Storage(pulumi.ComponentResource):
+    """Uploads bucket, GCS service agent publish grant, finalize notification.
+
+    Attributes:
+        bucket: the ``storage.Bucket``; ``bucket_name`` (Output[str]).
+        notification: the ``storage.Notification``.
+        service_agent_email: the project's Cloud Storage service agent (Output[str]).
+    """
+
+    def __init__(self, name: str, args: StorageArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
+        super().__init__("print-platform:storage:Storage", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+
+        self.bucket = gcp.storage.Bucket(
+            "uploads",
+            name=args.bucket_name,
+            project=args.project,
+            location=args.location,
+            storage_class="STANDARD",
+            # Why: IAM only (no per-object ACLs) and never public, whatever IAM says.
+            uniform_bucket_level_access=True,
+            public_access_prevention="enforced",
+            # Why versioning: an overwritten or deleted upload stays recoverable until
+            # the lifecycle rule below removes the noncurrent version.
+            versioning=gcp.storage.BucketVersioningArgs(enabled=True),
+            lifecycle_rules=[
+                gcp.storage.BucketLifecycleRuleArgs(
+                    action=gcp.storage.BucketLifecycleRuleActionArgs(type="Delete"),
+                    condition=gcp.storage.BucketLifecycleRuleConditionArgs(
+                        days_since_noncurrent_time=args.noncurrent_version_retention_days,
+                        with_state="ARCHIVED",
+                    ),
+                ),
+            ],
+            # Why: in prod, `pulumi destroy` must never empty the bucket.
+            force_destroy=not args.protect,
+            labels=dict(args.labels),
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
+        )
+        self.bucket_name = self.bucket.name
+
+        gcs_agent = gcp.storage.get_project_service_account_output(project=args.project)
+        self.service_agent_email = gcs_agent.email_address
+        self.agent_publisher = gcp.pubsub.TopicIAMMember(
+            "gcs-agent-publishes-uploads",
+            project=args.project,
+            topic=args.uploads_topic_name,
+            role="roles/pubsub.publisher",
+            member=pulumi.Output.concat("serviceAccount:", gcs_agent.email_address),
+            opts=child,
+        )
+        # Why depends_on: GCS checks the publish permission when the notification is created.
+        self.notification = gcp.storage.Notification(
+            "uploads-finalize",
+            bucket=self.bucket.name,
+            topic=args.uploads_topic_id,
+            payload_format=PAYLOAD_FORMAT,
+            event_types=list(NOTIFICATION_EVENTS),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.agent_publisher]),
+        )
+        self.register_outputs({"bucket_name": self.bucket_name})
