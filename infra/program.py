@@ -23,6 +23,8 @@ from typing import Any, Optional
 import pulumi
 
 from infra import database, gke, iam, network, pubsub, registry, storage
+from infra import loadbalancer as edge
+from infra import monitoring as alerting
 from infra.settings import SERVICES, ConfigError, StackSettings, parse_stack_settings, read_alerts_file
 
 def labels_for(settings: StackSettings) -> dict[str, str]:
@@ -38,7 +40,7 @@ class Platform:
         settings: the validated :class:`StackSettings`.
         network, cluster, registry, pubsub, storage, accounts, database, access:
             the components (see their modules for the attributes they expose).
-        load_balancer, monitoring, releases: the edge / chart components (None until wired).
+        load_balancer, releases, monitoring: the edge, Helm releases and alerting components.
         outputs: the stack outputs, ``{name: Output | value}``.
     """
 
@@ -51,9 +53,9 @@ class Platform:
     accounts: iam.ServiceAccounts
     database: database.Database
     access: iam.ServiceAccess
-    load_balancer: Any = None
+    load_balancer: Optional[edge.LoadBalancer] = None
     releases: Any = None
-    monitoring: Any = None
+    monitoring: Optional[alerting.Monitoring] = None
     outputs: dict[str, Any] = field(default_factory=dict)
 
 
@@ -226,28 +228,78 @@ def build(settings: StackSettings) -> Platform:
         access=access,
     )
 
-    # --- Load balancer (infra/loadbalancer.py, edge engineer) ---
-    # Wired in once LoadBalancer registers resources (its Args contract is in
-    # infra/loadbalancer.py): see _load_balancer() below.
+    # --- Load balancer (infra/loadbalancer.py) ---
     platform.load_balancer = _load_balancer(platform)
 
     # --- Helm releases (infra/releases.py) ---
 
-    # --- Monitoring (infra/monitoring.py, edge engineer) ---
+    # --- Monitoring (infra/monitoring.py) ---
     platform.monitoring = _monitoring(platform)
 
     platform.outputs = _outputs(platform)
     return platform
 
 
-def _load_balancer(platform: Platform) -> Any:
-    """The edge LoadBalancer component, or None while infra/loadbalancer.py has no resources yet."""
-    return None
+def _load_balancer(platform: Platform) -> edge.LoadBalancer:
+    """The edge: static IP, certificate, SSL policy, Cloud Armor and the Gateway in the services' namespace."""
+    s = platform.settings
+    lb = s.config.load_balancer
+    armor = lb.armor
+    return edge.LoadBalancer(
+        "edge",
+        edge.LoadBalancerArgs(
+            name_prefix=s.names.prefix,
+            domain=lb.domain,
+            namespace=platform.cluster.namespace,
+            k8s_provider=platform.cluster.k8s_provider,
+            project=s.project,
+            ssl_profile=lb.ssl_profile,
+            armor=edge.CloudArmorArgs(
+                rate_limit_requests=armor.rate_limit_requests,
+                rate_limit_interval_sec=armor.rate_limit_interval_sec,
+                ban_duration_sec=armor.ban_duration_sec,
+                waf_sensitivity=armor.waf_sensitivity,
+                waf_preview=armor.waf_preview,
+                adaptive_protection=armor.adaptive_protection,
+            ),
+            labels=labels_for(s),
+        ),
+    )
 
 
-def _monitoring(platform: Platform) -> Any:
-    """The Monitoring component, or None while infra/monitoring.py has no resources yet."""
-    return None
+def _monitoring(platform: Platform) -> alerting.Monitoring:
+    """Notification channels, alert policies (thresholds from environments/<stack>/alerts.yaml), uptime check."""
+    s = platform.settings
+    uptime = s.alerts.uptime
+    return alerting.Monitoring(
+        "monitoring",
+        alerting.MonitoringArgs(
+            stack=s.stack,
+            project=s.project,
+            notification_emails=list(s.config.alerting.notification_emails),
+            alerts={
+                signal: alerting.AlertSpec(
+                    threshold=a.threshold,
+                    duration_seconds=a.duration_seconds,
+                    severity=a.severity,
+                    window_seconds=a.window_seconds,
+                )
+                for signal, a in s.alerts.alerts.items()
+            },
+            domain=s.config.load_balancer.domain,
+            url_map_name_regex=platform.load_balancer.url_map_name_regex,
+            extractor_subscription=platform.pubsub.extractor_subscription_name,
+            dead_letter_subscription=platform.pubsub.dead_letter_subscription_name,
+            sql_database_id=pulumi.Output.concat(s.project, ":", platform.database.instance_name),
+            cluster_name=platform.cluster.cluster_name,
+            namespace=platform.cluster.namespace,
+            health_path=uptime.health_path,
+            uptime_period_seconds=uptime.period_seconds,
+            uptime_timeout_seconds=uptime.timeout_seconds,
+            iap_enabled=s.config.load_balancer.iap.enabled,
+            labels=labels_for(s),
+        ),
+    )
 
 
 def _outputs(platform: Platform) -> dict[str, Any]:
@@ -271,9 +323,8 @@ def _outputs(platform: Platform) -> dict[str, Any]:
         "service_account_emails": platform.accounts.emails,
         "node_service_account_email": platform.cluster.node_service_account_email,
     }
-    if platform.load_balancer is not None:
-        outputs["load_balancer_ip"] = platform.load_balancer.ip_address
-        outputs["url"] = platform.load_balancer.url
+    outputs["load_balancer_ip"] = platform.load_balancer.ip_address
+    outputs["url"] = platform.load_balancer.url
     return outputs
 
 
