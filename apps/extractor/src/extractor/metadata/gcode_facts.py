@@ -570,7 +570,7 @@ _PREFIXES: tuple[str, ...] = (
     "Filament used: ", "filament used ", "total filament ", "Material#", "Filament length: ",
     "Plastic weight: ", "Ext ",
     "Layer height: ", "layer_height = ", "layerHeight,", "layer_thickness_mm = ",
-    "LAYER_COUNT:", "total layer number: ", "layer_count = ", "NUM_LAYERS:", "Layer count: ",
+    "LAYER_COUNT:", "total layer number: ", "total layers count = ", "layer_count = ", "NUM_LAYERS:", "Layer count: ",
     "nozzle_diameter = ", "EXTRUDER_TRAIN.", "extruderDiameter,",
     "MIN", "MAX", "PRINT.SIZE.", "Bounding Box: ", "max_z_height: ", "max_layer_z = ",
 )
