@@ -15,6 +15,9 @@ export CHECKOV_VERSION
 UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(CURDIR)/.venv
+# Byte-compile the locked packages at install: pulumi-gcp is large, and without .pyc
+# files (e.g. under PYTHONDONTWRITEBYTECODE) every preview/test run recompiles it.
+export UV_COMPILE_BYTECODE := 1
 RUN := $(UV) run --frozen --quiet
 
 .PHONY: help setup test test-fast preview render preview-diff dev dev-reset demo helm lint clean
