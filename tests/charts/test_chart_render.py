@@ -1,0 +1,281 @@
+"""What each rendered release contains: the issue's list, checked object by object.
+
+Rendered with the real pinned helm from the values infra/releases.py computes
+for each stack (conftest.py); marked slow because they run an external binary.
+"""
+from __future__ import annotations
+
+import re
+import shutil
+
+import pytest
+
+from infra import releases
+from tools import render
+
+from chart_support import ROOT, STACKS, render_stack
+
+pytestmark = pytest.mark.slow
+
+DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
+
+
+def pod_spec(release, kind="Deployment"):
+    return release.one(kind)["spec"]["template"]["spec"]
+
+
+def app_container(release):
+    return pod_spec(release)["containers"][0]
+
+
+def env_of(container) -> dict[str, str]:
+    return {e["name"]: e["value"] for e in container["env"]}
+
+
+def test_every_release_renders_the_common_objects(release):
+    kinds = release.kinds()
+    for kind in ("Deployment", "ServiceAccount", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget",
+                 "NetworkPolicy", "PodMonitoring"):
+        assert kind in kinds, f"{release.stack}/{release.service}: no {kind}"
+    for obj in release.objects:
+        assert obj["metadata"]["namespace"] == release.namespace, obj["metadata"]
+        labels = obj["metadata"]["labels"]
+        assert labels["app.kubernetes.io/instance"] == release.service
+        assert labels["app.kubernetes.io/managed-by"] == "Helm"
+        assert {"app.kubernetes.io/name", "app.kubernetes.io/part-of", "helm.sh/chart"} <= set(labels)
+
+
+def test_probes_resources_and_image_by_digest(release):
+    c = app_container(release)
+    assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    for bound in ("requests", "limits"):
+        assert set(c["resources"][bound]) == {"cpu", "memory", "ephemeral-storage"}
+    assert c["image"] == f"{release.values['image']['repository']}@{release.values['image']['digest']}"
+    assert DIGEST.search(c["image"])
+    port = {"files-api": 8080, "extractor": 8081}[release.service]
+    assert c["ports"] == [{"name": "http", "containerPort": port, "protocol": "TCP"}]
+    assert env_of(c)["PORT"] == str(port)
+
+
+def test_pod_and_container_security(release):
+    spec = pod_spec(release)
+    assert spec["securityContext"]["runAsNonRoot"] is True
+    assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert spec["automountServiceAccountToken"] is False
+    containers = spec["containers"] + spec.get("initContainers", [])
+    for c in containers:
+        sc = c["securityContext"]
+        assert sc["readOnlyRootFilesystem"] is True
+        assert sc["allowPrivilegeEscalation"] is False
+        assert sc["capabilities"] == {"drop": ["ALL"]}
+        assert sc["runAsNonRoot"] is True
+    tmp = [v for v in spec["volumes"] if v["name"] == "tmp"]
+    assert tmp and "emptyDir" in tmp[0]
+    assert {"name": "tmp", "mountPath": "/tmp"} in spec["containers"][0]["volumeMounts"]
+
+
+def test_grace_period_outlasts_gunicorn_and_the_drain(release):
+    spec = pod_spec(release)
+    shutdown = release.values["shutdown"]
+    env = env_of(spec["containers"][0])
+    graceful = int(env["GUNICORN_CMD_ARGS"].split("=")[1])
+    assert graceful == shutdown["gracefulTimeoutSeconds"] == 30
+    grace = spec["terminationGracePeriodSeconds"]
+    pre_stop = spec["containers"][0].get("lifecycle", {}).get("preStop", {}).get("sleep", {}).get("seconds", 0)
+    assert grace > pre_stop + graceful
+    assert 45 <= grace <= 60
+    if release.service == "extractor":
+        drain = int(env["DRAIN_TIMEOUT_SECONDS"])
+        assert drain == 25 and drain < graceful < grace
+    else:
+        assert "DRAIN_TIMEOUT_SECONDS" not in env
+        assert pre_stop == 5, "files-api waits for the load balancer to deregister it"
+
+
+def test_topology_spread_across_zones(release):
+    spread = pod_spec(release)["topologySpreadConstraints"]
+    zones = [s for s in spread if s["topologyKey"] == "topology.kubernetes.io/zone"]
+    assert len(zones) == 1 and zones[0]["maxSkew"] == 1
+    expected = "DoNotSchedule" if release.stack == "prod" else "ScheduleAnyway"
+    assert zones[0]["whenUnsatisfiable"] == expected
+    selector = release.one("Deployment")["spec"]["selector"]["matchLabels"]
+    assert zones[0]["labelSelector"]["matchLabels"] == selector
+
+
+def test_service_account_is_annotated_for_workload_identity(release):
+    sa = release.one("ServiceAccount", release.service)
+    email = release.values["serviceAccount"]["gcpServiceAccount"]
+    assert sa["metadata"]["annotations"]["iam.gke.io/gcp-service-account"] == email
+    assert email.startswith(f"{release.stack}-{release.service}@")
+    assert pod_spec(release)["serviceAccountName"] == release.service
+
+
+def test_cloud_sql_proxy_is_a_native_sidecar_and_the_app_uses_localhost(release):
+    init = pod_spec(release)["initContainers"]
+    assert [c["name"] for c in init] == ["cloud-sql-proxy"]
+    proxy = init[0]
+    assert proxy["restartPolicy"] == "Always"
+    for flag in ("--auto-iam-authn", "--private-ip", "--structured-logs"):
+        assert flag in proxy["args"]
+    assert proxy["args"][-1] == release.values["cloudSqlProxy"]["instanceConnectionName"]
+    assert re.search(r":\d+\.\d+\.\d+@sha256:[0-9a-f]{64}$", proxy["image"])
+    assert proxy["startupProbe"]["httpGet"]["path"] == "/startup"
+    assert set(proxy["resources"]["requests"]) == {"cpu", "memory", "ephemeral-storage"}
+    user = release.values["database"]["user"]
+    url = env_of(app_container(release))["DATABASE_URL"]
+    assert url == f"postgresql+psycopg://{user.replace('@', '%40')}@127.0.0.1:5432/print_files"
+
+
+def test_no_proxy_without_a_connection_name(stack_root, helm):
+    spec = render.releases_from_settings("dev", stack_root)[0][0]
+    spec.values["cloudSqlProxy"]["instanceConnectionName"] = ""
+    text = render.helm_template(spec, helm)
+    assert "cloud-sql-proxy" not in text.split("kind: Job")[0]
+    assert "initContainers" not in text
+
+
+def test_environment_variables_follow_the_seams(release):
+    env = env_of(app_container(release))
+    values = release.values
+    assert env["GOOGLE_CLOUD_PROJECT"] == f"print-platform-{release.stack}"
+    assert env["UPLOADS_BUCKET"] == values["app"]["uploadsBucket"]
+    assert env["LOG_LEVEL"] == values["app"]["logLevel"]
+    if release.service == "extractor":
+        assert env["UPLOADS_SUBSCRIPTION"] == f"{release.stack}-uploads-extractor"
+        assert "MAX_UPLOAD_BYTES" not in env
+    else:
+        assert env["MAX_UPLOAD_BYTES"] == "268435456"
+        assert "UPLOADS_SUBSCRIPTION" not in env
+
+
+def test_hpa_pdb_service(release):
+    hpa = release.one("HorizontalPodAutoscaler")
+    auto = release.values["autoscaling"]
+    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": release.service}
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (auto["minReplicas"], auto["maxReplicas"])
+    assert "replicas" not in release.one("Deployment")["spec"], "the HPA owns the replica count"
+    if release.stack == "prod":
+        assert hpa["spec"]["minReplicas"] >= 2
+    pdb = release.one("PodDisruptionBudget")
+    selector = release.one("Deployment")["spec"]["selector"]["matchLabels"]
+    assert pdb["spec"]["selector"]["matchLabels"] == selector
+    assert pdb["spec"]["maxUnavailable"] == 1
+    svc = release.one("Service")
+    assert svc["spec"]["selector"] == selector
+    assert svc["spec"]["ports"][0]["targetPort"] == "http"
+
+
+def test_network_policy_denies_by_default_and_allows_what_is_needed(release):
+    np = release.one("NetworkPolicy")
+    spec = np["spec"]
+    assert spec["podSelector"] == {"matchLabels": {"app.kubernetes.io/instance": release.service}}
+    assert spec["policyTypes"] == ["Ingress", "Egress"]
+    sources = [peer.get("ipBlock", {}).get("cidr") for rule in spec["ingress"] for peer in rule["from"]]
+    if release.service == "files-api":
+        assert "35.191.0.0/16" in sources and "130.211.0.0/22" in sources
+    else:
+        assert "35.191.0.0/16" not in sources, "the extractor is not reachable from the load balancer"
+    for rule in spec["ingress"]:
+        assert rule["ports"] == [{"port": "http", "protocol": "TCP"}]
+    egress_ports = {(p["port"], p["protocol"]) for rule in spec["egress"] for p in rule["ports"]}
+    assert {(53, "UDP"), (53, "TCP"), (80, "TCP"), (988, "TCP"), (443, "TCP"), (3307, "TCP")} == egress_ports
+    metadata = [r for r in spec["egress"] if r["ports"] == [{"port": 80, "protocol": "TCP"}]]
+    assert metadata[0]["to"] == [{"ipBlock": {"cidr": "169.254.169.254/32"}}]
+    sql = [r for r in spec["egress"] if r["ports"] == [{"port": 3307, "protocol": "TCP"}]][0]
+    assert sql["to"] == [{"ipBlock": {"cidr": c}} for c in release.values["networkPolicy"]["cloudSqlCidrs"]]
+
+
+def test_files_api_route_health_check_armor_and_iap(rendered):
+    for stack in STACKS:
+        r = rendered[(stack, "files-api")]
+        route = r.one("HTTPRoute")
+        gateway = r.values["route"]["gateway"]
+        assert route["spec"]["parentRefs"] == [{
+            "group": "gateway.networking.k8s.io", "kind": "Gateway", "name": gateway["name"],
+            "namespace": gateway["namespace"], "sectionName": "https"}]
+        assert route["spec"]["hostnames"] == r.values["route"]["hostnames"]
+        assert route["spec"]["rules"][0]["backendRefs"] == [
+            {"group": "", "kind": "Service", "name": "files-api", "port": 80}]
+        hc = r.one("HealthCheckPolicy")
+        assert hc["spec"]["default"]["config"]["httpHealthCheck"] == {"port": 8080, "requestPath": "/readyz"}
+        target = {"group": "", "kind": "Service", "name": "files-api"}
+        assert hc["spec"]["targetRef"] == target
+        backend = r.one("GCPBackendPolicy")
+        assert backend["spec"]["targetRef"] == target
+        assert backend["spec"]["default"]["securityPolicy"] == f"print-platform-{stack}-armor"
+        assert backend["spec"]["default"]["logging"] == {"enabled": True, "sampleRate": 1000000}
+        iap_enabled = r.values["route"]["iap"]["enabled"]
+        assert ("iap" in backend["spec"]["default"]) is iap_enabled
+    assert rendered[("prod", "files-api")].one("GCPBackendPolicy")["spec"]["default"]["iap"] == {"enabled": True}
+    for stack in STACKS:
+        kinds = rendered[(stack, "extractor")].kinds()
+        assert not {"HTTPRoute", "HealthCheckPolicy", "GCPBackendPolicy"} & set(kinds)
+
+
+def test_pod_monitoring_scrapes_metrics(release):
+    pm = release.one("PodMonitoring")
+    assert pm["apiVersion"] == "monitoring.googleapis.com/v1"
+    assert pm["spec"]["endpoints"] == [{"port": "http", "path": "/metrics", "interval": "30s"}]
+    assert pm["spec"]["selector"]["matchLabels"] == release.one("Deployment")["spec"]["selector"]["matchLabels"]
+
+
+def test_migration_hook_job_only_for_files_api(rendered):
+    for stack in STACKS:
+        assert "Job" not in rendered[(stack, "extractor")].kinds()
+        r = rendered[(stack, "files-api")]
+        job = r.one("Job")
+        hook_sa = r.one("ServiceAccount", "files-api-migrate")
+        for obj in (job, hook_sa):
+            assert obj["metadata"]["annotations"]["helm.sh/hook"] == "pre-install,pre-upgrade"
+        assert int(hook_sa["metadata"]["annotations"]["helm.sh/hook-weight"]) < \
+            int(job["metadata"]["annotations"]["helm.sh/hook-weight"])
+        assert hook_sa["metadata"]["annotations"]["iam.gke.io/gcp-service-account"] == \
+            r.values["serviceAccount"]["gcpServiceAccount"]
+        spec = job["spec"]["template"]["spec"]
+        assert spec["restartPolicy"] == "Never"
+        assert spec["serviceAccountName"] == "files-api-migrate"
+        main = spec["containers"][0]
+        assert main["command"] == ["pipeline-migrate"]
+        assert main["image"] == app_container(r)["image"], "migrations run with the files-api image"
+        assert env_of(main)["DATABASE_URL"] == env_of(app_container(r))["DATABASE_URL"]
+        assert spec["initContainers"][0]["restartPolicy"] == "Always", "native sidecar: the Job can complete"
+        pod_labels = job["spec"]["template"]["metadata"]["labels"]
+        selector = r.one("Service")["spec"]["selector"]
+        assert not all(pod_labels.get(k) == v for k, v in selector.items()), "the Service must not select the Job"
+
+
+def test_chart_checksum_is_on_the_pod_template(release):
+    annotations = release.one("Deployment")["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["checksum/chart"] == releases.chart_checksum()
+
+
+def test_chart_checksum_changes_with_a_template(tmp_path):
+    copy = tmp_path / "chart"
+    shutil.copytree(releases.CHART_DIR, copy)
+    before = releases.chart_checksum(copy)
+    assert before == releases.chart_checksum()
+    path = copy / "templates" / "service.yaml"
+    path.write_text(path.read_text() + "\n# changed\n")
+    assert releases.chart_checksum(copy) != before
+
+
+def test_render_is_deterministic_and_writes_one_file_per_release(stack_root, helm, tmp_path, rendered):
+    for stack in STACKS:
+        written, notes = render.render(stack, tmp_path, source="settings", root=stack_root, helm=helm)
+        assert not notes
+        assert sorted(p.name for p in written) == sorted(f"{s}.yaml" for s in releases.SERVICES)
+        for path in written:
+            assert path.parent == tmp_path / stack
+            assert path.read_text() == rendered[(stack, path.stem)].text
+        again = render_stack(stack, stack_root, helm)
+        assert {s: r.text for s, r in again.items()} == {s: rendered[(stack, s)].text for s in again}
+
+
+def test_render_skips_a_service_without_image_digest_and_says_so(tmp_path, helm):
+    # The repository's own stack files: a service without print-platform:images gets no release.
+    specs, notes = render.releases_from_settings("dev", ROOT)
+    configured = {s.name for s in specs}
+    assert {n.split(":")[0] for n in notes} == set(releases.SERVICES) - configured
+    for note in notes:
+        assert "print-platform:images." in note
