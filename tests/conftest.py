@@ -7,6 +7,8 @@
   ``UPLOADS_TOPIC`` in project ``TEST_PROJECT``.
 - ``fake_gcs``: fake-gcs-server publishing ``OBJECT_FINALIZE`` to that topic.
 - ``uploads_bucket``: bucket ``TEST_BUCKET`` on ``fake_gcs``.
+- ``gcs_client``: a google-cloud-storage client on ``fake_gcs``.
+- ``gcp_project``: the project id of all of them (``TEST_PROJECT``).
 - ``db_engine`` / ``clean_db``: an Engine on ``database_url``; ``clean_db``
   empties the pipeline tables before a test.
 
@@ -26,6 +28,12 @@ TEST_PROJECT = "test-project"
 UPLOADS_TOPIC = "uploads"
 TEST_BUCKET = "uploads-test"
 TEST_DATABASE = "pipeline_test"
+
+
+@pytest.fixture(scope="session")
+def gcp_project() -> str:
+    """The project id the local backends use (``TEST_PROJECT``)."""
+    return TEST_PROJECT
 
 
 @pytest.fixture(scope="session")
@@ -85,3 +93,13 @@ def uploads_bucket(fake_gcs: FakeGcsServer) -> str:
     """Name of an existing bucket on ``fake_gcs``."""
     fake_gcs.create_bucket(TEST_BUCKET)
     return TEST_BUCKET
+
+
+@pytest.fixture(scope="session")
+def gcs_client(fake_gcs: FakeGcsServer):
+    """A ``google.cloud.storage.Client`` talking to ``fake_gcs`` (anonymous credentials)."""
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage
+
+    return storage.Client(project=TEST_PROJECT, credentials=AnonymousCredentials(),
+                          client_options={"api_endpoint": fake_gcs.emulator_host})

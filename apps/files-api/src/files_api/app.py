@@ -1,0 +1,162 @@
+"""The files-api Flask application factory.
+
+``create_app()`` reads ``FilesApiSettings`` from the environment (or takes
+one), connects the database engine and the uploads bucket, and registers:
+
+- ``/v1/files`` (``api``), ``/`` (``web``), ``/healthz`` ``/readyz`` ``/metrics`` (``ops``),
+- ``/openapi.json`` and interactive docs at ``/docs`` (flask-smorest; Swagger UI
+  assets served locally from the ``swagger-ui-bundle`` wheel),
+- problem+json errors (``problems``), IAP verification (``auth``) for ``/v1``
+  and ``/`` when ``IAP_AUDIENCE`` is set,
+- per-request id + trace on every log line, an access log line and request metrics.
+
+Logging itself is configured by the process entry point (``wsgi``), not here.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import swagger_ui_bundle
+from flask import Flask, Response, g, request, send_from_directory
+from flask_smorest import Api
+from google.cloud import storage
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from pipeline_core.db import make_engine, make_session_factory
+from pipeline_core.log import request_context
+
+from . import api, metrics, ops, problems, web
+from .auth import IAP_HEADER, IapVerifier
+from .schemas import ProblemSchema
+from .settings import FilesApiSettings, load
+from .storage import UploadsBucket, make_client
+from .uploads import MULTIPART_OVERHEAD_BYTES, UploadRequest
+
+log = logging.getLogger("files_api")
+
+#: Paths that need IAP when it is on (everything that shows or changes files).
+PROTECTED_PREFIXES = ("/v1/",)
+PROTECTED_EXACT = ("/", "/v1/files")
+
+
+@dataclass
+class AppState:
+    """What the views need, in ``app.extensions["files_api"]``."""
+
+    settings: FilesApiSettings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    bucket: UploadsBucket
+    verifier: IapVerifier | None
+
+
+def create_app(settings: FilesApiSettings | None = None, *, storage_client: storage.Client | None = None,
+               iap_request: Any = None) -> Flask:
+    """Build the WSGI app.
+
+    Args:
+        settings: defaults to ``settings.load()`` (environment variables).
+        storage_client: defaults to ``storage.make_client(settings)``.
+        iap_request: google-auth transport for fetching IAP keys (tests).
+
+    Raises:
+        pipeline_core.settings.SettingsError: the environment is incomplete.
+    """
+    settings = settings or load()
+    app = Flask(__name__)
+    app.request_class = UploadRequest
+    app.config.update(
+        MAX_UPLOAD_BYTES=settings.max_upload_bytes,
+        SPOOL_MEMORY_BYTES=settings.spool_memory_bytes,
+        MAX_CONTENT_LENGTH=settings.max_upload_bytes + MULTIPART_OVERHEAD_BYTES,
+        API_TITLE="files-api",
+        API_VERSION="1.0.0",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="docs",
+        OPENAPI_SWAGGER_UI_URL="/docs/assets/",
+    )
+    app.json.sort_keys = False  # type: ignore[attr-defined]  (keep the schema's field order)
+    engine = make_engine(settings.database_url)
+    bucket = UploadsBucket(storage_client or make_client(settings), settings.uploads_bucket,
+                           chunk_bytes=settings.upload_chunk_bytes, timeout=settings.storage_timeout_seconds)
+    verifier = None
+    if settings.iap_audience:
+        verifier = IapVerifier(settings.iap_audience, settings.iap_public_keys_url, iap_request)
+    else:
+        log.warning("IAP_AUDIENCE is not set: /v1 is open to anyone who reaches the service (local use only)")
+    app.extensions["files_api"] = AppState(settings, engine, make_session_factory(engine), bucket, verifier)
+
+    smorest = Api(app, spec_kwargs={"info": {"description": "Upload print files (G-code, STL, 3MF) and read the metadata the extractor finds in them. Errors are RFC 9457 problem details."}})
+    smorest.spec.components.schema("ProblemSchema", schema=ProblemSchema)
+    if settings.iap_audience:
+        smorest.spec.components.security_scheme(
+            "iap", {"type": "apiKey", "in": "header", "name": IAP_HEADER,
+                    "description": "JWT added by Identity-Aware Proxy"})
+        smorest.spec.options["security"] = [{"iap": []}]
+    smorest.register_blueprint(api.blp)
+    app.register_blueprint(web.bp)
+    app.register_blueprint(ops.bp)
+    problems.install(app)  # after flask-smorest's own handler, so ours wins
+
+    @app.get("/docs/assets/<path:name>")
+    def swagger_assets(name: str) -> Response:
+        return send_from_directory(swagger_ui_bundle.swagger_ui_path, name, max_age=86400)
+
+    _install_hooks(app)
+    return app
+
+
+def _needs_auth(path: str) -> bool:
+    return path in PROTECTED_EXACT or path.startswith(PROTECTED_PREFIXES)
+
+
+def _install_hooks(app: Flask) -> None:
+    @app.before_request
+    def _begin() -> None:
+        g.started = time.perf_counter()
+        ctx = request_context(
+            request.headers.get("X-Request-Id"),
+            cloud_trace_context=request.headers.get("X-Cloud-Trace-Context"),
+            traceparent=request.headers.get("traceparent"),
+        )
+        g.request_id = ctx.__enter__()
+        g.log_ctx = ctx
+        verifier = app.extensions["files_api"].verifier
+        if verifier is not None and _needs_auth(request.path):
+            g.principal = verifier.verify(request.headers.get(IAP_HEADER))
+
+    @app.after_request
+    def _finish(response: Response) -> Response:
+        rid = g.get("request_id")
+        if rid:
+            response.headers["X-Request-Id"] = rid
+        started = g.get("started")
+        elapsed = time.perf_counter() - started if started else 0.0
+        endpoint = request.url_rule.rule if request.url_rule else "unmatched"
+        metrics.REQUESTS.labels(request.method, endpoint, str(response.status_code)).inc()
+        metrics.LATENCY.labels(request.method, endpoint).observe(elapsed)
+        if endpoint not in ("/healthz", "/readyz", "/metrics") or response.status_code >= 400:
+            principal = g.get("principal")
+            log.info(
+                f"{request.method} {request.path} {response.status_code}",
+                extra={"httpRequest": {
+                    "requestMethod": request.method, "requestUrl": request.full_path.rstrip("?"),
+                    "status": response.status_code, "latency": f"{elapsed:.6f}s",
+                    "userAgent": request.user_agent.string, "remoteIp": request.remote_addr,
+                    "responseSize": str(response.content_length) if response.content_length is not None else None,
+                }, "user": principal.email if principal else None},
+            )
+        return response
+
+    @app.teardown_request
+    def _end(exc: BaseException | None) -> None:
+        ctx = g.pop("log_ctx", None)
+        if ctx is not None:
+            ctx.__exit__(None, None, None)

@@ -1,0 +1,145 @@
+"""Database access of files-api: the ``files`` rows and their extraction results.
+
+A file is visible to the API once its upload finished (``generation`` set);
+a row whose upload is still running (or whose process died mid-upload) is not
+listed. Its status is derived with ``pipeline_core.models.status_expression``.
+
+Listing uses keyset pagination over (``created_at`` DESC, ``id`` DESC): the
+cursor is an opaque URL-safe token holding the last row's key, so pages stay
+stable while files are added.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select, tuple_, update
+from sqlalchemy.orm import Session
+
+from pipeline_core.models import ExtractionResult, File, FileStatus, files_with_results, status_expression
+
+
+class BadCursor(ValueError):
+    """The pagination cursor was not produced by this API."""
+
+
+@dataclass(frozen=True)
+class FileView:
+    """A file as the API shows it (the ``File`` schema)."""
+
+    id: uuid.UUID
+    filename: str
+    size_bytes: int
+    content_type: str
+    status: str
+    metadata: dict[str, Any] | None
+    error: str | None
+    created_at: datetime
+    updated_at: datetime
+    bucket: str
+    object_name: str
+    generation: int | None
+
+
+def _view(row: File, result: ExtractionResult | None) -> FileView:
+    status = result.status if result is not None else FileStatus.PENDING.value
+    updated = max(row.updated_at, result.updated_at) if result is not None else row.updated_at
+    return FileView(
+        id=row.id, filename=row.filename, size_bytes=row.size_bytes, content_type=row.content_type,
+        status=status, metadata=result.metadata_ if result is not None else None,
+        error=result.error if result is not None else None, created_at=row.created_at, updated_at=updated,
+        bucket=row.bucket, object_name=row.object_name, generation=row.generation,
+    )
+
+
+def encode_cursor(created_at: datetime, file_id: uuid.UUID) -> str:
+    """Opaque cursor for "rows after (created_at, id)"."""
+    raw = json.dumps([created_at.isoformat(), str(file_id)], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    """Inverse of ``encode_cursor``. Raises ``BadCursor``."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created, fid = json.loads(raw)
+        return datetime.fromisoformat(created), uuid.UUID(fid)
+    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError) as exc:
+        raise BadCursor(f"cursor {cursor[:40]!r} is not one this API issued") from exc
+
+
+def object_name_for(file_id: uuid.UUID, filename: str) -> str:
+    """``files/<id>/<sanitised filename>`` (docs/seams.md)."""
+    return f"files/{file_id}/{filename}"
+
+
+def create_pending(session: Session, *, file_id: uuid.UUID, filename: str, content_type: str,
+                   size_bytes: int, bucket: str) -> File:
+    """Insert the row of an upload about to be stored (``generation`` NULL); commits."""
+    row = File(id=file_id, filename=filename, content_type=content_type, size_bytes=size_bytes,
+               bucket=bucket, object_name=object_name_for(file_id, filename))
+    session.add(row)
+    session.commit()
+    return row
+
+
+def mark_stored(session: Session, file_id: uuid.UUID, generation: int) -> None:
+    """Record the stored object's generation; commits."""
+    session.execute(update(File).where(File.id == file_id).values(generation=generation))
+    session.commit()
+
+
+def forget(session: Session, file_id: uuid.UUID) -> None:
+    """Delete the row (used to undo a failed upload); commits."""
+    session.execute(delete(File).where(File.id == file_id))
+    session.commit()
+
+
+def get(session: Session, file_id: uuid.UUID) -> FileView | None:
+    """The stored file with that id, or None (also while its upload is unfinished)."""
+    stmt = files_with_results().where(File.id == file_id, File.generation.is_not(None))
+    found = session.execute(stmt).first()
+    return _view(*found) if found else None
+
+
+def list_page(session: Session, *, limit: int, cursor: str | None = None,
+              status: str | None = None) -> tuple[list[FileView], str | None]:
+    """Up to ``limit`` stored files, newest first, and the cursor of the next page (None at the end).
+
+    Raises:
+        BadCursor: ``cursor`` is malformed.
+    """
+    stmt = files_with_results().where(File.generation.is_not(None))
+    if status is not None:
+        stmt = stmt.where(status_expression() == status)
+    if cursor:
+        created, fid = decode_cursor(cursor)
+        stmt = stmt.where(tuple_(File.created_at, File.id) < tuple_(created, fid))
+    stmt = stmt.order_by(File.created_at.desc(), File.id.desc()).limit(limit + 1)
+    rows = session.execute(stmt).all()
+    views = [_view(*r) for r in rows[:limit]]
+    next_cursor = encode_cursor(views[-1].created_at, views[-1].id) if len(rows) > limit and views else None
+    return views, next_cursor
+
+
+def delete_with_results(session: Session, file_id: uuid.UUID) -> FileView | None:
+    """Delete the file row and every result of its object (not committed: the caller commits
+    after the object is gone, or rolls back). Returns what was deleted, or None."""
+    view = get(session, file_id)
+    if view is None:
+        return None
+    session.execute(delete(ExtractionResult).where(
+        ExtractionResult.bucket == view.bucket, ExtractionResult.object_name == view.object_name))
+    session.execute(delete(File).where(File.id == file_id))
+    return view
+
+
+def ping(session: Session) -> None:
+    """Readiness probe: one trivial query."""
+    session.execute(select(1))
