@@ -11,6 +11,7 @@ describes each field's semantics per format.
 
 from __future__ import annotations
 
+import gzip
 import logging
 from pathlib import Path
 
@@ -44,8 +45,9 @@ def extract_metadata(path: Path, filename: str) -> dict:
             garbled XML, Git LFS pointer, unsupported ending, ...). Its
             ``reason`` says what and where. Unexpected parser failures are
             wrapped into it too: nothing else escapes for bad content.
-        OSError: ``path`` itself cannot be read (missing file, permissions):
-            an environment fault, not a property of the file's content.
+        OSError: ``path`` itself cannot be read (missing file, permissions,
+            I/O error): an environment fault, not a property of the content,
+            so a worker may retry it. ``MemoryError`` likewise propagates.
     """
     try:
         fmt = detect_format(filename)
@@ -53,13 +55,17 @@ def extract_metadata(path: Path, filename: str) -> dict:
         raise ExtractionError(str(exc)) from exc
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no such file: {path}")
+        raise FileNotFoundError(f"not a regular file: {path}")
     try:
         found = _dispatch(fmt, path, filename)
     except ExtractionError:
         raise
-    except (MemoryError, RecursionError):
+    except MemoryError:
         raise
+    except OSError as exc:
+        if not isinstance(exc, gzip.BadGzipFile):
+            raise  # the disk, not the content: the caller may retry
+        raise ExtractionError(f"{filename!r}: {exc}") from exc
     except Exception as exc:  # noqa: BLE001 - contract: wrap any parser failure
         log.warning("unexpected %s while parsing %r", type(exc).__name__, filename, exc_info=True)
         raise ExtractionError(
