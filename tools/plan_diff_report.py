@@ -18,7 +18,7 @@ import json
 import re
 from typing import Any, Sequence
 
-from tools.plan_diff import ABSENT, SECRET, PropertyChange, ResourceChange, StackDiff
+from tools.plan_diff import SECRET, PropertyChange, ResourceChange, StackDiff
 from tools.plan_diff_manifests import ManifestDiff
 
 MARKER_TEMPLATE = "<!-- preview-diff:stack={stack} -->"
