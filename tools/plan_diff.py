@@ -42,9 +42,15 @@ STATEFUL_TYPES: frozenset[str] = frozenset(
         "gcp:container/cluster:Cluster",
         "gcp:pubsub/topic:Topic",
         "gcp:pubsub/subscription:Subscription",
+        "gcp:artifactregistry/repository:Repository",
     }
 )
 """Resource types whose change can lose data or take the platform down.
+
+Cloud SQL instance and database (the data), the uploads bucket (the files),
+the GKE cluster (every workload), Pub/Sub topics and subscriptions (messages
+in flight; a recreated subscription loses its backlog) and the Artifact
+Registry repository (the images the releases run, by digest).
 
 The one list of them: a change to any of these (or to any resource with
 ``protect: true`` at either side) is called out at the top of the report.

@@ -138,3 +138,14 @@ def test_malformed_documents_are_rejected_with_location(bad, message):
 def test_stacks_must_match():
     with pytest.raises(PreviewDocumentError, match="stack 'dev'"):
         diff_documents(document(stack="dev"), document(stack="prod"))
+
+
+@pytest.mark.parametrize("token", sorted(STATEFUL_TYPES))
+def test_stateful_type_tokens_are_real_pulumi_gcp_types(token):
+    """Each token is the one the installed pulumi-gcp registers (a typo would never match)."""
+    import importlib
+    import inspect
+
+    _, module_path, class_name = token.split(":")
+    module = importlib.import_module(f"pulumi_gcp.{module_path.split('/')[0]}")
+    assert f"'{token}'" in inspect.getsource(getattr(module, class_name))
