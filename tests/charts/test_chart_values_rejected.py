@@ -52,6 +52,7 @@ def test_helm_lint_names_the_bad_value(mutate, expected, good_values, helm, tmp_
     (lambda v: v["autoscaling"].update(minReplicas=9, maxReplicas=3), "autoscaling.minReplicas (9) must not exceed"),
     (lambda v: v["route"]["gateway"].update(name=""), "route.enabled needs route.gateway.name"),
     (lambda v: v["database"].update(user=""), "database.user is required"),
+    (lambda v: v["route"].update(healthCheck={"timeoutSec": 10}), "route.healthCheck.timeoutSec (10) must not exceed"),
 ])
 def test_template_rules_fail_with_a_message(mutate, expected, good_values, helm, tmp_path):
     values = copy.deepcopy(good_values["files-api"])
