@@ -14,7 +14,8 @@ import os
 import shutil
 import tempfile
 
-bind = f"0.0.0.0:{int(os.environ.get('PORT', '8080'))}"
+# HOST=127.0.0.1 for local runs; in the pod it listens on all interfaces.
+bind = f"{os.environ.get('HOST', '0.0.0.0')}:{int(os.environ.get('PORT', '8080'))}"
 wsgi_app = "files_api.wsgi:app"
 worker_class = "gthread"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
@@ -37,6 +38,7 @@ logconfig_dict = {
     "disable_existing_loggers": False,
     "formatters": {"json": {"()": "pipeline_core.log.JsonFormatter"}},
     "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stdout"}},
+    "root": {"handlers": ["stdout"], "level": loglevel.upper()},
     "loggers": {
         "gunicorn.error": {"handlers": ["stdout"], "level": loglevel.upper(), "propagate": False},
         "gunicorn.access": {"handlers": [], "level": "WARNING", "propagate": False},

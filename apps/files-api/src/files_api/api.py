@@ -100,7 +100,7 @@ def upload() -> tuple[repository.FileView, int, dict[str, str]]:
         part.close()
     metrics.UPLOADED_BYTES.inc(size)
     location = url_for("files.get_file", file_id=view.id, _external=False)
-    log.info("file uploaded", extra={"file_id": str(view.id), "filename": filename, "size_bytes": size,
+    log.info("file uploaded", extra={"file_id": str(view.id), "upload_name": filename, "size_bytes": size,
                                      "object_name": view.object_name, "generation": view.generation})
     return view, 201, {"Location": location}
 

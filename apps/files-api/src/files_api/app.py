@@ -68,6 +68,7 @@ def create_app(settings: FilesApiSettings | None = None, *, storage_client: stor
         pipeline_core.settings.SettingsError: the environment is incomplete.
     """
     settings = settings or load()
+    logging.getLogger("files_api").setLevel(settings.log_level)
     app = Flask(__name__)
     app.request_class = UploadRequest
     app.config.update(

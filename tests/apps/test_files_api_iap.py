@@ -1,0 +1,131 @@
+"""IAP on: every /v1 request (and the page) needs a valid IAP JWT, checked against keys served over HTTP like Google's."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import threading
+import time
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from google.auth import jwt
+from google.auth.crypt import es256
+
+pytestmark = pytest.mark.slow
+
+AUDIENCE = "/projects/123456/global/backendServices/987654"
+ISSUER = "https://cloud.google.com/iap"
+
+
+def _keypair(kid: str):
+    key = ec.generate_private_key(ec.SECP256R1())
+    private_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                    serialization.NoEncryption())
+    public_pem = key.public_key().public_bytes(serialization.Encoding.PEM,
+                                               serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    return es256.ES256Signer.from_string(private_pem, key_id=kid), public_pem
+
+
+@pytest.fixture(scope="module")
+def iap_keys():
+    """A loopback HTTP server publishing {kid: public PEM} like www.gstatic.com/iap/verify/public_key."""
+    signer, public_pem = _keypair("key-1")
+    rogue, _ = _keypair("key-1")  # same kid, other key: a forged signature
+    hits = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            hits.append(self.path)
+            body = json.dumps({"key-1": public_pem}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Cache-Control", "public, max-age=300")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield {"url": f"http://127.0.0.1:{server.server_address[1]}/iap/verify/public_key",
+           "signer": signer, "rogue": rogue, "hits": hits}
+    server.shutdown()
+    server.server_close()
+
+
+def _token(signer, **claims) -> str:
+    now = int(time.time())
+    payload = {"iss": ISSUER, "aud": AUDIENCE, "sub": "accounts.google.com:42", "email": "ada@example.com",
+               "iat": now, "exp": now + 600, **claims}
+    return jwt.encode(signer, payload).decode()
+
+
+@pytest.fixture
+def client(make_files_api, iap_keys, clean_db):
+    return make_files_api(iap_audience=AUDIENCE, iap_public_keys_url=iap_keys["url"]).test_client()
+
+
+def _assert_401(resp, fragment: str):
+    assert resp.status_code == 401, resp.get_data(as_text=True)
+    assert resp.mimetype == "application/problem+json"
+    assert resp.headers["WWW-Authenticate"].startswith("Bearer")
+    assert fragment in resp.get_json()["detail"]
+
+
+def test_valid_assertion_passes(client, iap_keys):
+    headers = {"x-goog-iap-jwt-assertion": _token(iap_keys["signer"])}
+    assert client.get("/v1/files", headers=headers).status_code == 200
+    assert client.get("/", headers=headers).status_code == 200
+    before = len(iap_keys["hits"])
+    for _ in range(3):
+        assert client.get("/v1/files", headers=headers).status_code == 200
+    assert len(iap_keys["hits"]) == before, "keys are cached for their max-age, not fetched per request"
+
+
+def test_missing_assertion_is_401(client):
+    _assert_401(client.get("/v1/files"), "missing x-goog-iap-jwt-assertion")
+    _assert_401(client.get("/v1/files/00000000-0000-0000-0000-000000000000"), "missing")
+    _assert_401(client.post("/v1/files"), "missing")
+    _assert_401(client.get("/"), "missing")
+
+
+@pytest.mark.parametrize("case", ["wrong_audience", "expired", "wrong_issuer", "forged", "garbage"])
+def test_bad_assertions_are_401(client, iap_keys, case):
+    token = {
+        "wrong_audience": lambda: _token(iap_keys["signer"], aud="/projects/1/global/backendServices/2"),
+        "expired": lambda: _token(iap_keys["signer"], iat=int(time.time()) - 7200, exp=int(time.time()) - 3600),
+        "wrong_issuer": lambda: _token(iap_keys["signer"], iss="https://accounts.google.com"),
+        "forged": lambda: _token(iap_keys["rogue"]),
+        "garbage": lambda: "not.a.jwt",
+    }[case]()
+    _assert_401(client.get("/v1/files", headers={"x-goog-iap-jwt-assertion": token}), "invalid x-goog-iap-jwt-assertion")
+
+
+def test_ops_and_docs_need_no_assertion(client):
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/readyz").status_code == 200
+    assert client.get("/metrics").status_code == 200
+    spec = client.get("/openapi.json").get_json()
+    assert spec["components"]["securitySchemes"]["iap"]["name"] == "x-goog-iap-jwt-assertion"
+
+
+def test_unreachable_key_server_is_503_not_401(make_files_api, iap_keys, clean_db):
+    from tools.devstack import free_port
+
+    client = make_files_api(iap_audience=AUDIENCE,
+                            iap_public_keys_url=f"http://127.0.0.1:{free_port()}/key").test_client()
+    resp = client.get("/v1/files", headers={"x-goog-iap-jwt-assertion": _token(iap_keys["signer"])})
+    assert resp.status_code == 503 and resp.mimetype == "application/problem+json"
+
+
+def test_open_mode_logs_a_warning(make_files_api, caplog):
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="files_api"):
+        make_files_api(iap_audience=None)
+    assert any("IAP_AUDIENCE is not set" in r.getMessage() for r in caplog.records)

@@ -1,0 +1,146 @@
+"""pipeline_core's logging and settings (no server needed)."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+
+import pytest
+
+from pipeline_core.log import JsonFormatter, configure_logging, parse_trace, request_context
+from pipeline_core.settings import CommonSettings, SettingsError, load_settings
+
+
+@pytest.fixture
+def json_log():
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter(project="proj-1"))
+    logger = logging.getLogger("test.jsonlog")
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    logger.propagate = False
+    yield logger, lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
+    logger.removeHandler(handler)
+
+
+def test_one_json_object_per_line_with_cloud_logging_fields(json_log):
+    logger, lines = json_log
+    logger.info("multi\nline %s", "message", extra={"file_id": "abc", "odd": object.__name__})
+    logger.warning("second")
+    first, second = lines()
+    assert first["severity"] == "INFO" and first["message"] == "multi\nline message"
+    assert first["logger"] == "test.jsonlog" and first["file_id"] == "abc"
+    assert first["time"].endswith("Z") and "T" in first["time"]
+    assert first["logging.googleapis.com/sourceLocation"]["function"] == "test_one_json_object_per_line_with_cloud_logging_fields"
+    assert second["severity"] == "WARNING"
+    assert "request_id" not in first
+
+
+def test_request_context_adds_request_id_and_trace(json_log):
+    logger, lines = json_log
+    with request_context("req-1", cloud_trace_context="105445aa7843bc8bf206b12000100000/123;o=1") as rid:
+        assert rid == "req-1"
+        logger.error("inside")
+    logger.error("outside")
+    inside, outside = lines()
+    assert inside["request_id"] == "req-1"
+    assert inside["logging.googleapis.com/trace"] == "projects/proj-1/traces/105445aa7843bc8bf206b12000100000"
+    assert inside["logging.googleapis.com/spanId"] == f"{123:016x}"
+    assert "request_id" not in outside and "logging.googleapis.com/trace" not in outside
+
+
+def test_exceptions_go_to_stack_trace(json_log):
+    logger, lines = json_log
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        logger.exception("failed")
+    (entry,) = lines()
+    assert entry["severity"] == "ERROR" and entry["message"] == "failed"
+    assert "ValueError: boom" in entry["stack_trace"] and "Traceback" in entry["stack_trace"]
+
+
+def test_parse_trace_headers():
+    assert parse_trace("105445aa7843bc8bf206b12000100000") == ("105445aa7843bc8bf206b12000100000", None)
+    assert parse_trace(None, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01") == (
+        "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7")
+    assert parse_trace("garbage", "also garbage") is None
+
+
+def test_configure_logging_rejects_unknown_level():
+    with pytest.raises(ValueError, match="LOG_LEVEL 'LOUD'"):
+        configure_logging("LOUD")
+
+
+def test_configure_logging_writes_json_to_the_stream():
+    stream = io.StringIO()
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    try:
+        configure_logging("debug", stream=stream)
+        logging.getLogger("x").debug("hello")
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+    assert json.loads(stream.getvalue().splitlines()[-1])["message"] == "hello"
+
+
+def test_settings_errors_name_each_variable(monkeypatch):
+    for var in ["DATABASE_URL", "GOOGLE_CLOUD_PROJECT", "UPLOADS_BUCKET", "LOG_LEVEL", "PORT"]:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("DATABASE_URL", "mysql://x/y")
+    monkeypatch.setenv("PORT", "99999")
+    with pytest.raises(SettingsError) as err:
+        load_settings(CommonSettings)
+    msg = str(err.value)
+    assert "DATABASE_URL: Value error, must be a postgresql+psycopg://" in msg
+    assert "GOOGLE_CLOUD_PROJECT: Field required" in msg and "UPLOADS_BUCKET: Field required" in msg
+    assert "PORT:" in msg
+
+
+def test_settings_from_env(monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", "postgresql://u@h:5432/d")
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "p")
+    monkeypatch.setenv("UPLOADS_BUCKET", "bucket-1")
+    monkeypatch.setenv("LOG_LEVEL", "debug")
+    s = load_settings(CommonSettings)
+    assert s.database_url == "postgresql+psycopg://u@h:5432/d" and s.log_level == "DEBUG" and s.port == 8080
+
+
+def test_files_api_settings_validate_chunk_and_defaults(monkeypatch):
+    from files_api.settings import FilesApiSettings
+
+    monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg://u@h/d")
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "p")
+    monkeypatch.setenv("UPLOADS_BUCKET", "bucket-1")
+    monkeypatch.delenv("MAX_UPLOAD_BYTES", raising=False)
+    monkeypatch.setenv("IAP_AUDIENCE", "  ")
+    s = load_settings(FilesApiSettings)
+    assert s.max_upload_bytes == 268435456 and s.iap_audience is None and s.port == 8080
+    monkeypatch.setenv("UPLOAD_CHUNK_BYTES", str(300 * 1024))
+    with pytest.raises(SettingsError, match="UPLOAD_CHUNK_BYTES: Value error, must be a multiple of 262144"):
+        load_settings(FilesApiSettings)
+
+
+def test_uploads_capped_spool_and_names():
+    from files_api.problems import Problem
+    from files_api.uploads import CappedSpool, UploadTooLarge, sanitise_filename
+
+    spool = CappedSpool(limit=10, memory_bytes=4)
+    spool.write(b"abc")
+    assert spool.in_memory
+    spool.write(b"defgh")
+    assert not spool.in_memory and spool.size == 8  # spilled to disk past 4 bytes
+    with pytest.raises(UploadTooLarge):
+        spool.write(b"ijk")
+    spool.close()
+
+    assert sanitise_filename("C:\\a\\b\\part.gcode") == "part.gcode"
+    assert sanitise_filename("../../x\x00y.stl") == "xy.stl"
+    long = sanitise_filename("é" * 300 + ".gcode.gz")
+    assert long.endswith(".gcode.gz") and len(long.encode()) <= 255
+    for bad in ["", "   ", "..", "a/"]:
+        with pytest.raises(Problem):
+            sanitise_filename(bad)
