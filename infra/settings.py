@@ -746,6 +746,8 @@ def _first_error(exc: ValidationError, source: str, model: type[BaseModel]) -> C
         if named:
             key = f"{key}.{named.group(1)}"
             message = named.group(2)
+    elif "input" in first and not isinstance(first["input"], (dict, list)):
+        message = f"{message}, got {first['input']!r}"
     if first["type"] == "missing":
         message = "missing (required key)"
     elif first["type"] == "extra_forbidden":

@@ -38,7 +38,7 @@ from pulumi.runtime import settings as runtime_settings
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
-from infra.settings import PROJECT, SECRET_PLACEHOLDER, read_stack_file
+from infra.settings import PROJECT, SECRET_PLACEHOLDER, ConfigError, read_stack_file
 
 #: How an unknown (computed during preview) value is shown.
 UNKNOWN_PLACEHOLDER = "[unknown]"
@@ -338,7 +338,10 @@ def run_stack(
     if config_override is not None:
         config, secret_keys = dict(config_override), []
     else:
-        config, secret_keys = read_stack_file(stack, root)
+        try:
+            config, secret_keys = read_stack_file(stack, root)
+        except ConfigError as exc:
+            return Capture(stack=stack, error=exc)
     project = str(config.get("gcp:project", "mock-project"))
     region = str(config.get("gcp:region", "europe-west1"))
     network = config.get("print-platform:network")

@@ -1,0 +1,178 @@
+"""Bad stack config fails at program start with one message naming the key and the file,
+before any resource is registered — one test per kind of mistake, against the real program
+(``tools.mock_runtime.run_stack`` with a modified copy of the real stack file)."""
+from __future__ import annotations
+
+import copy
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+import yaml
+
+from infra.settings import ConfigError, read_stack_file
+from tools.mock_runtime import STACK_TYPE, run_stack
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _run_with(stack: str, mutate: Callable[[dict[str, Any]], None]):
+    config, _ = read_stack_file(stack)
+    config = copy.deepcopy(config)
+    mutate(config)
+    return run_stack(stack, config_override=config)
+
+
+def _assert_rejected(capture, file: str, key: str, *fragments: str) -> None:
+    assert isinstance(capture.error, ConfigError), repr(capture.error)
+    message = str(capture.error)
+    assert message.startswith(f"{file}: {key}: "), message
+    for fragment in fragments:
+        assert fragment in message, message
+    assert "\n" not in message
+    registered = [r.urn for r in capture.registrations if r.type != STACK_TYPE]
+    assert registered == [], f"resources registered despite bad config: {registered}"
+
+
+def test_valid_config_registers_resources():
+    """The control case: the unmodified stack file runs (so the failures below are caused by the edits)."""
+    capture = _run_with("dev", lambda c: None)
+    assert capture.error is None
+    assert len(capture.registrations) > 10
+
+
+def test_missing_key():
+    capture = _run_with("prod", lambda c: c.pop("gcp:project"))
+    _assert_rejected(capture, "Pulumi.prod.yaml", "gcp:project", "missing")
+
+
+def test_missing_nested_key():
+    capture = _run_with("dev", lambda c: c["print-platform:database"].pop("tier"))
+    _assert_rejected(capture, "Pulumi.dev.yaml", "print-platform:database.tier", "missing")
+
+
+def test_wrong_type():
+    capture = _run_with("prod", lambda c: c["print-platform:database"].update(diskSizeGb="fifty"))
+    _assert_rejected(capture, "Pulumi.prod.yaml", "print-platform:database.diskSizeGb", "integer")
+
+
+def test_wrong_enum_value():
+    capture = _run_with("dev", lambda c: c["print-platform:gke"].update(releaseChannel="RAPID"))
+    _assert_rejected(capture, "Pulumi.dev.yaml", "print-platform:gke.releaseChannel", "RAPID")
+
+
+def test_unknown_region():
+    capture = _run_with("dev", lambda c: c.update({"gcp:region": "europe-west99"}))
+    _assert_rejected(capture, "Pulumi.dev.yaml", "gcp:region", "unknown region", "europe-west99")
+
+
+def test_bad_cidr():
+    capture = _run_with("prod", lambda c: c["print-platform:network"].update(podsCidr="10.112.0.0/33"))
+    _assert_rejected(capture, "Pulumi.prod.yaml", "print-platform:network.podsCidr", "10.112.0.0/33")
+
+
+def test_overlapping_cidrs():
+    def overlap(c):
+        c["print-platform:network"]["servicesCidr"] = c["print-platform:network"]["subnetCidr"]
+    capture = _run_with("dev", overlap)
+    _assert_rejected(capture, "Pulumi.dev.yaml", "print-platform:network.servicesCidr", "overlaps")
+
+
+def test_control_plane_open_to_the_internet():
+    def open_up(c):
+        c["print-platform:gke"]["masterAuthorizedNetworks"][0]["cidrBlock"] = "0.0.0.0/0"
+    capture = _run_with("prod", open_up)
+    _assert_rejected(capture, "Pulumi.prod.yaml", "print-platform:gke.masterAuthorizedNetworks[0].cidrBlock", "0.0.0.0/0")
+
+
+def test_ha_setting_contradicting_protection():
+    capture = _run_with("prod", lambda c: c["print-platform:database"].update(availability="ZONAL"))
+    _assert_rejected(capture, "Pulumi.prod.yaml", "print-platform:database.availability",
+                     "ZONAL", "print-platform:protect", "REGIONAL")
+
+
+def test_tier_contradicting_edition():
+    capture = _run_with("dev", lambda c: c["print-platform:database"].update(edition="ENTERPRISE_PLUS"))
+    _assert_rejected(capture, "Pulumi.dev.yaml", "print-platform:database.tier", "ENTERPRISE_PLUS")
+
+
+def test_backoff_contradiction():
+    capture = _run_with("dev", lambda c: c["print-platform:pubsub"].update(minimumBackoff="400s", maximumBackoff="300s"))
+    _assert_rejected(capture, "Pulumi.dev.yaml", "print-platform:pubsub.minimumBackoff", "maximumBackoff")
+
+
+def test_malformed_image_digest():
+    capture = _run_with("prod", lambda c: c.update({"print-platform:images": {"files-api": {"digest": "latest"}}}))
+    _assert_rejected(capture, "Pulumi.prod.yaml", "print-platform:images.files-api.digest", "sha256")
+
+
+def test_unknown_key_is_a_typo():
+    capture = _run_with("dev", lambda c: c.update({"print-platform:databse": {"tier": "db-f1-micro"}}))
+    _assert_rejected(capture, "Pulumi.dev.yaml", "print-platform:databse", "unknown key")
+
+
+def test_edge_setting_checked_by_the_component_rules():
+    capture = _run_with("prod", lambda c: c["print-platform:loadBalancer"]["armor"].update(rateLimitIntervalSec=7))
+    _assert_rejected(capture, "Pulumi.prod.yaml", "print-platform:loadBalancer.armor.rateLimitIntervalSec", "7")
+
+
+@pytest.fixture
+def repo_copy(tmp_path: Path) -> Path:
+    """A scratch root with copies of the real stack files and environments/."""
+    for name in ("Pulumi.dev.yaml", "Pulumi.prod.yaml"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    shutil.copytree(ROOT / "environments", tmp_path / "environments")
+    return tmp_path
+
+
+def test_bad_alert_threshold_names_the_environment_file(repo_copy: Path):
+    path = repo_copy / "environments" / "prod" / "alerts.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["alerts"]["sql_cpu"]["threshold"] = 80  # a percentage where a fraction is expected
+    path.write_text(yaml.safe_dump(data))
+    capture = run_stack("prod", root=repo_copy)
+    _assert_rejected(capture, "environments/prod/alerts.yaml", "alerts.sql_cpu.threshold", "fraction")
+
+
+def test_invalid_yaml_names_the_file(repo_copy: Path):
+    (repo_copy / "Pulumi.dev.yaml").write_text("config:\n  gcp:project: [unclosed\n")
+    capture = run_stack("dev", root=repo_copy)
+    assert isinstance(capture.error, ConfigError)
+    assert str(capture.error).startswith("Pulumi.dev.yaml: not valid YAML")
+    assert capture.registrations == []
+
+
+def test_secure_values_do_not_break_offline_loading(repo_copy: Path):
+    """An encrypted value (``pulumi config set --secret``) loads offline as ``[secret]``."""
+    path = repo_copy / "Pulumi.prod.yaml"
+    doc = yaml.safe_load(path.read_text())
+    doc["config"]["print-platform:loadBalancer"]["iap"].update(
+        oauthClientId="1234-abc.apps.googleusercontent.com",
+        oauthClientSecret={"secure": "v1:AAAABBBBCCCC:ZZZZ"},
+    )
+    path.write_text(yaml.safe_dump(doc))
+    config, secret_keys = read_stack_file("prod", repo_copy)
+    assert secret_keys == ["print-platform:loadBalancer"]
+    capture = run_stack("prod", root=repo_copy)
+    assert capture.error is None, capture.error
+    iap = capture.platform.settings.config.load_balancer.iap
+    assert iap.oauth_client_secret.get_secret_value() == "[secret]"
+    assert "v1:AAAABBBBCCCC" not in repr(iap)
+
+
+def test_preview_cli_reports_config_errors_with_exit_status_2(repo_copy: Path):
+    path = repo_copy / "Pulumi.dev.yaml"
+    path.write_text(path.read_text().replace("gcp:region: europe-west1", "gcp:region: mars-north1"))
+    done = subprocess.run(
+        [sys.executable, "-m", "tools.preview", "--stack", "dev", "--root", str(repo_copy)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr.strip() == (
+        "error: Pulumi.dev.yaml: gcp:region: unknown region 'mars-north1' "
+        "(see https://cloud.google.com/about/locations)"
+    )

@@ -1,0 +1,81 @@
+"""infra.settings on its own: the real stack files load, derived names are stable, and
+problems are reported as one line naming the file and the key."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from infra.settings import (
+    SERVICES,
+    ConfigError,
+    Names,
+    load_stack_settings,
+    parse_stack_settings,
+    read_alerts_file,
+    read_stack_file,
+)
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_real_stack_files_load(stack: str):
+    settings = load_stack_settings(stack)
+    assert settings.stack == stack
+    assert settings.source == f"Pulumi.{stack}.yaml"
+    assert settings.protect is (stack == "prod")
+
+
+def test_derived_names_are_the_documented_contract():
+    names = Names.derive("acme-prod", "prod")
+    assert names.uploads_bucket == "acme-prod-prod-uploads"
+    assert names.uploads_topic == "prod-uploads"
+    assert names.extractor_subscription == "prod-uploads-extractor"
+    assert names.dead_letter_topic == "prod-uploads-dead-letter"
+    assert names.dead_letter_subscription == "prod-uploads-dead-letter-inspect"
+    assert names.database_name == "print_files"
+    assert names.namespace == "print-platform"
+    assert names.service_accounts == {"files-api": "prod-files-api", "extractor": "prod-extractor"}
+    assert names.kubernetes_service_accounts == {s: s for s in SERVICES}
+    assert names.database_users["extractor"] == "prod-extractor@acme-prod.iam"
+    assert names.service_account_email("files-api", "acme-prod") == "prod-files-api@acme-prod.iam.gserviceaccount.com"
+    for account in names.service_accounts.values():
+        assert 6 <= len(account) <= 30  # IAM account id limits
+
+
+def test_pubsub_settings_in_api_form():
+    ps = load_stack_settings("prod").pubsub
+    assert ps.model_dump().keys() == {
+        "ack_deadline_seconds", "max_delivery_attempts", "message_retention_duration",
+        "minimum_backoff", "maximum_backoff"}
+    assert ps.seconds(ps.maximum_backoff) <= 600
+
+
+def test_engine_form_values_are_decoded():
+    """Under the engine, structured values arrive as JSON strings and scalars as strings."""
+    import json
+
+    config, _ = read_stack_file("dev")
+    engine = {k: v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}
+    assert engine["print-platform:protect"] == "false"
+    settings = parse_stack_settings("dev", engine, read_alerts_file("dev"))
+    assert settings == load_stack_settings("dev")
+
+
+def test_only_the_first_problem_is_reported_with_a_count():
+    config, _ = read_stack_file("dev")
+    config = copy.deepcopy(config)
+    config["print-platform:database"].update(diskSizeGb="x", availability="HA")
+    with pytest.raises(ConfigError) as info:
+        parse_stack_settings("dev", config, read_alerts_file("dev"))
+    assert str(info.value).startswith("Pulumi.dev.yaml: print-platform:database.")
+    assert "(and 1 more problem(s))" in str(info.value)
+
+
+def test_bad_stack_name():
+    with pytest.raises(ConfigError, match="stack name"):
+        load_stack_settings("Prod_1")
+
+
+def test_missing_stack_file(tmp_path):
+    with pytest.raises(ConfigError, match=r"^Pulumi\.dev\.yaml: file not found"):
+        load_stack_settings("dev", tmp_path)
