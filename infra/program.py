@@ -24,6 +24,7 @@ import pulumi
 
 from infra import database, gke, iam, network, pubsub, registry, storage
 from infra import loadbalancer as edge
+from infra import releases as apps
 from infra import monitoring as alerting
 from infra.settings import SERVICES, ConfigError, StackSettings, parse_stack_settings, read_alerts_file
 
@@ -232,6 +233,7 @@ def build(settings: StackSettings) -> Platform:
     platform.load_balancer = _load_balancer(platform)
 
     # --- Helm releases (infra/releases.py) ---
+    platform.releases = _releases(platform)
 
     # --- Monitoring (infra/monitoring.py) ---
     platform.monitoring = _monitoring(platform)
@@ -263,6 +265,47 @@ def _load_balancer(platform: Platform) -> edge.LoadBalancer:
                 adaptive_protection=armor.adaptive_protection,
             ),
             labels=labels_for(s),
+        ),
+    )
+
+
+def _releases(platform: Platform) -> apps.Releases:
+    """files-api and extractor as Helm releases, values = environments/<stack>/<service>.yaml + these outputs."""
+    s = platform.settings
+    lb = platform.load_balancer
+    iap = s.config.load_balancer.iap
+    secret = iap.oauth_client_secret.get_secret_value() if iap.oauth_client_secret is not None else None
+    return apps.Releases(
+        "apps",
+        apps.ReleasesArgs(
+            namespace=platform.cluster.namespace,
+            k8s_provider=platform.cluster.k8s_provider,
+            environment_values={svc: apps.load_environment_values(s.stack, svc) for svc in SERVICES},
+            project_id=s.project,
+            image_repository=platform.registry.url,
+            image_digests={svc: s.config.images.digest(svc) for svc in SERVICES},
+            service_account_emails=platform.accounts.emails,
+            database_name=platform.database.database_name,
+            database_users=platform.database.user_names,
+            instance_connection_name=platform.database.connection_name,
+            uploads_bucket=platform.storage.bucket_name,
+            extractor_subscription=platform.pubsub.extractor_subscription_name,
+            gateway=apps.GatewayRef(
+                name=lb.gateway_name,
+                namespace=lb.gateway_namespace,
+                section_name=lb.https_section_name,
+                hostname=lb.domain,
+            ),
+            armor_policy_name=lb.armor_policy_name,
+            iap=apps.IapSettings(oauth_client_id=iap.oauth_client_id, oauth_client_secret=secret)
+            if iap.enabled else None,
+            cloudsql_private_cidrs=[s.config.network.private_service_access_cidr],
+            migrations_service_account_name=platform.accounts.accounts[apps.MIGRATIONS_SERVICE].name,
+            workload_pool=platform.cluster.workload_pool,
+            protect=s.protect,
+            # The service accounts' Workload Identity bindings, their grants and the IAM
+            # database users must exist before the pods (and the migration hook) start.
+            depends_on=[platform.accounts, platform.access, platform.database, lb],
         ),
     )
 

@@ -141,6 +141,9 @@ class StackOutputs:
         cloudsql_private_cidrs: CIDRs of the Cloud SQL private IPs (the private
             services access range), for the NetworkPolicy egress on 3307;
             empty keeps the chart's default (the RFC 1918 ranges).
+        database_users: service -> its Cloud SQL IAM database user (the
+            ``sql.User`` names); a service missing here gets
+            :func:`iam_database_user` of its email (the same rule).
     """
 
     project_id: str
@@ -155,6 +158,7 @@ class StackOutputs:
     armor_policy_name: Optional[str] = None
     iap: Optional[IapSettings] = None
     cloudsql_private_cidrs: Sequence[str] = ()
+    database_users: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -171,7 +175,7 @@ class ReleasesArgs:
         project_id, image_repository, image_digests, service_account_emails,
         database_name, instance_connection_name, uploads_bucket,
         extractor_subscription, gateway, armor_policy_name, iap,
-        cloudsql_private_cidrs: as in :class:`StackOutputs`, as Inputs.
+        cloudsql_private_cidrs, database_users: as in :class:`StackOutputs`, as Inputs.
         migrations_service_account_name: the files-api Google service
             account's resource name (``projects/<p>/serviceAccounts/<email>``,
             ``gcp.serviceaccount.Account.name``) and ``workload_pool`` the
@@ -201,6 +205,7 @@ class ReleasesArgs:
     armor_policy_name: Optional[pulumi.Input[str]] = None
     iap: Optional[IapSettings] = None
     cloudsql_private_cidrs: Sequence[pulumi.Input[str]] = ()
+    database_users: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     migrations_service_account_name: Optional[pulumi.Input[str]] = None
     workload_pool: Optional[pulumi.Input[str]] = None
     protect: bool = False
@@ -292,7 +297,8 @@ def computed_values(service: str, outputs: StackOutputs, checksum: str) -> dict[
         "chartChecksum": checksum,
         "image": {"repository": f"{repo}/{service}", "digest": digest},
         "serviceAccount": {"gcpServiceAccount": email},
-        "database": {"name": outputs.database_name, "user": iam_database_user(email)},
+        "database": {"name": outputs.database_name,
+                     "user": outputs.database_users.get(service) or iam_database_user(email)},
         "cloudSqlProxy": {"instanceConnectionName": outputs.instance_connection_name or ""},
         "app": {"googleCloudProject": outputs.project_id, "uploadsBucket": outputs.uploads_bucket},
     }
@@ -452,6 +458,7 @@ def stack_outputs_from_settings(settings: Any) -> StackOutputs:
         armor_policy_name=f"{names.prefix}-armor",
         iap=IapSettings(oauth_client_id=iap.oauth_client_id) if iap.enabled else None,
         cloudsql_private_cidrs=(str(settings.config.network.private_service_access),),
+        database_users=dict(names.database_users),
     )
 
 
@@ -508,7 +515,7 @@ class Releases(pulumi.ComponentResource):
 
         def _outputs(resolved: Sequence[Any]) -> StackOutputs:
             (project, repo, db, ico, bucket, sub, gw_name, gw_ns, gw_section, gw_host,
-             armor, iap_client, iap_aud, cidrs, *emails) = resolved
+             armor, iap_client, iap_aud, cidrs, db_users, *emails) = resolved
             return StackOutputs(
                 project_id=project,
                 image_repository=repo,
@@ -523,6 +530,7 @@ class Releases(pulumi.ComponentResource):
                 # The secret itself never enters the Helm values (only the Secret's name).
                 iap=IapSettings(oauth_client_id=iap_client, audience=iap_aud) if iap else None,
                 cloudsql_private_cidrs=tuple(cidrs),
+                database_users=dict(db_users),
             )
 
         resolved_outputs = pulumi.Output.all(
@@ -533,6 +541,7 @@ class Releases(pulumi.ComponentResource):
             args.armor_policy_name,
             iap.oauth_client_id if iap else None, iap.audience if iap else None,
             pulumi.Output.all(*args.cloudsql_private_cidrs),
+            pulumi.Output.all(**dict(args.database_users)) if args.database_users else {},
             *(args.service_account_emails[s] for s in SERVICES),
         ).apply(_outputs)
 

@@ -103,6 +103,7 @@ def make_args(settings: StackSettings, outputs: releases.StackOutputs, provider:
         armor_policy_name=out(outputs.armor_policy_name),
         iap=outputs.iap,
         cloudsql_private_cidrs=list(outputs.cloudsql_private_cidrs),
+        database_users={s: out(u) for s, u in outputs.database_users.items()},
         migrations_service_account_name=out(
             f"projects/{settings.project}/serviceAccounts/{outputs.service_account_emails['files-api']}"),
         workload_pool=out(f"{settings.project}.svc.id.goog"),
