@@ -79,6 +79,14 @@ def test_open_mesh_states_no_volume(tmp_path: Path) -> None:
     assert metadata["surface_area_mm2"] == pytest.approx(5.0)
 
 
+def test_closed_but_inconsistently_wound_mesh_states_no_volume(tmp_path: Path) -> None:
+    flipped = CUBE.copy()
+    flipped[0] = flipped[0][::-1]
+    metadata = _extract(tmp_path, binary_stl(flipped))
+    assert metadata["triangle_count"] == 12 and metadata["surface_area_mm2"] == pytest.approx(6.0)
+    assert "volume_mm3" not in metadata
+
+
 @pytest.mark.parametrize(
     ("data", "name"),
     [(binary_stl(CUBE[:0]), "empty binary"), (b"solid empty\nendsolid empty\n", "empty ASCII")],

@@ -1,15 +1,19 @@
 """Geometric facts of triangle meshes (STL, 3MF): count, box, area, volume.
 
-The geometry goes through trimesh (vertex merging, watertightness and
-winding checks, area, signed volume); this module only sums over parts and
-decides what may be stated:
+Vectorised numpy over the arrays the parsers (numpy-stl, lib3mf) return, in
+bounded chunks, because a 256 MiB binary STL holds 5 million triangles.
+Measured on 1.3 million triangles here: building a ``trimesh.Trimesh``
+(vertex merging, watertightness) took 8.5 s and 830 MB more RSS, this 4 s and
+255 MB. The tests cross-check the results against trimesh.
 
 * ``triangle_count``: triangles as stored (degenerate ones included);
-* ``bbox_mm``: over all vertices of all parts;
+* ``bbox_mm``: over the vertices the triangles use, all parts;
 * ``surface_area_mm2``: sum of triangle areas;
-* ``volume_mm3``: sum of ``|volume|`` of the parts, stated only when *every*
-  part is closed (each edge shared by exactly two faces) with consistent
-  winding - the volume of an open surface is not a fact, so it is absent.
+* ``volume_mm3``: sum over parts of ``|signed volume|`` (divergence theorem),
+  stated only when *every* part is closed - after merging coincident
+  vertices, each undirected edge belongs to exactly two triangles - and
+  consistently wound (each directed edge occurs once). The volume of an open
+  surface is not a fact, so it is then absent.
 
 A mesh without triangles has ``triangle_count`` 0 and nothing else.
 """
@@ -19,7 +23,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import numpy as np
-import trimesh
+
+#: Triangles per chunk for area/volume sums (bounds temporary memory).
+CHUNK_TRIANGLES = 1_000_000
 
 
 def mesh_facts(parts: Iterable[tuple[np.ndarray, np.ndarray]]) -> dict:
@@ -46,13 +52,15 @@ def mesh_facts(parts: Iterable[tuple[np.ndarray, np.ndarray]]) -> dict:
         if len(faces) == 0:
             continue
         triangles += len(faces)
-        used = vertices[np.unique(faces)]
+        mask = np.zeros(len(vertices), dtype=bool)
+        mask[faces.ravel()] = True
+        used = vertices[mask]
         lo = np.minimum(lo, used.min(axis=0))
         hi = np.maximum(hi, used.max(axis=0))
-        body = trimesh.Trimesh(vertices=vertices, faces=faces, process=True, validate=False)
-        area += float(body.area)
-        if closed and body.is_watertight and body.is_winding_consistent:
-            volume += abs(float(body.volume))
+        part_area, part_volume = _area_and_volume(vertices, faces, origin=(used.min(axis=0) + used.max(axis=0)) / 2)
+        area += part_area
+        if closed and is_closed_and_consistent(vertices, faces):
+            volume += abs(part_volume)
         else:
             closed = False
     out: dict = {"triangle_count": triangles}
@@ -65,12 +73,64 @@ def mesh_facts(parts: Iterable[tuple[np.ndarray, np.ndarray]]) -> dict:
     return out
 
 
+def is_closed_and_consistent(vertices: np.ndarray, faces: np.ndarray) -> bool:
+    """Every edge shared by exactly two triangles, traversed once each way.
+
+    Coincident vertices (bitwise-equal coordinates, ``-0.0 == 0.0``) are
+    merged first: STL stores every triangle's corners separately.
+    """
+    inverse = _merge_coincident(vertices)
+    merged = inverse[faces]
+    count = np.int64(merged.max()) + 1
+    start = merged.ravel().astype(np.int64)
+    end = np.roll(merged, -1, axis=1).ravel().astype(np.int64)
+    undirected = np.sort(np.minimum(start, end) * count + np.maximum(start, end))
+    # sorted, every key must occur exactly twice: pairs equal, neighbours of pairs differ
+    if len(undirected) % 2 or not (undirected[0::2] == undirected[1::2]).all():
+        return False
+    if (undirected[1:-1:2] == undirected[2::2]).any():
+        return False
+    directed = np.sort(start * count + end)
+    return not (directed[1:] == directed[:-1]).any()
+
+
+def _merge_coincident(vertices: np.ndarray) -> np.ndarray:
+    """Index of each vertex's group of bitwise-equal coordinates (``-0.0`` is ``0.0``).
+
+    A lexsort on the coordinates' bit patterns: exact, and much faster than
+    ``np.unique`` over rows.
+    """
+    keys = np.ascontiguousarray(vertices + 0.0)
+    bits = keys.view(np.uint32 if keys.dtype.itemsize == 4 else np.uint64).reshape(-1, 3)
+    order = np.lexsort((bits[:, 2], bits[:, 1], bits[:, 0]))
+    ordered = bits[order]
+    starts = np.empty(len(order), dtype=bool)
+    starts[:1] = True
+    starts[1:] = (ordered[1:] != ordered[:-1]).any(axis=1)
+    inverse = np.empty(len(order), dtype=np.int64)
+    inverse[order] = np.cumsum(starts) - 1
+    return inverse
+
+
+def _area_and_volume(vertices: np.ndarray, faces: np.ndarray, origin: np.ndarray) -> tuple[float, float]:
+    """Total area and signed volume, relative to ``origin`` for precision."""
+    area = 0.0
+    volume = 0.0
+    for begin in range(0, len(faces), CHUNK_TRIANGLES):
+        corners = vertices[faces[begin : begin + CHUNK_TRIANGLES]].astype(np.float64) - origin
+        v0, v1, v2 = corners[:, 0], corners[:, 1], corners[:, 2]
+        area += 0.5 * float(np.linalg.norm(np.cross(v1 - v0, v2 - v0), axis=1).sum())
+        volume += float(np.einsum("ij,ij->i", v0, np.cross(v1, v2)).sum()) / 6.0
+    return area, volume
+
+
 def soup_to_indexed(triangles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(n, 3, 3)`` triangle corners -> ``(vertices (3n, 3), faces (n, 3))``.
 
-    Vertices are not merged here; trimesh merges coincident ones.
+    The vertices keep the corners' dtype (float32 for STL) and are not
+    merged here.
     """
-    vertices = np.asarray(triangles, dtype=np.float64).reshape(-1, 3)
+    vertices = np.asarray(triangles).reshape(-1, 3)
     faces = np.arange(len(vertices), dtype=np.int64).reshape(-1, 3)
     return vertices, faces
 
