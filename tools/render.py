@@ -105,8 +105,10 @@ def releases_from_preview(stack: str, root: Path = ROOT, python: str = sys.execu
         RenderError: the preview failed, printed no JSON, or a Release lacks
             a name / namespace / values input.
     """
-    proc = subprocess.run([python, "-m", "tools.preview", "--stack", stack, "--format", "json"],
-                          cwd=root, capture_output=True, text=True)
+    cmd = [python, "-m", "tools.preview", "--stack", stack, "--format", "json"]
+    if root.resolve() != ROOT:
+        cmd += ["--root", str(root)]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     if proc.returncode != 0:
         raise RenderError(f"preview of {stack!r} failed (exit {proc.returncode}):\n{proc.stderr.strip()[-2000:]}")
     try:
@@ -152,16 +154,13 @@ def render(stack: str, out: Path = DEFAULT_OUT, source: str = "auto", root: Path
         (written files, notes about services not rendered).
     """
     if source == "auto":
-        source = "preview" if (root / "tools" / "preview.py").is_file() else "settings"
-    notes: list[str] = []
-    if source == "preview":
-        specs = releases_from_preview(stack, root)
-        if not specs:
-            notes.append(f"the preview of {stack!r} has no {RELEASE_TYPE} resource")
-    elif source == "settings":
-        specs, notes = releases_from_settings(stack, root)
-    else:
+        source = "preview" if (ROOT / "tools" / "preview.py").is_file() else "settings"
+    if source not in ("preview", "settings"):
         raise RenderError(f"unknown --source {source!r}: expected auto, preview or settings")
+    # The settings path also validates the environment files and says which services have no image.
+    specs, notes = releases_from_settings(stack, root)
+    if source == "preview":
+        specs = sorted(releases_from_preview(stack, root), key=lambda spec: spec.name)
     helm = helm or install_helm.helm_path()
     target = out / stack
     target.mkdir(parents=True, exist_ok=True)

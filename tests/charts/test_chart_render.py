@@ -279,3 +279,15 @@ def test_render_skips_a_service_without_image_digest_and_says_so(tmp_path, helm)
     assert {n.split(":")[0] for n in notes} == set(releases.SERVICES) - configured
     for note in notes:
         assert "print-platform:images." in note
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_preview_values_equal_the_pure_function(stack, stack_root):
+    """The program (offline preview under mocks) computes the same values as release_values over the settings."""
+    from_preview = render.releases_from_preview(stack, stack_root)
+    from_settings, _ = render.releases_from_settings(stack, stack_root)
+    preview = {s.name: (s.namespace, s.values) for s in from_preview}
+    settings = {s.name: (s.namespace, s.values) for s in from_settings}
+    assert sorted(preview) == sorted(settings) == sorted(releases.SERVICES)
+    for name in preview:
+        assert preview[name] == settings[name], name
