@@ -7,7 +7,7 @@ every accepted ending; each call must return metadata or raise
 
 from __future__ import annotations
 
-import os
+import errno
 import random
 from pathlib import Path
 
@@ -56,10 +56,15 @@ def test_missing_file_is_an_os_error_not_a_content_failure(tmp_path: Path) -> No
         extract_metadata(tmp_path / "gone.stl", "gone.stl")
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files regardless of permissions")
-def test_unreadable_file_is_an_os_error(tmp_path: Path) -> None:
-    path = tmp_path / "locked.gcode"
+def test_io_error_while_reading_propagates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A disk fault is not a property of the file: it must not become ``failed``."""
+    path = tmp_path / "part.gcode"
     path.write_text(";TIME:1\n")
-    path.chmod(0)
-    with pytest.raises(PermissionError):
+
+    def broken_open(self: Path, *args: object, **kwargs: object) -> None:
+        raise OSError(errno.EIO, "Input/output error", str(self))
+
+    monkeypatch.setattr(Path, "open", broken_open)
+    with pytest.raises(OSError) as info:
         extract_metadata(path, path.name)
+    assert not isinstance(info.value, ExtractionError) and info.value.errno == errno.EIO

@@ -63,8 +63,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     failed = False
     for path in args.paths:
         line = extract_one(path, args.name)
+        try:
+            text = json.dumps(line, ensure_ascii=False, allow_nan=False)
+        except ValueError as exc:  # NaN/infinity in metadata: a parser bug, reported per file
+            line = {"path": str(path), "status": "failed", "metadata": None, "error": f"internal error: {exc}"}
+            text = json.dumps(line, ensure_ascii=False)
         failed |= line["status"] == "failed"
-        sys.stdout.write(json.dumps(line, ensure_ascii=False, allow_nan=False) + "\n")
+        sys.stdout.write(text + "\n")
         sys.stdout.flush()
     return 1 if failed else 0
 

@@ -142,9 +142,11 @@ def _collect(
         raise ExtractionError(f"{name!r}: components nest deeper than {MAX_COMPONENT_DEPTH} levels (cycle?)")
     if resource.IsMeshObject():
         vertices, faces = _mesh_arrays(wrapper, resource)
-        if not np.isfinite(vertices).all():
-            raise ExtractionError(f"{name!r}: object {resource.GetResourceID()} has a non-finite vertex coordinate")
         placed = vertices @ transform[:3, :3] + transform[3, :3]
+        if not np.isfinite(placed).all():
+            raise ExtractionError(
+                f"{name!r}: object {resource.GetResourceID()} has a non-finite vertex coordinate once placed"
+            )
         parts.append((placed, faces))
     elif resource.IsComponentsObject():
         for index in range(resource.GetComponentCount()):
