@@ -45,6 +45,7 @@ _CHUNK = 1024 * 1024
 _LFS_POINTER = b"version https://git-lfs.github.com/spec/"
 _BGCODE_MAGIC = b"GCDE"
 _GZIP_MAGIC = b"\x1f\x8b"
+_UTF8_BOM = b"\xef\xbb\xbf"
 #: A line that is G-code: a comment, or a G/M/T word (optionally N-numbered).
 _GCODE_LINE = re.compile(rb"^[ \t]*(?:;|\(|(?:N\d+[ \t]*)?[GMT]\d)", re.MULTILINE)
 
@@ -164,7 +165,7 @@ def _read_gzip(path: Path, facts: GcodeFacts) -> _Window:
             head = _cut_at_last_newline(first)
             _check_text(head, path.name, gzipped=True)
             head_facts = GcodeFacts()
-            head_facts.feed_text(head.decode("utf-8", errors="replace"))
+            head_facts.feed_text(head.removeprefix(_UTF8_BOM).decode("utf-8", errors="replace"))
             if head_facts.header_complete():
                 window = _Window(head=head, tail=b"", whole=False, size=None)
                 _feed(facts, window)
@@ -222,7 +223,7 @@ def _stream_rest(
 
 
 def _feed(facts: GcodeFacts, window: _Window) -> None:
-    facts.feed_text(window.head.decode("utf-8", errors="replace"))
+    facts.feed_text(window.head.removeprefix(_UTF8_BOM).decode("utf-8", errors="replace"))
     if window.tail:
         facts.feed_text(window.tail.decode("utf-8", errors="replace"))
 
@@ -230,6 +231,7 @@ def _feed(facts: GcodeFacts, window: _Window) -> None:
 def _check_text(head: bytes, name: str, *, gzipped: bool) -> None:
     """Reject content that is not text G-code, naming what it is instead."""
     what = "decompressed content of " if gzipped else ""
+    head = head.removeprefix(_UTF8_BOM)
     if not head:
         raise ExtractionError(f"{what}{name!r} is empty (0 bytes): no G-code")
     if head.startswith(_LFS_POINTER):
