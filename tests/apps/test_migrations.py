@@ -114,3 +114,40 @@ def test_concurrent_upgrades_apply_once(postgres):
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM alembic_version")).scalar_one() == 1
     engine.dispose()
+
+
+def test_grant_to_gives_another_login_role_row_access(postgres):
+    """Cloud SQL shape: one IAM user per service; the extractor's must write results into tables it does not own."""
+    import psycopg
+
+    url = _fresh_db(postgres, "migrate_grants")
+    role = "extractor-sa@test-project.iam"
+    with psycopg.connect(postgres.dsn(), autocommit=True) as conn:
+        conn.execute(f'DROP ROLE IF EXISTS "{role}"')
+        conn.execute(f'CREATE ROLE "{role}" LOGIN')
+    as_role = f"postgresql://{role.replace('@', '%40')}@{postgres.host}:{postgres.port}/migrate_grants"
+
+    migrate.upgrade(url)
+    with psycopg.connect(as_role) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
+        conn.execute("SELECT count(*) FROM extraction_results")
+
+    proc = subprocess.run([sys.executable, "-m", "pipeline_core.migrate", "--database-url", url, "--grant-to", role],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    with psycopg.connect(as_role) as conn:
+        conn.execute("INSERT INTO extraction_results (bucket, object_name, generation, status) VALUES ('b', 'o', 1, 'processed')")
+        conn.execute("UPDATE extraction_results SET attempts = 2")
+        assert conn.execute("SELECT count(*) FROM files").fetchone() == (0,)
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("DROP TABLE files")
+
+
+def test_grant_to_an_unknown_role_fails_the_migration(postgres):
+    url = _fresh_db(postgres, "migrate_grant_unknown")
+    proc = subprocess.run([sys.executable, "-m", "pipeline_core.migrate", "--database-url", url,
+                           "--grant-to", "nobody-here@x.iam"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    engine = create_engine(url, poolclass=pool.NullPool)
+    with engine.connect() as conn:  # one transaction: the failed grant rolled the upgrade back too
+        assert "files" not in inspect(conn).get_table_names()
+    engine.dispose()

@@ -11,6 +11,12 @@ Usage::
     pipeline-migrate                      # upgrade head, DATABASE_URL from the env
     pipeline-migrate --database-url URL --wait-seconds 120
     pipeline-migrate current | downgrade -1 | upgrade head --sql
+    pipeline-migrate --grant-to extractor-sa@PROJECT.iam   # after upgrading
+
+``--grant-to`` (or ``MIGRATE_GRANT_TO``, comma-separated) gives other services'
+database users read/write access to the pipeline tables: on Cloud SQL each
+service has its own IAM user, and tables belong to the user that ran the
+migration. The migrating user itself needs CREATE on schema ``public``.
 
 Exit codes: 0 done; 1 the migration failed; 2 bad arguments / settings;
 3 the database was not reachable within the wait.
@@ -86,8 +92,36 @@ def upgrade(database_url: str, revision: str = "head", *, wait_seconds: float = 
     run(database_url, "upgrade", revision, wait_seconds=wait_seconds)
 
 
-def run(database_url: str, action: str, revision: str | None = None, *, wait_seconds: float = 60.0) -> None:
-    """Run Alembic ``action`` (``upgrade``/``downgrade``/``current``) against ``database_url``."""
+#: What ``grant_to`` gives each role: use of the schema and row access to every table in it
+#: (now and, via default privileges, tables later migrations create).
+TABLE_PRIVILEGES = "SELECT, INSERT, UPDATE, DELETE"
+
+
+def grant_statements(roles: list[str]) -> list[str]:
+    """The SQL ``--grant-to`` runs for ``roles`` (identifiers quoted, so IAM names with ``@`` work)."""
+    from sqlalchemy.dialects import postgresql
+
+    quote = postgresql.dialect().identifier_preparer.quote_identifier
+    out = []
+    for role in roles:
+        q = quote(role)
+        out += [
+            f"GRANT USAGE ON SCHEMA public TO {q}",
+            f"GRANT {TABLE_PRIVILEGES} ON ALL TABLES IN SCHEMA public TO {q}",
+            f"ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT {TABLE_PRIVILEGES} ON TABLES TO {q}",
+        ]
+    return out
+
+
+def run(database_url: str, action: str, revision: str | None = None, *, wait_seconds: float = 60.0,
+        grant_to: list[str] | None = None) -> None:
+    """Run Alembic ``action`` (``upgrade``/``downgrade``/``current``) against ``database_url``,
+    then grant ``grant_to`` roles access to the tables (upgrade only), in the same transaction.
+
+    Raises:
+        DatabaseUnreachable: see ``wait_for_database``.
+        sqlalchemy.exc.ProgrammingError: e.g. a ``grant_to`` role does not exist.
+    """
     engine = create_engine(database_url, poolclass=pool.NullPool, connect_args={"connect_timeout": 5})
     try:
         wait_for_database(engine, wait_seconds)
@@ -97,6 +131,8 @@ def run(database_url: str, action: str, revision: str | None = None, *, wait_sec
             cfg.attributes["connection"] = conn
             if action == "upgrade":
                 command.upgrade(cfg, revision or "head")
+                for stmt in grant_statements(grant_to or []):
+                    conn.execute(text(stmt))
             elif action == "downgrade":
                 command.downgrade(cfg, revision or "-1")
             elif action == "current":
@@ -117,6 +153,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--wait-seconds", type=float, default=float(os.environ.get("MIGRATE_WAIT_SECONDS", 60)),
                         help="how long to wait for the database (default 60, or $MIGRATE_WAIT_SECONDS)")
     parser.add_argument("--sql", action="store_true", help="print the SQL of an upgrade instead of running it")
+    parser.add_argument("--grant-to", action="append", default=None, metavar="ROLE",
+                        help="after upgrading, grant ROLE row access to the tables (repeatable; "
+                             "default: $MIGRATE_GRANT_TO, comma-separated)")
     args = parser.parse_args(argv)
     configure_logging(os.environ.get("LOG_LEVEL", "INFO"))
     if args.sql:
@@ -125,15 +164,19 @@ def main(argv: list[str] | None = None) -> int:
     if not args.database_url:
         log.error("no database: set DATABASE_URL or pass --database-url")
         return 2
+    grant_to = args.grant_to
+    if grant_to is None:
+        grant_to = [r.strip() for r in os.environ.get("MIGRATE_GRANT_TO", "").split(",") if r.strip()]
     try:
-        run(args.database_url, args.action, args.revision, wait_seconds=args.wait_seconds)
+        run(args.database_url, args.action, args.revision, wait_seconds=args.wait_seconds, grant_to=grant_to)
     except DatabaseUnreachable as exc:
         log.error(str(exc))
         return 3
     except Exception:
         log.exception("migration failed")
         return 1
-    log.info("migration done", extra={"action": args.action, "revision": args.revision or "default"})
+    log.info("migration done", extra={"action": args.action, "revision": args.revision or "default",
+                                      "granted_to": grant_to})
     return 0
 
 
