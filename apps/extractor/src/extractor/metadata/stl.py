@@ -57,17 +57,21 @@ def extract_stl(path: Path) -> dict:
             return {"format": "stl", **_facts(triangles, path.name)}
     else:
         count = None
+    binary_need = (
+        f"binary STL needs {_HEADER + 4 + _RECORD * count} bytes for the {count} triangles its header counts"
+        if count is not None
+        else "binary STL needs at least 84 bytes"
+    )
     if head.lstrip()[:5].lower() != b"solid":
-        expected = f"{_HEADER + 4 + _RECORD * count} bytes for {count} triangles" if count is not None else "at least 84 bytes"
         raise ExtractionError(
-            f"{path.name!r} is not STL: not binary (file has {size} bytes, binary STL needs {expected}) "
+            f"{path.name!r} is not STL: not binary (file has {size} bytes, {binary_need}) "
             f"and not ASCII (does not start with 'solid')"
         )
     data = path.read_bytes()
     if b"\x00" in data:
         raise ExtractionError(
-            f"{path.name!r}: binary STL whose size does not match its triangle count "
-            f"({count} triangles need {_HEADER + 4 + _RECORD * (count or 0)} bytes, file has {size}): truncated or padded"
+            f"{path.name!r}: binary STL (NUL bytes) whose size does not match: file has {size} bytes, "
+            f"{binary_need}: truncated or padded"
         )
     triangles = _read_ascii(data, path.name)
     return {"format": "stl", **_facts(triangles, path.name)}
