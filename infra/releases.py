@@ -287,7 +287,8 @@ def computed_values(service: str, outputs: StackOutputs, checksum: str) -> dict[
     _check(isinstance(digest, str) and bool(_DIGEST.match(digest)), f"{service}: image digest",
            f"must be sha256:<64 lower-case hex>, got {digest!r}")
     email = outputs.service_account_emails.get(service)
-    _check(email is not None, f"{service}: service account email", "missing")
+    _check(isinstance(email, str) and bool(_GSA_EMAIL.match(email)), f"{service}: service account email",
+           f"not a service account email: {email!r}")
     repo = outputs.image_repository.rstrip("/")
     _check(bool(repo) and "@" not in repo and ":" not in repo.split("/")[-1], "image_repository",
            f"must be <region>-docker.pkg.dev/<project>/<repo> without tag or digest, got {outputs.image_repository!r}")
