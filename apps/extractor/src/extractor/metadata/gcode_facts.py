@@ -79,7 +79,6 @@ class GcodeFacts:
     #: per-line-summed sources keyed by rule, then by tool index or line
     length_parts: dict[str, dict[str, float]] = field(default_factory=dict)
     mass_g: dict[str, float] = field(default_factory=dict)
-    mass_parts: dict[str, dict[str, float]] = field(default_factory=dict)
     nozzles: dict[str, list[float]] = field(default_factory=dict)
     bbox_min: list[float | None] = field(default_factory=lambda: [None, None, None])
     bbox_max: list[float | None] = field(default_factory=lambda: [None, None, None])
@@ -175,7 +174,7 @@ class GcodeFacts:
         length = _pick(self.length_mm, self.length_parts, _LENGTH_PRECEDENCE)
         if length is not None:
             out["filament_used_mm"] = round(length, 6)
-        mass = _pick(self.mass_g, self.mass_parts, _MASS_PRECEDENCE)
+        mass = _pick(self.mass_g, {}, _MASS_PRECEDENCE)
         if mass is not None:
             out["filament_used_g"] = round(mass, 6)
         if self.layer_height_mm is not None:
