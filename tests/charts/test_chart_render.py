@@ -291,3 +291,19 @@ def test_preview_values_equal_the_pure_function(stack, stack_root):
     assert sorted(preview) == sorted(settings) == sorted(releases.SERVICES)
     for name in preview:
         assert preview[name] == settings[name], name
+
+
+def test_extractor_graceful_timeout_matches_the_apps_own_rule(rendered):
+    """The extractor's gunicorn.conf derives graceful_timeout = drain + margin; the chart's number must agree."""
+    from extractor.config import GRACEFUL_TIMEOUT_MARGIN_SECONDS
+
+    for stack in STACKS:
+        shutdown = rendered[(stack, "extractor")].values["shutdown"]
+        assert shutdown["gracefulTimeoutSeconds"] == shutdown["drainTimeoutSeconds"] + GRACEFUL_TIMEOUT_MARGIN_SECONDS
+
+
+def test_files_api_backend_timeout_covers_gunicorns_worker_timeout(rendered):
+    for stack in STACKS:
+        backend = rendered[(stack, "files-api")].one("GCPBackendPolicy")["spec"]["default"]
+        assert backend["timeoutSec"] >= 300, "gunicorn timeout is 300 s (apps/files-api/gunicorn.conf.py)"
+        assert backend["connectionDraining"]["drainingTimeoutSec"] <= rendered[(stack, "files-api")].values["shutdown"]["gracefulTimeoutSeconds"]
