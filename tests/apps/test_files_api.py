@@ -351,3 +351,18 @@ def test_request_id_is_echoed_or_made(files_api):
     trace = "105445aa7843bc8bf206b12000100000/1;o=1"
     assert files_api.get("/healthz", headers={"X-Cloud-Trace-Context": trace}).headers["X-Request-Id"] == "105445aa7843bc8bf206b12000100000"
     assert len(files_api.get("/healthz", headers={"X-Request-Id": "bad id with spaces"}).headers["X-Request-Id"]) == 32
+
+
+def test_upload_slots_full_is_503_with_retry_after(make_files_api, clean_db):
+    app = make_files_api(max_concurrent_uploads=1)
+    client = app.test_client()
+    slots = app.extensions["files_api"].upload_slots
+    assert slots.acquire(blocking=False)  # another upload is in progress in this process
+    try:
+        resp = _upload(client, b"G28\n", "a.gcode")
+        _assert_problem(resp, 503, "already receiving 1 uploads")
+        assert resp.headers["Retry-After"] == "5"
+    finally:
+        slots.release()
+    assert _upload(client, b"G28\n", "a.gcode").status_code == 201
+    assert _rows(clean_db) == 1

@@ -77,6 +77,18 @@ def upload() -> tuple[repository.FileView, int, dict[str, str]]:
                            "(MAX_UPLOAD_BYTES)", max_upload_bytes=limit)
     if request.mimetype != "multipart/form-data":
         raise Problem(415, f"send multipart/form-data with the print file in field 'file', not {request.mimetype or 'no Content-Type'}")
+    if not state.upload_slots.acquire(blocking=False):
+        metrics.UPLOADS.labels(outcome="busy").inc()
+        raise Problem(503, f"this instance is already receiving {settings.max_concurrent_uploads} uploads; retry shortly",
+                      headers={"Retry-After": "5"})
+    try:
+        return _receive(state, limit)
+    finally:
+        state.upload_slots.release()
+
+
+def _receive(state: Any, limit: int) -> tuple[repository.FileView, int, dict[str, str]]:
+    """Parse the multipart body (spooling the file part), validate it, store it."""
     try:
         part = request.files.get("file")
     except RequestEntityTooLarge:

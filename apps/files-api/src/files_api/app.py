@@ -16,8 +16,9 @@ Logging itself is configured by the process entry point (``wsgi``), not here.
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import swagger_ui_bundle
@@ -53,6 +54,8 @@ class AppState:
     sessions: sessionmaker[Session]
     bucket: UploadsBucket
     verifier: IapVerifier | None
+    #: Free upload slots of this process (``MAX_CONCURRENT_UPLOADS``).
+    upload_slots: threading.BoundedSemaphore = field(default_factory=lambda: threading.BoundedSemaphore(2))
 
 
 def create_app(settings: FilesApiSettings | None = None, *, storage_client: storage.Client | None = None,
@@ -92,7 +95,8 @@ def create_app(settings: FilesApiSettings | None = None, *, storage_client: stor
         verifier = IapVerifier(settings.iap_audience, settings.iap_public_keys_url, iap_request)
     else:
         log.warning("IAP_AUDIENCE is not set: /v1 is open to anyone who reaches the service (local use only)")
-    app.extensions["files_api"] = AppState(settings, engine, make_session_factory(engine), bucket, verifier)
+    app.extensions["files_api"] = AppState(settings, engine, make_session_factory(engine), bucket, verifier,
+                                           threading.BoundedSemaphore(settings.max_concurrent_uploads))
 
     smorest = Api(app, spec_kwargs={"info": {"description": "Upload print files (G-code, STL, 3MF) and read the metadata the extractor finds in them. Errors are RFC 9457 problem details."}})
     smorest.spec.components.schema("ProblemSchema", schema=ProblemSchema)

@@ -28,6 +28,9 @@ class FilesApiSettings(CommonSettings):
             (multiple of 256 KiB, default 8 MiB): the memory one upload holds.
         spool_memory_bytes: ``SPOOL_MEMORY_BYTES``, how much of an incoming file
             stays in memory before it spills to a temp file (default 1 MiB).
+        max_concurrent_uploads: ``MAX_CONCURRENT_UPLOADS``, uploads one worker
+            process receives at once (default 2); more get 503 + ``Retry-After``.
+            Bounds /tmp use: workers x this x ``MAX_UPLOAD_BYTES``.
         storage_timeout_seconds: ``STORAGE_TIMEOUT_SECONDS``, per-request GCS timeout.
         readiness_timeout_seconds: ``READINESS_TIMEOUT_SECONDS``, bound of each /readyz probe.
     """
@@ -38,6 +41,7 @@ class FilesApiSettings(CommonSettings):
     iap_public_keys_url: str = IAP_PUBLIC_KEYS_URL
     upload_chunk_bytes: int = Field(default=8 * 1024 * 1024, ge=GCS_CHUNK_QUANTUM)
     spool_memory_bytes: int = Field(default=1024 * 1024, ge=0)
+    max_concurrent_uploads: int = Field(default=2, ge=1, le=64)
     storage_timeout_seconds: float = Field(default=60.0, gt=0)
     readiness_timeout_seconds: float = Field(default=2.0, gt=0, le=30)
 
