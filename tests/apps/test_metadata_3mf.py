@@ -5,7 +5,9 @@ from __future__ import annotations
 import io
 import zipfile
 from pathlib import Path
+from xml.etree import ElementTree
 
+import numpy as np
 import pytest
 from extractor.metadata import ExtractionError, extract_metadata
 from manifest import SAMPLES
@@ -139,6 +141,51 @@ def test_samples() -> None:
     assert "volume_mm3" not in inch  # its mesh has 18 boundary edges: not closed
     pyramids = extract_metadata(SAMPLES / "3mf" / "pyramids.3mf", "pyramids.3mf")
     assert pyramids["object_count"] == 7  # 6 mesh objects + 1 components object; 9 build items
+
+
+def _reference_build(path: Path) -> tuple[int, np.ndarray, np.ndarray]:
+    """Triangles and box of a 3MF build, computed independently with ElementTree.
+
+    Core spec 3.3: a point transforms as ``[x y z 1] @ M`` with the 12
+    ``transform`` numbers as the rows of ``M``; a component's transform
+    applies before its parent's.
+    """
+    ns = {"m": "http://schemas.microsoft.com/3dmanufacturing/core/2015/02"}
+    with zipfile.ZipFile(path) as package:
+        root = ElementTree.fromstring(package.read("3D/3dmodel.model"))
+    objects = {o.get("id"): o for o in root.find("m:resources", ns).findall("m:object", ns)}
+
+    def matrix(text: str | None) -> np.ndarray:
+        m = np.eye(4)
+        if text:
+            m[:4, :3] = np.array([float(v) for v in text.split()]).reshape(4, 3)
+        return m
+
+    points, triangles = [], 0
+
+    def collect(obj: ElementTree.Element, transform: np.ndarray) -> None:
+        nonlocal triangles
+        mesh = obj.find("m:mesh", ns)
+        if mesh is not None:
+            vertices = np.array([[float(v.get(a)) for a in "xyz"] for v in mesh.find("m:vertices", ns)])
+            triangles += len(mesh.find("m:triangles", ns))
+            points.append(vertices @ transform[:3, :3] + transform[3, :3])
+        for component in obj.findall("m:components/m:component", ns):
+            collect(objects[component.get("objectid")], matrix(component.get("transform")) @ transform)
+
+    for item in root.find("m:build", ns):
+        collect(objects[item.get("objectid")], matrix(item.get("transform")))
+    stacked = np.vstack(points)
+    return triangles, stacked.min(axis=0), stacked.max(axis=0)
+
+
+def test_pyramids_build_matches_an_independent_reading() -> None:
+    path = SAMPLES / "3mf" / "pyramids.3mf"
+    metadata = extract_metadata(path, path.name)
+    triangles, low, high = _reference_build(path)
+    assert metadata["triangle_count"] == triangles
+    assert metadata["bbox_mm"]["min"] == pytest.approx(low.tolist(), abs=1e-4)
+    assert metadata["bbox_mm"]["max"] == pytest.approx(high.tolist(), abs=1e-4)
 
 
 @pytest.mark.parametrize(
