@@ -728,6 +728,7 @@ def _key_path(loc: tuple[Any, ...], aliases: Mapping[str, str]) -> str:
     return "".join(parts)
 
 
+_GCP_KEYS = ("gcp:project", "gcp:region")
 _NAMED_MESSAGE = re.compile(r"^([a-z][A-Za-z]*): (.*)$", re.S)
 
 
@@ -828,8 +829,10 @@ def parse_stack_settings(stack: str, config: Mapping[str, Any], alerts: Any) -> 
     if not _STACK.match(stack):
         raise ConfigError(f"{source}: stack name {stack!r} must be 2-12 lower-case letters/digits starting with a letter")
     decoded = {key: _decode_engine_value(value) for key, value in config.items()}
-    # Keys of other namespaces (e.g. kubernetes:*, pulumi:*) are not ours to validate.
-    ours = {k: v for k, v in decoded.items() if k.startswith(f"{PROJECT}:") or k.startswith("gcp:")}
+    # Our namespace is validated in full (unknown keys are typos). Of other namespaces
+    # only gcp:project / gcp:region are ours; the rest (gcp:impersonateServiceAccount,
+    # kubernetes:*, pulumi:*) configure providers, which validate them themselves.
+    ours = {k: v for k, v in decoded.items() if k.startswith(f"{PROJECT}:") or k in _GCP_KEYS}
     try:
         stack_config = StackConfig.model_validate(ours)
     except ValidationError as exc:

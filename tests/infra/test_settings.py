@@ -79,3 +79,10 @@ def test_bad_stack_name():
 def test_missing_stack_file(tmp_path):
     with pytest.raises(ConfigError, match=r"^Pulumi\.dev\.yaml: file not found"):
         load_stack_settings("dev", tmp_path)
+
+
+def test_provider_keys_of_other_namespaces_are_left_to_the_providers():
+    config, _ = read_stack_file("dev")
+    config = dict(config, **{"gcp:impersonateServiceAccount": "deployer@p.iam.gserviceaccount.com",
+                             "kubernetes:enableServerSideApply": "true"})
+    assert parse_stack_settings("dev", config, read_alerts_file("dev")).project == "print-platform-dev"
