@@ -1,0 +1,92 @@
+"""``files-api-sweep``: remove uploads a crashed process left half-done.
+
+An upload inserts its row (``generation`` NULL), stores the object, then sets
+the generation; a failure in between is undone on the spot. Only a process
+that dies mid-upload (OOM kill, node loss) leaves a row without generation --
+invisible to the API -- and maybe its object. This command deletes such rows
+older than ``--older-than-seconds`` (default 6 h, far beyond any upload) and
+their objects. Safe to run repeatedly and concurrently (each row is claimed
+with ``FOR UPDATE SKIP LOCKED``); suitable for a Kubernetes CronJob with the
+files-api image and environment.
+
+Exit codes: 0 done (prints how many were removed); 1 failure; 2 bad settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from datetime import timedelta
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from pipeline_core.db import make_engine, make_session_factory
+from pipeline_core.log import configure_logging
+from pipeline_core.models import File
+from pipeline_core.settings import SettingsError
+
+from .settings import load
+from .storage import UploadsBucket, make_client
+
+log = logging.getLogger("files_api.sweep")
+DEFAULT_AGE = timedelta(hours=6)
+
+
+def sweep_unfinished(sessions: sessionmaker[Session], bucket: UploadsBucket, older_than: timedelta = DEFAULT_AGE,
+                     *, batch: int = 100) -> int:
+    """Delete unfinished upload rows created more than ``older_than`` ago, and their objects.
+
+    Returns how many rows were removed.
+
+    Raises:
+        files_api.storage.StorageUnavailable: deleting an object failed (its row is kept).
+    """
+    removed = 0
+    while True:
+        with sessions() as session:
+            rows = session.execute(
+                select(File.id, File.object_name)
+                .where(File.generation.is_(None), File.created_at < func.now() - older_than)
+                .order_by(File.created_at).limit(batch).with_for_update(skip_locked=True)
+            ).all()
+            if not rows:
+                return removed
+            for file_id, object_name in rows:
+                existed = bucket.delete(object_name)
+                session.execute(delete(File).where(File.id == file_id))
+                log.info("removed unfinished upload", extra={"file_id": str(file_id), "object_name": object_name,
+                                                             "object_existed": existed})
+            session.commit()
+            removed += len(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point; settings from the environment like the service."""
+    parser = argparse.ArgumentParser(prog="files-api-sweep", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--older-than-seconds", type=float, default=DEFAULT_AGE.total_seconds())
+    args = parser.parse_args(argv)
+    try:
+        settings = load()
+    except SettingsError as exc:
+        configure_logging("INFO")
+        log.error(str(exc))
+        return 2
+    configure_logging(settings.log_level)
+    engine = make_engine(settings.database_url)
+    bucket = UploadsBucket(make_client(settings), settings.uploads_bucket,
+                           chunk_bytes=settings.upload_chunk_bytes, timeout=settings.storage_timeout_seconds)
+    try:
+        count = sweep_unfinished(make_session_factory(engine), bucket, timedelta(seconds=args.older_than_seconds))
+    except Exception:
+        log.exception("sweep failed")
+        return 1
+    finally:
+        engine.dispose()
+    log.info("sweep done", extra={"removed": count})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
