@@ -81,6 +81,15 @@ DIALECTS = [
         id="prusa-days",
     ),
     pytest.param(
+        "; HEADER_BLOCK_START\n; BambuStudio 02.03.00.70\n; model printing time: 1m 39s; total estimated time: 9m 22s\n"
+        "; total layer number: 1\n; total filament length [mm] : 32.85\n; total filament weight [g] : 0.10\n"
+        "; max_z_height: 0.10\n; HEADER_BLOCK_END\nG1 X1\n",
+        {"producer": {"name": "BambuStudio", "version": "02.03.00.70"}, "print_time_s": 562.0, "layer_count": 1,
+         "filament_used_mm": 32.85, "filament_used_g": 0.1,
+         "bbox_mm": {"min": [None, None, None], "max": [None, None, 0.1]}},
+        id="bambustudio-for-bambu-printers",
+    ),
+    pytest.param(
         "M104 S200 ;TIME:99 inline comments are not header facts\nG28\nG1 X1 Y1 ; Layer height: 0.2\n",
         {},
         id="no-stated-facts",

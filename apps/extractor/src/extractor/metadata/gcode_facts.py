@@ -330,6 +330,14 @@ def _prusa_time(facts: GcodeFacts, m: re.Match[str]) -> None:
     facts._first("print_time_s", parse_duration(m.group("v")))
 
 
+@_rule(r"^(?:model printing time: [^;]*; )?total estimated time: (?P<v>[^;]+)$")
+def _bambu_time(facts: GcodeFacts, m: re.Match[str]) -> None:
+    # BambuStudio for Bambu printers: "; model printing time: 5m 39s; total
+    # estimated time: 11m 4s" - the total (whole G-code, start sequence
+    # included) is what the others' estimates cover
+    facts._first("print_time_s", parse_duration(m.group("v")))
+
+
 @_rule(r"^Print [Tt]ime: (?P<v>.+)$")
 def _print_time(facts: GcodeFacts, m: re.Match[str]) -> None:
     # legacy Cura ";Print time: 37 minutes"; ideaMaker footer ";Print Time: 1835" (s)
@@ -564,7 +572,7 @@ _PREFIXES: tuple[str, ...] = (
     "KISSlicer", "version ", *(p + " " for p in _HEADER_BLOCK_PRODUCERS),
     "Sliced at: ", "CURA_PROFILE_STRING:", "Basic settings: ",
     "FLAVOR:", "gcode_flavor = ", "Firmware: ",
-    "TIME:", "PRINT.TIME:", "estimated printing time", "Print time: ", "Print Time: ",
+    "TIME:", "PRINT.TIME:", "estimated printing time", "model printing time: ", "total estimated time: ", "Print time: ", "Print Time: ",
     "Build time: ", "Estimated Build Time: ",
     "Filament used: ", "filament used ", "total filament ", "Material#", "Filament length: ",
     "Plastic weight: ", "Ext ",
