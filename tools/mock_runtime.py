@@ -179,6 +179,11 @@ def _fake_ip(seed: str, network: str) -> str:
     return str(net.network_address + offset)
 
 
+def _mock_number(seed: str) -> int:
+    """A deterministic 15-digit number for server-assigned ids (channels, policies, checks)."""
+    return 10**14 + int(hashlib.sha256(seed.encode()).hexdigest(), 16) % (9 * 10**14)
+
+
 class PlatformMocks(pulumi.runtime.Mocks):
     """Mock provider: echoes inputs and adds the outputs GCP would compute, deterministically.
 
@@ -250,6 +255,21 @@ class PlatformMocks(pulumi.runtime.Mocks):
         if t == "gcp:artifactregistry/repository:Repository":
             state.update(name=inputs.get("repositoryId"), location=region)
             return f"projects/{project}/locations/{region}/repositories/{inputs.get('repositoryId')}", state
+        # Edge + alerting (infra/loadbalancer.py, infra/monitoring.py): the ids/names other
+        # resources reference (cert map entry -> certificate id, policies -> channel names,
+        # uptime alert filter -> uptimeCheckId).
+        if t == "gcp:certificatemanager/certificate:Certificate":
+            return f"projects/{project}/locations/global/certificates/{name}", state
+        if t == "gcp:monitoring/notificationChannel:NotificationChannel":
+            state["name"] = f"projects/{project}/notificationChannels/{_mock_number(args.name)}"
+            return state["name"], state
+        if t == "gcp:monitoring/uptimeCheckConfig:UptimeCheckConfig":
+            check_id = f"{args.name}-{_mock_number(inputs.get('displayName', args.name)) % 10**6:06d}"
+            state.update(uptimeCheckId=check_id, name=f"projects/{project}/uptimeCheckConfigs/{check_id}")
+            return state["name"], state
+        if t == "gcp:monitoring/alertPolicy:AlertPolicy":
+            state["name"] = f"projects/{project}/alertPolicies/{_mock_number(args.name)}"
+            return state["name"], state
         if t.startswith("kubernetes:") and "metadata" in inputs:
             meta = dict(inputs.get("metadata") or {})
             meta.setdefault("name", f"{args.name}-mock")

@@ -1,13 +1,14 @@
-"""The edge (infra/loadbalancer.py) under Pulumi mocks, once per real stack file.
+"""The edge (infra/loadbalancer.py) in the real program, once per real stack file.
 
-Each test reads the recorded registrations after the program has finished (no
-assertion lives inside an ``apply``), and compares them with the stack's own
-settings, so changing a stack file or breaking the component fails a test.
+The ``run`` fixture (tests/infra/conftest.py) is the program for ``Pulumi.<stack>.yaml``
+run under the mock runtime; each test reads the captured registrations afterwards (no
+assertion lives inside an ``apply``) and compares them with the stack's settings, so a
+changed stack file or a broken component fails a test.
 """
 from __future__ import annotations
 
+import ipaddress
 import re
-from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
@@ -15,9 +16,8 @@ import pulumi_kubernetes as k8s
 import pytest
 
 from infra import loadbalancer as lb
-from infra.settings import StackSettings, load_stack_settings
-
-STACKS = ["dev", "prod"]
+from infra.settings import StackSettings
+from tools.mock_runtime import Capture
 
 ADDRESS = "gcp:compute/globalAddress:GlobalAddress"
 CERT = "gcp:certificatemanager/certificate:Certificate"
@@ -28,130 +28,86 @@ ARMOR = "gcp:compute/securityPolicy:SecurityPolicy"
 GATEWAY = "kubernetes:gateway.networking.k8s.io/v1:Gateway"
 HTTPROUTE = "kubernetes:gateway.networking.k8s.io/v1:HTTPRoute"
 GATEWAY_POLICY = "kubernetes:networking.gke.io/v1:GCPGatewayPolicy"
+COMPONENT = "print-platform:edge:LoadBalancer"
+K8S_PROVIDER = "pulumi:providers:kubernetes"
+NAMESPACE = "kubernetes:core/v1:Namespace"
+GCP_TYPES = (ADDRESS, CERT, CERT_MAP, CERT_MAP_ENTRY, SSL_POLICY, ARMOR)
+K8S_TYPES = (GATEWAY, HTTPROUTE, GATEWAY_POLICY)
 
 
-class RecordingMocks(pulumi.runtime.Mocks):
-    """Records every registration; returns its inputs plus what the provider would compute."""
-
-    def __init__(self, project: str) -> None:
-        self.project = project
-        self.resources: list[pulumi.runtime.MockResourceArgs] = []
-
-    def new_resource(self, args: pulumi.runtime.MockResourceArgs):
-        self.resources.append(args)
-        outputs = dict(args.inputs)
-        if args.typ == ADDRESS:
-            outputs["address"] = "203.0.113.10"
-        if args.typ == CERT:
-            outputs["id"] = f"projects/{self.project}/locations/global/certificates/{args.inputs['name']}"
-            return outputs["id"], outputs
-        return f"{args.name}-id", outputs
-
-    def call(self, args: pulumi.runtime.MockCallArgs):
-        return {}, None
+def _edge(run: Capture, typ: str):
+    """The single registration of ``typ`` inside the LoadBalancer component."""
+    component = run.one(COMPONENT)
+    found = [r for r in run.of_type(typ) if r.parent == component.urn]
+    assert len(found) == 1, f"{run.stack}: expected one {typ} in the LoadBalancer, got {[r.name for r in found]}"
+    return found[0]
 
 
-def lb_args(settings: StackSettings, provider: pulumi.ProviderResource) -> lb.LoadBalancerArgs:
-    """The stack's settings as LoadBalancerArgs (what infra/program.py passes)."""
-    edge = settings.config.load_balancer
-    armor = edge.armor
-    return lb.LoadBalancerArgs(
-        name_prefix=settings.names.prefix,
-        domain=edge.domain,
-        namespace=settings.names.namespace,
-        k8s_provider=provider,
-        project=settings.project,
-        ssl_profile=edge.ssl_profile,
-        armor=lb.CloudArmorArgs(
-            rate_limit_requests=armor.rate_limit_requests,
-            rate_limit_interval_sec=armor.rate_limit_interval_sec,
-            ban_duration_sec=armor.ban_duration_sec,
-            waf_sensitivity=armor.waf_sensitivity,
-            waf_preview=armor.waf_preview,
-            adaptive_protection=armor.adaptive_protection,
-        ),
-    )
+def _edge_all(run: Capture, typ: str):
+    component = run.one(COMPONENT)
+    return [r for r in run.of_type(typ) if r.parent == component.urn]
 
 
-@dataclass
-class Run:
-    """One stack's recorded registrations and the component's resolved attributes."""
-
-    stack: str
-    settings: StackSettings
-    resources: list[pulumi.runtime.MockResourceArgs]
-    attrs: dict[str, Any] = field(default_factory=dict)
-
-    def all(self, typ: str) -> list[pulumi.runtime.MockResourceArgs]:
-        return [r for r in self.resources if r.typ == typ]
-
-    def one(self, typ: str) -> pulumi.runtime.MockResourceArgs:
-        found = self.all(typ)
-        assert len(found) == 1, f"{self.stack}: expected exactly one {typ}, got {[r.name for r in found]}"
-        return found[0]
+# --------------------------------------------------------------------------- placement + wiring
 
 
-def run_component(stack: str) -> Run:
-    settings = load_stack_settings(stack)
-    mocks = RecordingMocks(settings.project)
-    pulumi.runtime.set_mocks(mocks, project="print-platform", stack=stack, preview=False)
-    run = Run(stack, settings, mocks.resources)
-
-    @pulumi.runtime.test
-    def program():
-        component = lb.LoadBalancer("edge", lb_args(settings, k8s.Provider("k8s")))
-        names = ["ip_address", "url", "domain", "gateway_name", "gateway_namespace", "https_section_name",
-                 "armor_policy_name", "ssl_policy_name", "certificate_map_name", "url_map_name_regex"]
-        return pulumi.Output.all(*[getattr(component, n) for n in names]).apply(
-            lambda values: run.attrs.update(zip(names, values)))
-
-    program()
-    assert run.attrs, "the component's attributes never resolved"
-    return run
+def test_edge_resources_live_in_the_load_balancer_component(run: Capture):
+    for typ in GCP_TYPES + K8S_TYPES:
+        _edge(run, typ)  # exactly one each, parented by the component
 
 
-@pytest.fixture(scope="module", params=STACKS)
-def run(request) -> Run:
-    return run_component(request.param)
+def test_kubernetes_objects_use_the_cluster_provider_and_wait_for_the_namespace(run: Capture):
+    namespace = run.one(NAMESPACE)
+    providers = {r.urn for r in run.of_type(K8S_PROVIDER)}
+    for typ in K8S_TYPES:
+        obj = _edge(run, typ)
+        assert obj.provider and obj.provider.rsplit("::", 1)[0] in providers, f"{typ} without the cluster's provider"
+        assert obj.inputs["metadata"]["namespace"] == namespace.inputs["metadata"]["name"]
+        assert namespace.urn in obj.dependencies, f"{typ} does not wait for the namespace"
+
+
+def test_gateway_waits_for_the_certificate_map_entry(run: Capture):
+    assert _edge(run, CERT_MAP_ENTRY).urn in _edge(run, GATEWAY).dependencies
 
 
 # --------------------------------------------------------------------------- address + certificate
 
 
-def test_static_ip_is_global_external_ipv4_and_used_by_the_gateway(run):
-    address = run.one(ADDRESS)
+def test_static_ip_is_global_external_ipv4_and_used_by_the_gateway(run: Capture):
+    address = _edge(run, ADDRESS)
     assert address.inputs["addressType"] == "EXTERNAL"
     assert address.inputs["ipVersion"] == "IPV4"
-    gateway = run.one(GATEWAY)
+    gateway = _edge(run, GATEWAY)
     assert gateway.inputs["spec"]["addresses"] == [{"type": "NamedAddress", "value": address.inputs["name"]}]
-    assert run.attrs["ip_address"] == "203.0.113.10"
+    assert address.urn in gateway.dependencies
 
 
-def test_managed_certificate_for_the_stack_domain_in_the_gateway_certmap(run):
-    domain = run.settings.config.load_balancer.domain
-    cert = run.one(CERT)
+def test_managed_certificate_for_the_stack_domain_in_the_gateway_certmap(run: Capture, settings: StackSettings):
+    domain = settings.config.load_balancer.domain
+    cert = _edge(run, CERT)
     assert cert.inputs["managed"]["domains"] == [domain]
     assert not cert.inputs["managed"].get("dnsAuthorizations"), "load-balancer authorization expected"
     assert cert.inputs.get("scope", "DEFAULT") == "DEFAULT"
-    cert_map = run.one(CERT_MAP)
-    entry = run.one(CERT_MAP_ENTRY)
+    cert_map = _edge(run, CERT_MAP)
+    entry = _edge(run, CERT_MAP_ENTRY)
     assert entry.inputs["hostname"] == domain
     assert entry.inputs["map"] == cert_map.inputs["name"]
-    assert entry.inputs["certificates"] == [f"projects/{run.settings.project}/locations/global/certificates/{cert.inputs['name']}"]
-    gateway = run.one(GATEWAY)
+    assert entry.inputs["certificates"] == [
+        f"projects/{settings.project}/locations/global/certificates/{cert.inputs['name']}"]
+    gateway = _edge(run, GATEWAY)
     assert gateway.inputs["metadata"]["annotations"][lb.CERTMAP_ANNOTATION] == cert_map.inputs["name"]
 
 
 # --------------------------------------------------------------------------- TLS
 
 
-def test_ssl_policy_requires_tls12_and_is_attached_to_the_gateway(run):
-    policy = run.one(SSL_POLICY)
+def test_ssl_policy_requires_tls12_and_is_attached_to_the_gateway(run: Capture, settings: StackSettings):
+    policy = _edge(run, SSL_POLICY)
     assert policy.inputs["minTlsVersion"] == "TLS_1_2"
     assert policy.inputs["profile"] in ("MODERN", "RESTRICTED")
-    assert policy.inputs["profile"] == run.settings.config.load_balancer.ssl_profile
-    gateway = run.one(GATEWAY)
-    attach = run.one(GATEWAY_POLICY)
+    assert policy.inputs["profile"] == settings.config.load_balancer.ssl_profile
+    gateway = _edge(run, GATEWAY)
+    attach = _edge(run, GATEWAY_POLICY)
     assert attach.inputs["apiVersion"] == "networking.gke.io/v1"
     assert attach.inputs["spec"]["default"]["sslPolicy"] == policy.inputs["name"]
     assert attach.inputs["spec"]["targetRef"] == {
@@ -162,33 +118,35 @@ def test_ssl_policy_requires_tls12_and_is_attached_to_the_gateway(run):
 # --------------------------------------------------------------------------- Gateway, HTTPS only
 
 
-def test_gateway_is_the_global_external_managed_class_in_the_stack_namespace(run):
-    gateway = run.one(GATEWAY)
+def test_gateway_is_the_global_external_managed_class_in_the_stack_namespace(run: Capture, settings: StackSettings):
+    gateway = _edge(run, GATEWAY)
     assert gateway.inputs["apiVersion"] == "gateway.networking.k8s.io/v1"
     assert gateway.inputs["spec"]["gatewayClassName"] == "gke-l7-global-external-managed"
-    assert gateway.inputs["metadata"]["namespace"] == run.settings.names.namespace
-    assert run.attrs["gateway_name"] == gateway.inputs["metadata"]["name"]
-    assert run.attrs["gateway_namespace"] == run.settings.names.namespace
+    assert gateway.inputs["metadata"]["namespace"] == settings.names.namespace
+    component = run.platform.load_balancer
+    assert component.gateway_name == gateway.inputs["metadata"]["name"]
 
 
-def test_listeners_are_https_443_and_http_80_only(run):
-    listeners = run.one(GATEWAY).inputs["spec"]["listeners"]
+def test_listeners_are_https_443_and_http_80_only(run: Capture):
+    listeners = _edge(run, GATEWAY).inputs["spec"]["listeners"]
     assert sorted((l["name"], l["protocol"], l["port"]) for l in listeners) == [
         ("http", "HTTP", 80), ("https", "HTTPS", 443)]
     https = [l["name"] for l in listeners if l["protocol"] == "HTTPS"]
-    assert run.attrs["https_section_name"] in https, "the chart must bind files-api to the HTTPS listener"
+    assert run.platform.load_balancer.https_section_name in https, \
+        "the chart must bind files-api to the HTTPS listener"
 
 
-def test_plain_http_only_redirects_to_https_301(run):
-    gateway_name = run.one(GATEWAY).inputs["metadata"]["name"]
-    http_listeners = {l["name"] for l in run.one(GATEWAY).inputs["spec"]["listeners"] if l["protocol"] == "HTTP"}
-    routes = run.all(HTTPROUTE)
+def test_plain_http_only_redirects_to_https_301(run: Capture):
+    gateway = _edge(run, GATEWAY)
+    gateway_name = gateway.inputs["metadata"]["name"]
+    http_listeners = {l["name"] for l in gateway.inputs["spec"]["listeners"] if l["protocol"] == "HTTP"}
+    routes = run.of_type(HTTPROUTE)
     on_http = [r for r in routes
                if any(p["name"] == gateway_name and p.get("sectionName") in http_listeners
                       for p in r.inputs["spec"]["parentRefs"])]
     assert on_http, "no route on the http listener: plain HTTP would get 404 instead of a redirect"
     for route in routes:
-        # a route without sectionName would attach to every listener, http included
+        # a parentRef without sectionName attaches to every listener, http included
         assert all(p.get("sectionName") for p in route.inputs["spec"]["parentRefs"]), route.name
     for route in on_http:
         for rule in route.inputs["spec"]["rules"]:
@@ -197,28 +155,27 @@ def test_plain_http_only_redirects_to_https_301(run):
                                         "requestRedirect": {"scheme": "https", "statusCode": 301}}]
 
 
-def test_url_and_domain_outputs(run):
-    domain = run.settings.config.load_balancer.domain
-    assert run.attrs["url"] == f"https://{domain}"
-    assert run.attrs["domain"] == domain
+def test_stack_outputs_carry_the_ip_and_https_url(run: Capture, settings: StackSettings):
+    domain = settings.config.load_balancer.domain
+    assert run.outputs["url"] == f"https://{domain}"
+    assert ipaddress.ip_address(run.outputs["load_balancer_ip"]).version == 4
+    assert run.platform.load_balancer.domain == domain
 
 
 # --------------------------------------------------------------------------- Cloud Armor
 
 
-def _rules(run):
-    return run.one(ARMOR).inputs["rules"]
+def _rules(run: Capture) -> list[dict]:
+    return _edge(run, ARMOR).inputs["rules"]
 
 
-def test_armor_policy_is_a_backend_policy_exposed_by_name(run):
-    policy = run.one(ARMOR)
-    assert policy.inputs["type"] == "CLOUD_ARMOR"
-    assert run.attrs["armor_policy_name"] == policy.inputs["name"]
+def test_armor_policy_is_a_backend_policy(run: Capture):
+    assert _edge(run, ARMOR).inputs["type"] == "CLOUD_ARMOR"
 
 
 @pytest.mark.parametrize("rule_set", ["sqli-v33-stable", "xss-v33-stable"])
-def test_armor_preconfigured_waf_rule_denies(run, rule_set):
-    armor = run.settings.config.load_balancer.armor
+def test_armor_preconfigured_waf_rule_denies(run: Capture, settings: StackSettings, rule_set: str):
+    armor = settings.config.load_balancer.armor
     matching = [r for r in _rules(run)
                 if f"evaluatePreconfiguredWaf('{rule_set}'" in r["match"].get("expr", {}).get("expression", "")]
     assert len(matching) == 1, f"{rule_set} rule missing"
@@ -230,8 +187,8 @@ def test_armor_preconfigured_waf_rule_denies(run, rule_set):
         assert not rule.get("preview"), "prod must enforce the WAF rules, not only log them"
 
 
-def test_armor_rate_based_ban_per_client_ip_from_config(run):
-    armor = run.settings.config.load_balancer.armor
+def test_armor_rate_based_ban_per_client_ip_from_config(run: Capture, settings: StackSettings):
+    armor = settings.config.load_balancer.armor
     bans = [r for r in _rules(run) if r["action"] == "rate_based_ban"]
     assert len(bans) == 1
     ban = bans[0]
@@ -246,7 +203,7 @@ def test_armor_rate_based_ban_per_client_ip_from_config(run):
     assert not ban.get("preview"), "the rate-based ban must be enforced"
 
 
-def test_armor_rule_order_and_default_allow(run):
+def test_armor_rule_order_and_default_allow(run: Capture):
     rules = _rules(run)
     priorities = [r["priority"] for r in rules]
     assert len(set(priorities)) == len(priorities), "duplicate rule priorities"
@@ -254,33 +211,72 @@ def test_armor_rule_order_and_default_allow(run):
     assert len(default) == 1
     assert default[0]["action"] == "allow"
     assert default[0]["match"] == {"versionedExpr": "SRC_IPS_V1", "config": {"srcIpRanges": ["*"]}}
-    waf = max(r["priority"] for r in rules if "evaluatePreconfiguredWaf" in r["match"].get("expr", {}).get("expression", ""))
+    waf = max(r["priority"] for r in rules
+              if "evaluatePreconfiguredWaf" in r["match"].get("expr", {}).get("expression", ""))
     ban = min(r["priority"] for r in rules if r["action"] == "rate_based_ban")
     assert waf < ban < lb.DEFAULT_RULE_PRIORITY, "WAF before rate ban before the default rule"
 
 
-def test_armor_adaptive_protection_follows_config(run):
-    policy = run.one(ARMOR)
-    enabled = (policy.inputs.get("adaptiveProtectionConfig") or {}).get("layer7DdosDefenseConfig", {}).get("enable", False)
-    assert enabled == run.settings.config.load_balancer.armor.adaptive_protection
+def test_armor_adaptive_protection_follows_config(run: Capture, settings: StackSettings):
+    policy = _edge(run, ARMOR)
+    config = policy.inputs.get("adaptiveProtectionConfig") or {}
+    enabled = config.get("layer7DdosDefenseConfig", {}).get("enable", False)
+    assert enabled == settings.config.load_balancer.armor.adaptive_protection
     if run.stack == "prod":
         assert enabled, "prod runs Adaptive Protection"
 
 
-# --------------------------------------------------------------------------- names + monitoring seam
+# --------------------------------------------------------------------------- names
 
 
-def test_resource_names_derive_from_the_stack_prefix(run):
-    prefix = run.settings.names.prefix
-    for typ in (ADDRESS, CERT, CERT_MAP, CERT_MAP_ENTRY, SSL_POLICY, ARMOR):
-        name = run.one(typ).inputs["name"]
+def test_resource_names_derive_from_the_stack_prefix(run: Capture, settings: StackSettings):
+    prefix = settings.names.prefix
+    for typ in GCP_TYPES:
+        name = _edge(run, typ).inputs["name"]
         assert name.startswith(f"{prefix}-"), f"{typ}: {name}"
         assert re.fullmatch(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?", name), f"{typ}: {name} is not a valid GCE name"
 
 
-def test_url_map_regex_matches_the_gke_generated_name(run):
-    regex = re.compile(run.attrs["url_map_name_regex"])
-    ns, gw = run.settings.names.namespace, run.attrs["gateway_name"]
+# --------------------------------------------------------------------------- Output attributes (component alone)
+
+
+class _AttrMocks(pulumi.runtime.Mocks):
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs):
+        return f"{args.name}-id", dict(args.inputs)
+
+    def call(self, args: pulumi.runtime.MockCallArgs):
+        return {}, None
+
+
+def _resolved_attributes(settings: StackSettings) -> dict[str, Any]:
+    """Run the component alone and resolve the Output attributes the chart and monitoring read."""
+    pulumi.runtime.set_mocks(_AttrMocks(), project="print-platform", stack=settings.stack, preview=False)
+    names = ["armor_policy_name", "ssl_policy_name", "certificate_map_name", "gateway_namespace", "url_map_name_regex"]
+    resolved: dict[str, Any] = {}
+
+    @pulumi.runtime.test
+    def program():
+        component = lb.LoadBalancer("edge", lb.LoadBalancerArgs(
+            name_prefix=settings.names.prefix, domain=settings.config.load_balancer.domain,
+            namespace=settings.names.namespace, k8s_provider=k8s.Provider("k8s"),
+            armor=lb.CloudArmorArgs(rate_limit_requests=100, rate_limit_interval_sec=60, ban_duration_sec=300)))
+        return pulumi.Output.all(*[getattr(component, n) for n in names]).apply(
+            lambda values: resolved.update(zip(names, values)))
+
+    program()
+    assert set(resolved) == set(names), "the attributes never resolved"
+    return resolved
+
+
+def test_output_attributes_name_the_created_resources(settings: StackSettings):
+    attrs = _resolved_attributes(settings)
+    prefix = settings.names.prefix
+    assert attrs["armor_policy_name"] == f"{prefix}-armor"
+    assert attrs["ssl_policy_name"] == f"{prefix}-ssl"
+    assert attrs["certificate_map_name"] == f"{prefix}-certmap"
+    assert attrs["gateway_namespace"] == settings.names.namespace
+    regex = re.compile(attrs["url_map_name_regex"])
+    ns, gw = settings.names.namespace, "external"
     assert regex.fullmatch(f"gkegw1-l1bi-{ns}-{gw}-2jfqxrkgd0fm")
     assert not regex.fullmatch(f"gkegw1-l1bi-other-{gw}-2jfqxrkgd0fm")
     assert not regex.fullmatch(f"gkegw1-l1bi-{ns}-internal-2jfqxrkgd0fm")

@@ -1,30 +1,31 @@
-"""Alerting (infra/monitoring.py) under Pulumi mocks, once per real stack file.
+"""Alerting (infra/monitoring.py) in the real program, once per real stack file.
 
-Assertions run on the recorded registrations after the program finished (never
-inside an ``apply``) and compare them with ``Pulumi.<stack>.yaml`` and
-``environments/<stack>/alerts.yaml``: a changed threshold, a dropped channel or
-a policy scoped to the wrong resource fails a test.
+The ``run`` fixture (tests/infra/conftest.py) is the program for ``Pulumi.<stack>.yaml``
+run under the mock runtime. Assertions read the captured registrations afterwards
+(never inside an ``apply``) and compare them with ``Pulumi.<stack>.yaml`` and
+``environments/<stack>/alerts.yaml``: a changed threshold, a dropped channel or a
+policy scoped to the wrong resource fails a test.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+import re
 
-import pulumi
 import pytest
 
 from infra import monitoring as mon
-from infra.settings import StackSettings, load_stack_settings
-
-STACKS = ["dev", "prod"]
+from infra.settings import StackSettings
+from tools.mock_runtime import Capture
 
 CHANNEL = "gcp:monitoring/notificationChannel:NotificationChannel"
 POLICY = "gcp:monitoring/alertPolicy:AlertPolicy"
 UPTIME = "gcp:monitoring/uptimeCheckConfig:UptimeCheckConfig"
-UPTIME_CHECK_ID = "files-api-healthz-4f1c2a"
-URL_MAP_REGEX = "gkegw1-[a-z0-9]+-print-platform-external-[a-z0-9]+"
+COMPONENT = "print-platform:monitoring:Monitoring"
+GATEWAY = "kubernetes:gateway.networking.k8s.io/v1:Gateway"
+SUBSCRIPTION = "gcp:pubsub/subscription:Subscription"
+SQL_INSTANCE = "gcp:sql/databaseInstance:DatabaseInstance"
+CLUSTER = "gcp:container/cluster:Cluster"
 
-#: The metric each signal must watch (Cloud Monitoring metric list).
+#: The metric each signal must watch (https://cloud.google.com/monitoring/api/metrics_gcp).
 METRICS = {
     "lb_5xx_ratio": "loadbalancing.googleapis.com/https/request_count",
     "lb_latency_p95": "loadbalancing.googleapis.com/https/total_latencies",
@@ -36,138 +37,61 @@ METRICS = {
     "sql_disk": "cloudsql.googleapis.com/database/disk/utilization",
     "container_restarts": "kubernetes.io/container/restart_count",
 }
+_URL_MAP_SCOPE = re.compile(r'resource\.labels\.url_map_name = monitoring\.regex\.full_match\("([^"]+)"\)')
 
 
-class RecordingMocks(pulumi.runtime.Mocks):
-    """Records every registration; returns its inputs plus what the provider would compute."""
-
-    def __init__(self, project: str) -> None:
-        self.project = project
-        self.resources: list[pulumi.runtime.MockResourceArgs] = []
-
-    def new_resource(self, args: pulumi.runtime.MockResourceArgs):
-        self.resources.append(args)
-        outputs = dict(args.inputs)
-        if args.typ == CHANNEL:
-            outputs["name"] = f"projects/{self.project}/notificationChannels/{args.name}-0001"
-        if args.typ == UPTIME:
-            outputs["uptimeCheckId"] = UPTIME_CHECK_ID
-        if args.typ == POLICY:
-            outputs["name"] = f"projects/{self.project}/alertPolicies/{args.name}-0001"
-        return f"{args.name}-id", outputs
-
-    def call(self, args: pulumi.runtime.MockCallArgs):
-        return {}, None
+def _policy(run: Capture, signal: str):
+    found = [p for p in run.of_type(POLICY) if p.inputs.get("userLabels", {}).get("signal") == signal.replace("_", "-")]
+    assert len(found) == 1, f"{run.stack}: expected one policy for {signal}, got {[p.name for p in found]}"
+    return found[0]
 
 
-def monitoring_args(settings: StackSettings) -> mon.MonitoringArgs:
-    """The stack's settings as MonitoringArgs (what infra/program.py passes)."""
-    names = settings.names
-    return mon.MonitoringArgs(
-        stack=settings.stack,
-        project=settings.project,
-        notification_emails=settings.config.alerting.notification_emails,
-        alerts={signal: mon.AlertSpec(threshold=a.threshold, duration_seconds=a.duration_seconds,
-                                      severity=a.severity, window_seconds=a.window_seconds)
-                for signal, a in settings.alerts.alerts.items()},
-        domain=settings.config.load_balancer.domain,
-        url_map_name_regex=URL_MAP_REGEX,
-        extractor_subscription=names.extractor_subscription,
-        dead_letter_subscription=names.dead_letter_subscription,
-        sql_database_id=f"{settings.project}:{names.sql_instance}",
-        cluster_name=names.cluster,
-        namespace=names.namespace,
-        health_path=settings.alerts.uptime.health_path,
-        uptime_period_seconds=settings.alerts.uptime.period_seconds,
-        uptime_timeout_seconds=settings.alerts.uptime.timeout_seconds,
-        iap_enabled=settings.config.load_balancer.iap.enabled,
-    )
+def _condition(run: Capture, signal: str) -> dict:
+    conditions = _policy(run, signal).inputs["conditions"]
+    assert len(conditions) == 1
+    return conditions[0]["conditionThreshold"]
 
 
-@dataclass
-class Run:
-    """One stack's recorded registrations."""
-
-    stack: str
-    settings: StackSettings
-    resources: list[pulumi.runtime.MockResourceArgs]
-    attrs: dict[str, Any] = field(default_factory=dict)
-
-    def all(self, typ: str) -> list[pulumi.runtime.MockResourceArgs]:
-        return [r for r in self.resources if r.typ == typ]
-
-    def one(self, typ: str) -> pulumi.runtime.MockResourceArgs:
-        found = self.all(typ)
-        assert len(found) == 1, f"{self.stack}: expected exactly one {typ}, got {[r.name for r in found]}"
-        return found[0]
-
-    def policy(self, signal: str) -> pulumi.runtime.MockResourceArgs:
-        found = [p for p in self.all(POLICY) if p.inputs.get("userLabels", {}).get("signal") == signal.replace("_", "-")]
-        assert len(found) == 1, f"{self.stack}: expected one policy for {signal}, got {[p.name for p in found]}"
-        return found[0]
-
-    def condition(self, signal: str) -> dict:
-        conditions = self.policy(signal).inputs["conditions"]
-        assert len(conditions) == 1
-        return conditions[0]["conditionThreshold"]
+# --------------------------------------------------------------------------- placement + channels
 
 
-def run_component(stack: str) -> Run:
-    settings = load_stack_settings(stack)
-    mocks = RecordingMocks(settings.project)
-    pulumi.runtime.set_mocks(mocks, project="print-platform", stack=stack, preview=False)
-    run = Run(stack, settings, mocks.resources)
-
-    @pulumi.runtime.test
-    def program():
-        component = mon.Monitoring("alerting", monitoring_args(settings))
-        return pulumi.Output.all(
-            [c.name for c in component.channels], sorted(component.policies)).apply(
-            lambda v: run.attrs.update(channels=v[0], policy_signals=v[1]))
-
-    program()
-    assert run.attrs, "the component's attributes never resolved"
-    return run
+def test_alerting_resources_live_in_the_monitoring_component(run: Capture):
+    component = run.one(COMPONENT)
+    for typ in (CHANNEL, POLICY, UPTIME):
+        assert run.of_type(typ), typ
+        assert all(r.parent == component.urn for r in run.of_type(typ)), typ
 
 
-@pytest.fixture(scope="module", params=STACKS)
-def run(request) -> Run:
-    return run_component(request.param)
+def test_one_email_channel_per_configured_address(run: Capture, settings: StackSettings):
+    channels = run.of_type(CHANNEL)
+    assert {c.inputs["type"] for c in channels} == {"email"}
+    assert sorted(c.inputs["labels"]["email_address"] for c in channels) == \
+        sorted(settings.config.alerting.notification_emails)
 
 
-# --------------------------------------------------------------------------- channels
-
-
-def test_one_email_channel_per_configured_address(run):
-    channels = run.all(CHANNEL)
-    assert [c.inputs["type"] for c in channels] == ["email"] * len(channels)
-    assert [c.inputs["labels"]["email_address"] for c in channels] == \
-        run.settings.config.alerting.notification_emails
-
-
-def test_every_policy_notifies_every_channel(run):
-    expected = sorted(run.attrs["channels"])
-    assert expected, "no channels"
-    for policy in run.all(POLICY):
-        assert sorted(policy.inputs["notificationChannels"]) == expected, policy.name
+def test_every_policy_notifies_every_channel(run: Capture):
+    channels = run.of_type(CHANNEL)
+    for policy in run.of_type(POLICY):
+        names = policy.inputs["notificationChannels"]
+        assert len(names) == len(set(names)) == len(channels), policy.name
+        assert all(isinstance(n, str) and "/notificationChannels/" in n for n in names), names
+        assert {c.urn for c in channels} <= set(policy.dependencies), f"{policy.name} misses a channel"
 
 
 # --------------------------------------------------------------------------- policies
 
 
-def test_one_policy_per_signal(run):
-    policies = run.all(POLICY)
-    assert len(policies) == len(mon.SIGNALS)
+def test_one_policy_per_signal(run: Capture):
+    policies = run.of_type(POLICY)
     assert sorted(p.inputs["userLabels"]["signal"] for p in policies) == sorted(s.replace("_", "-") for s in mon.SIGNALS)
-    assert run.attrs["policy_signals"] == sorted(mon.SIGNALS)
+    assert set(run.platform.monitoring.policies) == set(mon.SIGNALS)
 
 
 @pytest.mark.parametrize("signal", mon.SIGNALS)
-def test_threshold_duration_window_severity_come_from_alerts_yaml(run, signal):
-    spec = run.settings.alerts.alerts[signal]
-    policy = run.policy(signal)
-    assert policy.inputs["severity"] == spec.severity
-    condition = run.condition(signal)
+def test_threshold_duration_window_severity_come_from_alerts_yaml(run: Capture, settings: StackSettings, signal: str):
+    spec = settings.alerts.alerts[signal]
+    assert _policy(run, signal).inputs["severity"] == spec.severity
+    condition = _condition(run, signal)
     assert condition["comparison"] == "COMPARISON_GT"
     assert condition["thresholdValue"] == spec.threshold
     assert condition["duration"] == f"{spec.duration_seconds}s"
@@ -175,13 +99,13 @@ def test_threshold_duration_window_severity_come_from_alerts_yaml(run, signal):
 
 
 @pytest.mark.parametrize("signal", mon.SIGNALS)
-def test_policy_watches_the_documented_metric(run, signal):
-    assert f'metric.type = "{METRICS[signal]}"' in run.condition(signal)["filter"]
+def test_policy_watches_the_documented_metric(run: Capture, signal: str):
+    assert f'metric.type = "{METRICS[signal]}"' in _condition(run, signal)["filter"]
 
 
 @pytest.mark.parametrize("signal", mon.SIGNALS)
-def test_policy_documentation_has_a_runbook(run, signal):
-    policy = run.policy(signal)
+def test_policy_documentation_has_a_runbook(run: Capture, signal: str):
+    policy = _policy(run, signal)
     doc = policy.inputs["documentation"]
     assert doc["mimeType"] == "text/markdown"
     assert "### Runbook" in doc["content"]
@@ -191,48 +115,68 @@ def test_policy_documentation_has_a_runbook(run, signal):
     assert policy.inputs.get("enabled", True) is not False
 
 
-def test_5xx_ratio_is_5xx_over_all_requests_of_the_gateway(run):
-    condition = run.condition("lb_5xx_ratio")
+def test_load_balancer_alerts_match_the_gateway_url_map(run: Capture):
+    """The regex in the LB filters must match the URL map GKE generates for *this* Gateway."""
+    gateway = run.one(GATEWAY)
+    name, namespace = gateway.inputs["metadata"]["name"], gateway.inputs["metadata"]["namespace"]
+    for signal in ("lb_5xx_ratio", "lb_latency_p95"):
+        match = _URL_MAP_SCOPE.search(_condition(run, signal)["filter"])
+        assert match, f"{signal} is not scoped to the Gateway's URL map"
+        regex = re.compile(match.group(1))
+        assert regex.fullmatch(f"gkegw1-x7k2-{namespace}-{name}-5j1mcb4u0ve8"), signal
+        assert not regex.fullmatch(f"gkegw1-x7k2-kube-system-{name}-5j1mcb4u0ve8"), signal
+
+
+def test_5xx_ratio_is_5xx_over_all_requests(run: Capture):
+    condition = _condition(run, "lb_5xx_ratio")
     numerator, denominator = condition["filter"], condition["denominatorFilter"]
-    scope = f'resource.labels.url_map_name = monitoring.regex.full_match("{URL_MAP_REGEX}")'
-    assert scope in numerator and scope in denominator
     assert "metric.labels.response_code_class = 500" in numerator
     assert "response_code_class" not in denominator
+    assert numerator.replace(" AND metric.labels.response_code_class = 500", "") == denominator
     assert condition["denominatorAggregations"] == condition["aggregations"]
     assert condition["aggregations"][0]["perSeriesAligner"] == "ALIGN_RATE"
     assert condition["aggregations"][0]["crossSeriesReducer"] == "REDUCE_SUM"
 
 
-def test_latency_is_the_95th_percentile(run):
-    condition = run.condition("lb_latency_p95")
-    assert f'monitoring.regex.full_match("{URL_MAP_REGEX}")' in condition["filter"]
-    [aggregation] = condition["aggregations"]
+def test_latency_is_the_95th_percentile(run: Capture):
+    [aggregation] = _condition(run, "lb_latency_p95")["aggregations"]
     assert aggregation["perSeriesAligner"] == "ALIGN_DELTA"
     assert aggregation["crossSeriesReducer"] == "REDUCE_PERCENTILE_95"
 
 
-def test_pubsub_alerts_scope_the_stack_subscriptions(run):
-    names = run.settings.names
-    assert f'resource.labels.subscription_id = "{names.extractor_subscription}"' in \
-        run.condition("pubsub_oldest_unacked")["filter"]
-    dead = run.condition("dead_letter")
-    assert f'resource.labels.subscription_id = "{names.dead_letter_subscription}"' in dead["filter"]
-    assert dead["thresholdValue"] == 0, "any dead-lettered message must alert"
+def _subscription_named(run: Capture, name: str):
+    found = [s for s in run.of_type(SUBSCRIPTION) if s.inputs["name"] == name]
+    assert len(found) == 1, f"no subscription {name}"
+    return found[0]
+
+
+def test_pubsub_alerts_scope_the_stack_subscriptions(run: Capture, settings: StackSettings):
+    names = settings.names
+    extractor = _subscription_named(run, names.extractor_subscription)
+    dead = _subscription_named(run, names.dead_letter_subscription)
+    backlog = _condition(run, "pubsub_oldest_unacked")
+    assert f'resource.labels.subscription_id = "{names.extractor_subscription}"' in backlog["filter"]
+    assert extractor.urn in _policy(run, "pubsub_oldest_unacked").dependencies
+    dead_letter = _condition(run, "dead_letter")
+    assert f'resource.labels.subscription_id = "{names.dead_letter_subscription}"' in dead_letter["filter"]
+    assert dead.urn in _policy(run, "dead_letter").dependencies
+    assert dead_letter["thresholdValue"] == 0, "any dead-lettered message must alert"
 
 
 @pytest.mark.parametrize("signal", ["sql_cpu", "sql_memory", "sql_disk"])
-def test_cloud_sql_alerts_scope_the_stack_instance(run, signal):
-    database_id = f"{run.settings.project}:{run.settings.names.sql_instance}"
-    condition = run.condition(signal)
+def test_cloud_sql_alerts_scope_the_stack_instance(run: Capture, settings: StackSettings, signal: str):
+    instance = run.one(SQL_INSTANCE)
+    database_id = f"{settings.project}:{instance.inputs['name']}"
+    condition = _condition(run, signal)
     assert f'resource.labels.database_id = "{database_id}"' in condition["filter"]
     assert 0 < condition["thresholdValue"] <= 1
 
 
-def test_container_restarts_scope_cluster_and_namespace(run):
-    names = run.settings.names
-    condition = run.condition("container_restarts")
-    assert f'resource.labels.cluster_name = "{names.cluster}"' in condition["filter"]
-    assert f'resource.labels.namespace_name = "{names.namespace}"' in condition["filter"]
+def test_container_restarts_scope_cluster_and_namespace(run: Capture, settings: StackSettings):
+    cluster = run.one(CLUSTER)
+    condition = _condition(run, "container_restarts")
+    assert f'resource.labels.cluster_name = "{cluster.inputs["name"]}"' in condition["filter"]
+    assert f'resource.labels.namespace_name = "{settings.names.namespace}"' in condition["filter"]
     [aggregation] = condition["aggregations"]
     assert aggregation["perSeriesAligner"] == "ALIGN_DELTA", "restart_count is cumulative: count per window"
 
@@ -240,8 +184,8 @@ def test_container_restarts_scope_cluster_and_namespace(run):
 # --------------------------------------------------------------------------- uptime
 
 
-def test_uptime_check_gets_healthz_over_validated_https(run):
-    uptime = run.settings.alerts.uptime
+def test_uptime_check_gets_healthz_over_validated_https(run: Capture, settings: StackSettings):
+    uptime = settings.alerts.uptime
     check = run.one(UPTIME)
     http = check.inputs["httpCheck"]
     assert http["requestMethod"] == "GET"
@@ -250,24 +194,28 @@ def test_uptime_check_gets_healthz_over_validated_https(run):
     assert http["useSsl"] is True and http["validateSsl"] is True
     assert check.inputs["monitoredResource"] == {
         "type": "uptime_url",
-        "labels": {"host": run.settings.config.load_balancer.domain, "project_id": run.settings.project}}
+        "labels": {"host": settings.config.load_balancer.domain, "project_id": settings.project}}
     assert check.inputs["period"] == f"{uptime.period_seconds}s"
     assert check.inputs["timeout"] == f"{uptime.timeout_seconds}s"
 
 
-def test_uptime_accepted_codes_follow_iap(run):
+def test_uptime_accepted_codes_follow_iap(run: Capture, settings: StackSettings):
     codes = run.one(UPTIME).inputs["httpCheck"]["acceptedResponseStatusCodes"]
     values = {c.get("statusValue") for c in codes} - {None}
     assert {c.get("statusClass") for c in codes} - {None} == {"STATUS_CLASS_2XX"}
-    if run.settings.config.load_balancer.iap.enabled:
+    if settings.config.load_balancer.iap.enabled:
         assert values == {302, 401}
     else:
         assert values == set(), "without IAP only 2xx is healthy"
 
 
-def test_uptime_alert_watches_this_check(run):
-    condition = run.condition("uptime")
-    assert f'metric.labels.check_id = "{UPTIME_CHECK_ID}"' in condition["filter"]
+def test_uptime_alert_watches_this_check(run: Capture):
+    check = run.one(UPTIME)
+    policy = _policy(run, "uptime")
+    assert check.urn in policy.dependencies
+    condition = _condition(run, "uptime")
+    match = re.search(r'metric\.labels\.check_id = "([^"]*)"', condition["filter"])
+    assert match and match.group(1) not in ("", "None"), condition["filter"]
     [aggregation] = condition["aggregations"]
     assert aggregation["perSeriesAligner"] == "ALIGN_NEXT_OLDER"
     assert aggregation["crossSeriesReducer"] == "REDUCE_COUNT_FALSE"
@@ -283,7 +231,7 @@ def _valid_kwargs() -> dict:
     alerts["uptime"] = mon.AlertSpec(threshold=1, duration_seconds=60, severity="CRITICAL")
     return dict(
         stack="dev", notification_emails=["ops@example.com"], alerts=alerts, domain="files.example.com",
-        url_map_name_regex=URL_MAP_REGEX, extractor_subscription="s", dead_letter_subscription="d",
+        url_map_name_regex="gkegw1-[a-z0-9]+-n-external-[a-z0-9]+", extractor_subscription="s", dead_letter_subscription="d",
         sql_database_id="p:i", cluster_name="c", namespace="n", project="p",
     )
 
