@@ -86,3 +86,22 @@ def test_provider_keys_of_other_namespaces_are_left_to_the_providers():
     config = dict(config, **{"gcp:impersonateServiceAccount": "deployer@p.iam.gserviceaccount.com",
                              "kubernetes:enableServerSideApply": "true"})
     assert parse_stack_settings("dev", config, read_alerts_file("dev")).project == "print-platform-dev"
+
+
+def test_engine_config_is_read_like_the_pulumi_engine_passes_it(monkeypatch):
+    """Under `pulumi up` the language host passes config as PULUMI_CONFIG (JSON, values as strings)."""
+    import json
+
+    import pulumi
+
+    from infra.program import settings_from_engine
+
+    config, _ = read_stack_file("prod")
+    engine = {k: v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}
+    pulumi.runtime.set_all_config({}, [])
+    monkeypatch.setenv("PULUMI_CONFIG", json.dumps(engine))
+    assert settings_from_engine(stack="prod") == load_stack_settings("prod")
+    engine["print-platform:database"] = json.dumps(dict(config["print-platform:database"], availability="ZONAL"))
+    monkeypatch.setenv("PULUMI_CONFIG", json.dumps(engine))
+    with pytest.raises(ConfigError, match=r"^Pulumi\.prod\.yaml: print-platform:database\.availability: "):
+        settings_from_engine(stack="prod")
