@@ -454,10 +454,13 @@ class ImagesConfig(BaseModel):
     extractor: Optional[ImageConfig] = None
 
     def digest(self, service: str) -> Optional[str]:
-        """The configured digest of ``service`` (one of :data:`SERVICES`) or None."""
-        image = self.files_api if service == "files-api" else self.extractor if service == "extractor" else None
-        if service not in SERVICES:
-            raise KeyError(service)
+        """The configured digest of ``service`` (one of :data:`SERVICES`) or None.
+
+        Raises:
+            KeyError: ``service`` is not one of :data:`SERVICES`.
+        """
+        images = {"files-api": self.files_api, "extractor": self.extractor}
+        image = images[service]
         return image.digest if image else None
 
 
