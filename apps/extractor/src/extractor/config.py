@@ -67,6 +67,13 @@ class ExtractorSettings(CommonSettings):
         ge=10,
         description="FlowControl.max_lease_duration: the longest one message is kept leased (auto-extended)",
     )
+    lease_extension_seconds: int = Field(
+        default=30,
+        ge=10,
+        le=600,
+        description="FlowControl.max_duration_per_lease_extension: the most a lease is extended at once, so a "
+        "worker killed without nacking has its messages redelivered within this many seconds",
+    )
     gcs_timeout_seconds: float = Field(default=60.0, gt=0, description="per-request timeout of GCS calls")
 
     @property

@@ -44,18 +44,21 @@ threads = 2
 timeout = 30
 graceful_timeout = _settings.graceful_timeout_seconds
 keepalive = 5
-accesslog = None  # probes every few seconds would drown the worker's own log lines
-errorlog = "-"
 loglevel = _settings.log_level.lower()
 # The heartbeat file on tmpfs (gunicorn docs, "Blocking OS calls" / worker_tmp_dir).
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
-# gunicorn's own log lines as JSON too: hand its loggers to the root handler.
+# gunicorn's own log lines as JSON too (gunicorn applies this with logging.config.dictConfig,
+# replacing its defaults key by key, so every key is given). Access lines are dropped: the
+# only clients are probes and Prometheus.
 logconfig_dict = {
     "version": 1,
     "disable_existing_loggers": False,
+    "formatters": {"json": {"()": "pipeline_core.log.JsonFormatter"}},
+    "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stdout"}},
+    "root": {"level": _settings.log_level, "handlers": ["stdout"]},
     "loggers": {
         "gunicorn.error": {"level": _settings.log_level, "handlers": [], "propagate": True},
-        "gunicorn.access": {"level": _settings.log_level, "handlers": [], "propagate": True},
+        "gunicorn.access": {"level": "WARNING", "handlers": [], "propagate": False},
     },
 }
 

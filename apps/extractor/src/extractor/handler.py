@@ -45,6 +45,9 @@ from extractor.storage import ObjectGone, ObjectTooLarge, download_generation
 
 log = logging.getLogger(__name__)
 
+#: Longest local file name used for a download (file systems allow 255 bytes; UTF-8 takes up to 4 per char).
+MAX_SPOOL_NAME_CHARS = 60
+
 #: ``extract_metadata(path, filename) -> dict`` (extractor.metadata).
 ExtractFn = Callable[[Path, str], dict[str, Any]]
 
@@ -56,6 +59,19 @@ class Handled:
     outcome: Outcome
     detail: str
     ref: ObjectRef | None = None
+
+
+def spool_name(filename: str) -> str:
+    """A safe local file name for the download of ``filename``: its last path segment, NUL-free,
+    at most ``MAX_SPOOL_NAME_CHARS`` characters (keeping the ending), never empty, ``.`` or ``..``.
+
+    The spooled file carries the upload's name so that parsers and their
+    messages see the name the user knows, not a temp name.
+    """
+    base = filename.replace("\\", "/").rsplit("/", 1)[-1].replace("\x00", "")
+    if base in ("", ".", ".."):
+        return "upload"
+    return base[-MAX_SPOOL_NAME_CHARS:]
 
 
 def load_metadata_extractor() -> tuple[ExtractFn, type[Exception]]:
@@ -137,16 +153,18 @@ class NotificationHandler:
             filename = recorded_filename(session, ref) or fallback_name
 
         extract, extraction_error = self._extractor()
-        with tempfile.NamedTemporaryFile(prefix="extractor-", suffix=".download", dir=self._tmp_dir) as spool:
+        with tempfile.TemporaryDirectory(prefix="extractor-", dir=self._tmp_dir) as spool_dir:
+            spool_path = Path(spool_dir) / spool_name(filename)
             try:
-                size = download_generation(
-                    self._storage,
-                    ref,
-                    spool,
-                    max_bytes=self._max_download_bytes,
-                    timeout_seconds=self._gcs_timeout,
-                    expected_size=event.size,
-                )
+                with spool_path.open("xb") as spool:
+                    size = download_generation(
+                        self._storage,
+                        ref,
+                        spool,
+                        max_bytes=self._max_download_bytes,
+                        timeout_seconds=self._gcs_timeout,
+                        expected_size=event.size,
+                    )
             except ObjectGone as exc:
                 return Handled(Outcome.GONE, f"object generation gone before extraction: {exc}", ref)
             except ObjectTooLarge as exc:
@@ -155,7 +173,7 @@ class NotificationHandler:
 
             started = time.monotonic()
             try:
-                metadata = extract(Path(spool.name), filename)
+                metadata = extract(spool_path, filename)
             except extraction_error as exc:
                 reason = getattr(exc, "reason", None) or str(exc) or type(exc).__name__
                 return self._record_failed(ref, reason, attempts)

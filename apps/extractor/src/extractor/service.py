@@ -74,6 +74,7 @@ class ExtractorService:
             max_messages=settings.max_messages,
             max_bytes=settings.max_outstanding_bytes,
             max_lease_seconds=settings.max_lease_seconds,
+            lease_extension_seconds=settings.lease_extension_seconds,
             subscriber=subscriber,
         )
 

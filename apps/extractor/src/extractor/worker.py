@@ -39,6 +39,7 @@ from pipeline_core.log import request_context
 log = logging.getLogger(__name__)
 
 
+
 class WorkerState(str, enum.Enum):
     """Lifecycle of a ``PullWorker``."""
 
@@ -59,6 +60,10 @@ class PullWorker:
         max_messages: ``FlowControl.max_messages`` and the callback thread count.
         max_bytes: ``FlowControl.max_bytes`` (bytes of leased messages).
         max_lease_seconds: ``FlowControl.max_lease_duration``.
+        lease_extension_seconds: ``FlowControl.max_duration_per_lease_extension``
+            (10..600): each lease is extended by at most this much, so the
+            messages of a worker that died without nacking are redelivered
+            within this many seconds.
         subscriber: a ``pubsub_v1.SubscriberClient`` (default: a new one,
             honouring ``PUBSUB_EMULATOR_HOST``); closed by ``stop``.
     """
@@ -71,12 +76,16 @@ class PullWorker:
         max_messages: int,
         max_bytes: int,
         max_lease_seconds: float,
+        lease_extension_seconds: float,
         subscriber: pubsub_v1.SubscriberClient | None = None,
     ) -> None:
         self.subscription_path = subscription_path
         self._handler = handler
         self._flow_control = pubsub_v1.types.FlowControl(
-            max_messages=max_messages, max_bytes=max_bytes, max_lease_duration=max_lease_seconds
+            max_messages=max_messages,
+            max_bytes=max_bytes,
+            max_lease_duration=max_lease_seconds,
+            max_duration_per_lease_extension=lease_extension_seconds,
         )
         self._threads = max_messages
         self._subscriber = subscriber
@@ -193,7 +202,13 @@ class PullWorker:
         return messages
 
     def _nack_now(self, messages: list[Message]) -> None:
-        """Nack through a unary ``ModifyAckDeadline(0)``: the stream and its dispatcher are closed now."""
+        """Nack messages whose callbacks outlived the drain timeout: a unary ``ModifyAckDeadline(0)``.
+
+        The stream is closed by now, so the client's own ``Message.nack()``
+        (which goes through the stream's dispatcher) is not used. If this
+        call fails, the messages come back when their lease runs out: at
+        most ``lease_extension_seconds`` later, as no one extends it.
+        """
         assert self._subscriber is not None
         ack_ids = [m.ack_id for m in messages]
         try:
@@ -204,8 +219,8 @@ class PullWorker:
             log.warning("drain timeout: nacked %d unfinished message(s) for redelivery", len(ack_ids),
                         extra={"message_ids": [m.message_id for m in messages]})
         except api_exceptions.GoogleAPICallError:
-            log.warning("drain timeout: could not nack %d message(s); they are redelivered when their lease expires",
-                        len(ack_ids), exc_info=True)
+            log.warning("drain timeout: the nack of %d message(s) may be lost; they are redelivered when their "
+                        "lease expires", len(ack_ids), exc_info=True)
 
     def _on_message(self, message: Message) -> None:
         """The subscriber callback: handle, then ack or nack; never raises."""

@@ -1,0 +1,327 @@
+"""The extractor worker against real backends: Postgres, the Pub/Sub emulator, fake-gcs-server.
+
+Uploads go to fake-gcs-server, which publishes the OBJECT_FINALIZE
+notification to the emulator topic; the worker (in this process, or under
+gunicorn for the SIGTERM test) pulls it from a per-test subscription and
+writes ``extraction_results``. Database outages are real: the worker talks
+to Postgres through a ``TcpProxy`` the test takes down.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from extractor.app import create_app
+from extractor.config import load_extractor_settings
+from extractor.service import ExtractorService
+from extractor.worker import WorkerState
+from worker_fixtures import (  # noqa: F401 - fixtures
+    SAMPLES,
+    db_proxy,
+    emulator_env,
+    messages_total,
+    pubsub,
+    result_rows,
+    upload,
+    wait_for,
+    worker_env,
+)
+
+pytestmark = pytest.mark.slow
+
+GOOD_SAMPLE = SAMPLES / "cura" / "Kreistest.gcode"
+GCODE_SAMPLE = SAMPLES / "prusaslicer" / "full_m73_layers_0.2mm_PLA_MK3SMMU2S_11m.gcode"
+BROKEN = SAMPLES / "broken"
+
+
+@pytest.fixture
+def start_service(worker_env, monkeypatch):
+    """``start(**overrides) -> ExtractorService``: a started service on this test's subscription; stopped at teardown."""
+    services: list[ExtractorService] = []
+    for key, value in worker_env.items():
+        monkeypatch.setenv(key, value)
+
+    def start(**overrides) -> ExtractorService:
+        service = ExtractorService(load_extractor_settings(**overrides))
+        service.start()
+        services.append(service)
+        return service
+
+    yield start
+    for service in services:
+        service.stop()
+
+
+def _one_row(engine, name, status=None, timeout=30.0):
+    def ready():
+        rows = result_rows(engine, name)
+        return rows if rows and (status is None or rows[0]["status"] == status) else None
+
+    rows = wait_for(ready, timeout=timeout, what=f"a result row for {name}")
+    assert len(rows) == 1
+    return rows[0]
+
+
+def test_uploaded_file_is_processed_with_metadata(start_service, clean_db, uploads_bucket):
+    before = messages_total("processed")
+    start_service()
+    name, generation = upload(uploads_bucket, GOOD_SAMPLE)
+
+    row = _one_row(clean_db, name)
+    assert row["status"] == "processed", row
+    assert row["generation"] == generation and row["bucket"] == uploads_bucket
+    assert row["error"] is None and row["attempts"] >= 1
+    assert row["metadata"]["format"] == "gcode"
+    assert messages_total("processed") == before + 1
+
+
+def test_unparseable_file_fails_with_a_reason_and_is_acked(start_service, clean_db, uploads_bucket):
+    start_service()
+    name, _ = upload(uploads_bucket, BROKEN / "benchy_git_lfs_pointer.gcode")
+    row = _one_row(clean_db, name)
+    assert row["status"] == "failed"
+    assert row["metadata"] is None
+    assert len(row["error"]) > 10, row["error"]
+    time.sleep(2)  # acked: no redelivery changes it
+    assert result_rows(clean_db, name) == [row]
+
+
+def test_duplicate_and_redelivered_notifications_change_nothing(start_service, clean_db, uploads_bucket, pubsub):
+    tap = pubsub.new_subscription(prefix="tap")
+    service = start_service()
+    name, _ = upload(uploads_bucket, GCODE_SAMPLE)
+    row = _one_row(clean_db, name, status="processed")
+    [notification] = pubsub.pull(tap, want=1)
+
+    duplicates_before = messages_total("duplicate")
+    for _ in range(2):  # the same notification again, twice
+        pubsub.publish(dict(notification.attributes), notification.data)
+    wait_for(lambda: messages_total("duplicate") >= duplicates_before + 2, timeout=20, what="two duplicates handled")
+    assert result_rows(clean_db, name) == [row]  # same status, metadata, attempts, updated_at
+    assert service.worker.state is WorkerState.RUNNING
+
+
+def test_failed_result_is_not_rewritten_by_a_redelivery(start_service, clean_db, uploads_bucket, pubsub):
+    tap = pubsub.new_subscription(prefix="tap")
+    start_service()
+    name, _ = upload(uploads_bucket, BROKEN / "fdn_all_empty.gcode")
+    row = _one_row(clean_db, name, status="failed")
+    [notification] = pubsub.pull(tap, want=1)
+    failed_before = messages_total("failed")
+    pubsub.publish(dict(notification.attributes), notification.data)
+    wait_for(lambda: messages_total("failed") > failed_before, timeout=20, what="the redelivery handled")
+    assert result_rows(clean_db, name) == [row]  # same outcome: not even updated_at moved
+
+
+def test_database_outage_is_retried_and_nothing_is_lost(start_service, clean_db, uploads_bucket, db_proxy, pubsub):
+    retries_before = messages_total("retry")
+    db_proxy.down()
+    service = start_service()
+    name, generation = upload(uploads_bucket, GOOD_SAMPLE)
+
+    wait_for(lambda: messages_total("retry") >= retries_before + 2, timeout=30, what="nacks during the outage")
+    assert db_proxy.refused >= 2
+    assert result_rows(clean_db, name) == []
+    assert not service.readiness().ok and "database" in service.readiness().detail
+    assert service.liveness().ok  # an outage is not a reason to restart the pod
+
+    db_proxy.up()
+    row = _one_row(clean_db, name, status="processed", timeout=60)
+    assert row["generation"] == generation
+    wait_for(lambda: service.readiness().ok, timeout=10, what="readiness after the outage")
+
+
+def test_dead_letter_after_max_delivery_attempts(start_service, clean_db, uploads_bucket, db_proxy, pubsub, monkeypatch):
+    dead_topic = pubsub.new_topic("dead-letter")
+    dead_sub = pubsub.new_subscription(topic=dead_topic, prefix="dead-letter")
+    subscription = pubsub.new_subscription(
+        ack_deadline_seconds=10,
+        dead_letter_policy={"deadLetterTopic": pubsub.topic_path(dead_topic), "maxDeliveryAttempts": 5},
+    )
+    monkeypatch.setenv("UPLOADS_SUBSCRIPTION", subscription)
+    db_proxy.down()  # a fault that outlives every attempt
+    start_service()
+    name, generation = upload(uploads_bucket, GOOD_SAMPLE)
+
+    [dead] = pubsub.pull(dead_sub, want=1, timeout=60)
+    assert dead.attributes["objectId"] == name
+    assert int(dead.attributes["objectGeneration"]) == generation
+    assert result_rows(clean_db, name) == []  # nothing written; the message is parked, not lost
+
+
+def test_notification_for_a_deleted_object_is_acked_as_gone(start_service, clean_db, uploads_bucket, pubsub):
+    from google.cloud import storage
+
+    tap = pubsub.new_subscription(prefix="tap")
+    gone_before = messages_total("gone")
+    name, generation = upload(uploads_bucket, GOOD_SAMPLE)
+    [notification] = pubsub.pull(tap, want=1)
+    storage.Client(project="unused").bucket(uploads_bucket).blob(name).delete()
+
+    start_service()  # subscribed after the upload: sees only the replay below
+    pubsub.publish(dict(notification.attributes), notification.data)
+    wait_for(lambda: messages_total("gone") > gone_before, timeout=20, what="the gone outcome")
+    assert result_rows(clean_db, name) == []
+
+
+def test_malformed_and_foreign_messages_are_acked_not_retried(start_service, clean_db, pubsub):
+    invalid_before, ignored_before, retry_before = (messages_total(o) for o in ("invalid", "ignored", "retry"))
+    start_service()
+    pubsub.publish({"eventType": "OBJECT_FINALIZE", "payloadFormat": "NONE"}, b"")
+    pubsub.publish({"hello": "world"}, b"not a notification")
+    pubsub.publish(
+        {"eventType": "OBJECT_DELETE", "bucketId": "b", "objectId": "files/x/a.stl", "objectGeneration": "3",
+         "payloadFormat": "JSON_API_V1"},
+        b"{}",
+    )
+    pubsub.publish(
+        {"eventType": "OBJECT_FINALIZE", "bucketId": "someone-elses-bucket", "objectId": "files/x/a.stl",
+         "objectGeneration": "3", "payloadFormat": "JSON_API_V1"},
+        b"{}",
+    )
+    wait_for(lambda: messages_total("invalid") >= invalid_before + 2, timeout=20, what="two invalid messages")
+    wait_for(lambda: messages_total("ignored") >= ignored_before + 2, timeout=20, what="two ignored messages")
+    time.sleep(1.5)
+    assert messages_total("retry") == retry_before
+    assert result_rows(clean_db) == []
+
+
+def test_object_above_the_download_bound_fails_without_download(start_service, clean_db, uploads_bucket):
+    start_service(max_download_bytes=1000)
+    name, _ = upload(uploads_bucket, GCODE_SAMPLE)  # 100717 bytes
+    row = _one_row(clean_db, name, status="failed")
+    assert "above the extractor's limit of 1000 bytes" in row["error"]
+
+
+def test_every_broken_sample_ends_processed_or_failed(start_service, clean_db, uploads_bucket):
+    service = start_service()
+    names = {upload(uploads_bucket, sample)[0]: sample.name for sample in sorted(BROKEN.iterdir())}
+    assert len(names) >= 10
+
+    def all_rows():
+        rows = result_rows(clean_db)
+        return rows if len(rows) == len(names) else None
+
+    rows = wait_for(all_rows, timeout=90, what=f"results for all {len(names)} broken samples")
+    for row in rows:
+        sample = names[row["object_name"]]
+        assert row["status"] in ("processed", "failed"), sample
+        if row["status"] == "failed":
+            assert row["error"] and row["error"].strip(), f"{sample}: failed without a reason"
+            assert "internal error" not in row["error"], f"{sample}: the parser crashed: {row['error']}"
+        else:
+            assert row["metadata"], f"{sample}: processed without metadata"
+    assert service.worker.state is WorkerState.RUNNING
+    assert service.liveness().ok
+
+
+def test_health_endpoints(start_service):
+    service = start_service()
+    client = create_app(service).test_client()
+    assert client.get("/healthz").status_code == 200
+    ready = wait_for(lambda: client.get("/readyz").status_code == 200, timeout=10, what="/readyz 200")
+    assert ready
+    body = client.get("/metrics").get_data(as_text=True)
+    for series in ("extractor_messages_total", "extractor_processing_seconds_bucket", "extractor_messages_in_flight"):
+        assert series in body
+    service.stop()
+    assert client.get("/readyz").status_code == 503
+    assert client.get("/readyz").get_json()["detail"] == "worker stopped"
+
+
+# -- under gunicorn, with the image's config --------------------------------------------------
+
+
+def _free_port() -> int:
+    from tools.devstack import free_port
+
+    return free_port()
+
+
+def _get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+    except OSError:
+        return 0, ""
+
+
+def _metric(body: str, name: str) -> float:
+    for line in body.splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def _gunicorn(env: dict[str, str], log_path: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", "python:extractor.gunicorn_conf"],
+        env={**os.environ, **env},
+        stdout=log_path.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+@pytest.mark.parametrize("drain_timeout", [15.0, 1.0], ids=["drains", "nacks-after-timeout"])
+def test_sigterm_under_gunicorn_drains_and_loses_nothing(
+    worker_env, clean_db, uploads_bucket, db_proxy, tmp_path, drain_timeout
+):
+    port = _free_port()
+    env = {**worker_env, "PORT": str(port), "DRAIN_TIMEOUT_SECONDS": str(drain_timeout), "MAX_MESSAGES": "2"}
+    process = _gunicorn(env, tmp_path / "gunicorn.log")
+    try:
+        wait_for(lambda: _get(f"http://127.0.0.1:{port}/readyz")[0] == 200, timeout=30, what="gunicorn /readyz")
+        db_proxy.delay = 0.5  # every database round trip now takes 0.5 s: the message stays in flight
+        name, _ = upload(uploads_bucket, GOOD_SAMPLE)
+        wait_for(
+            lambda: _metric(_get(f"http://127.0.0.1:{port}/metrics")[1], "extractor_messages_in_flight") >= 1,
+            timeout=20, what="the message in flight", interval=0.05,
+        )
+        signalled = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(timeout=drain_timeout + 15)
+        took = time.monotonic() - signalled
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    log = (tmp_path / "gunicorn.log").read_text()
+    assert code == 0, log
+    assert took < drain_timeout + 6, f"shutdown took {took:.1f}s\n{log}"
+
+    db_proxy.delay = 0.0
+    if drain_timeout > 5:
+        # Drained: the in-flight message finished and was acked before exit.
+        assert '"drained"' in log or "stopped (drained)" in log, log
+        row = _one_row(clean_db, name, status="processed", timeout=5)
+        assert row["status"] == "processed"
+    else:
+        # Drain timed out: the message was nacked (ModifyAckDeadline 0) and nobody extends its lease
+        # any more, so a new worker gets it -- at once on Pub/Sub, and at the latest when the lease
+        # runs out (LEASE_EXTENSION_SECONDS=10 here): the emulator parks a message nacked after its
+        # stream closed until then.
+        assert "nacked" in log, log
+        replacement = _gunicorn({**env, "PORT": str(_free_port())}, tmp_path / "gunicorn2.log")
+        try:
+            row = _one_row(clean_db, name, status="processed", timeout=30)
+            assert row["status"] == "processed"
+        finally:
+            replacement.send_signal(signal.SIGTERM)
+            try:
+                replacement.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(replacement.pid, signal.SIGKILL)
+                replacement.wait()
