@@ -97,11 +97,12 @@ def test_a_failing_start_reports_the_log_and_cleans_up():
             other.stop()
     broken = PostgresServer(ready_timeout=10)
     broken.command = lambda: [str(broken.bindir / "postgres"), "-D", str(broken.pgdata), "-c", "no_such_setting=1"]
+    data_dir = broken.data_dir
     try:
         with pytest.raises(LauncherError, match="exited with code") as err:
             broken.start()
         assert "no_such_setting" in str(err.value)  # the log tail is in the message
-        assert broken.process is None and not broken.data_dir.exists()
+        assert broken.process is None and not data_dir.exists()
     finally:
         broken.stop()
 
@@ -140,6 +141,19 @@ def test_fake_gcs_publishes_object_finalize_to_the_emulator(fake_gcs, pubsub_emu
     resource = json.loads(base64.b64decode(messages[0]["data"]))
     assert resource["name"] == blob.name and resource["bucket"] == uploads_bucket
     assert resource["generation"] == str(blob.generation) and resource["size"] == "11"
+
+
+def test_client_helpers_work_on_a_backend_started_elsewhere(pubsub_emulator, fake_gcs):
+    """The local platform runs backends under honcho and uses the helpers only to create resources."""
+    attached = PubSubEmulator(project=pubsub_emulator.project, port=pubsub_emulator.port)
+    name = attached.create_topic("attached-topic")
+    assert attached.create_topic("attached-topic") == name  # idempotent
+    assert attached.create_subscription("attached-topic", "attached-sub", ack_deadline_seconds=42).endswith("/attached-sub")
+    url = f"http://{pubsub_emulator.emulator_host}/v1/projects/{pubsub_emulator.project}/subscriptions/attached-sub"
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        assert json.loads(resp.read())["ackDeadlineSeconds"] == 42
+    FakeGcsServer(port=fake_gcs.port).create_bucket("attached-bucket")
+    assert attached._data_dir is None  # nothing created on disk for a backend we did not start
 
 
 def test_cli_prints_the_foreground_command(tmp_path):

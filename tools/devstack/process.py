@@ -66,10 +66,17 @@ class ManagedProcess:
         self.host = host
         self.port = port or free_port(host)
         self._owns_data_dir = data_dir is None
-        self.data_dir = Path(data_dir) if data_dir else Path(tempfile.mkdtemp(prefix=f"devstack-{self.name}-"))
+        self._data_dir = Path(data_dir) if data_dir else None
         self.ready_timeout = ready_timeout
         self.process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
+
+    @property
+    def data_dir(self) -> Path:
+        """The backend's state directory (a fresh temp dir, made on first use, when none was given)."""
+        if self._data_dir is None:
+            self._data_dir = Path(tempfile.mkdtemp(prefix=f"devstack-{self.name}-"))
+        return self._data_dir
 
     # -- what subclasses define ------------------------------------------------
     def command(self) -> list[str]:
@@ -159,10 +166,11 @@ class ManagedProcess:
         if self._log is not None:
             self._log.close()
             self._log = None
-        if self._owns_data_dir:
+        if self._owns_data_dir and self._data_dir is not None:
             import shutil
 
-            shutil.rmtree(self.data_dir, ignore_errors=True)
+            shutil.rmtree(self._data_dir, ignore_errors=True)
+            self._data_dir = None
 
     @property
     def running(self) -> bool:
@@ -176,7 +184,7 @@ class ManagedProcess:
         self.stop()
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(host={self.host!r}, port={self.port}, data_dir={str(self.data_dir)!r})"
+        return f"{type(self).__name__}(host={self.host!r}, port={self.port}, data_dir={str(self._data_dir)!r})"
 
 
 def _terminate_group(proc: subprocess.Popen[bytes], grace: float, sig: signal.Signals = signal.SIGTERM) -> None:
