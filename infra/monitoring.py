@@ -53,6 +53,7 @@ SIGNALS = (
 #: Signals whose threshold is a utilisation or ratio and must lie in [0, 1].
 FRACTION_SIGNALS = ("lb_5xx_ratio", "sql_cpu", "sql_memory", "sql_disk")
 
+# Same rule as infra/settings.py's AlertingConfig, so valid stack config never fails here.
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _HOST = re.compile(r"^(?=.{1,253}$)([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 
@@ -207,9 +208,11 @@ class Monitoring(pulumi.ComponentResource):
             raise MonitoringArgsError("monitoring: project: not given and gcp:project is not set in the stack config "
                                       "(the uptime check's monitored resource needs it)")
 
+        # Logical names follow the address, not its position, so adding or removing one
+        # address touches only that channel.
         self.channels = [
             gcp.monitoring.NotificationChannel(
-                f"email-{i}",
+                f"email-{email}",
                 project=args.project,
                 type="email",
                 display_name=f"{args.stack}: {email}",
@@ -217,7 +220,7 @@ class Monitoring(pulumi.ComponentResource):
                 user_labels={**args.labels, "stack": args.stack},
                 opts=child,
             )
-            for i, email in enumerate(args.notification_emails)
+            for email in args.notification_emails
         ]
         channel_names = [c.name for c in self.channels]
 

@@ -64,6 +64,9 @@ def test_alerting_resources_live_in_the_monitoring_component(run: Capture):
 
 def test_one_email_channel_per_configured_address(run: Capture, settings: StackSettings):
     channels = run.of_type(CHANNEL)
+    # logical names follow the address, so removing one address never renames the others
+    assert sorted(c.name for c in channels) == sorted(
+        f"email-{a}" for a in settings.config.alerting.notification_emails)
     assert {c.inputs["type"] for c in channels} == {"email"}
     assert sorted(c.inputs["labels"]["email_address"] for c in channels) == \
         sorted(settings.config.alerting.notification_emails)
@@ -245,6 +248,7 @@ def test_valid_args_construct():
     ("notification_emails", "ops@example.com", "notification_emails"),
     ("notification_emails", ["not-an-address"], r"notification_emails\[0\]"),
     ("notification_emails", ["a@example.com", "a@example.com"], "notification_emails"),
+    ("notification_emails", ["Ops <ops@example.com>"], r"notification_emails\[0\]"),
     ("domain", "https://files.example.com", "domain"),
     ("health_path", "healthz", "health_path"),
     ("uptime_period_seconds", 30, "uptime_period_seconds"),
