@@ -178,6 +178,9 @@ def test_network_policy_denies_by_default_and_allows_what_is_needed(release):
         assert "35.191.0.0/16" not in sources, "the extractor is not reachable from the load balancer"
     for rule in spec["ingress"]:
         assert rule["ports"] == [{"port": "http", "protocol": "TCP"}]
+    scrapers = [peer["namespaceSelector"] for rule in spec["ingress"] for peer in rule["from"] if "namespaceSelector" in peer]
+    assert scrapers == [{"matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "In",
+                                               "values": ["gke-gmp-system", "gmp-system"]}]}]
     egress_ports = {(p["port"], p["protocol"]) for rule in spec["egress"] for p in rule["ports"]}
     assert {(53, "UDP"), (53, "TCP"), (80, "TCP"), (988, "TCP"), (443, "TCP"), (3307, "TCP")} == egress_ports
     metadata = [r for r in spec["egress"] if r["ports"] == [{"port": 80, "protocol": "TCP"}]]
