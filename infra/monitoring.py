@@ -50,6 +50,11 @@ SIGNALS = (
     "sql_disk",
     "container_restarts",
 )
+#: What files-api's ``GET /healthz`` answers (``{"status": "ok"}``, apps/files-api ops.py);
+#: the uptime check matches it so a 200 from anything else (a default backend, a parked
+#: domain) does not pass. tests/infra/test_monitoring.py asserts it against the app.
+HEALTH_JSON_PATH = "$.status"
+HEALTH_JSON_VALUE = "ok"
 #: Signals whose threshold is a utilisation or ratio and must lie in [0, 1].
 FRACTION_SIGNALS = ("lb_5xx_ratio", "sql_cpu", "sql_memory", "sql_disk")
 
@@ -238,6 +243,7 @@ class Monitoring(pulumi.ComponentResource):
                 validate_ssl=True,  # an expired or wrong certificate fails the check
                 accepted_response_status_codes=uptime_accepted_codes(args.iap_enabled),
             ),
+            content_matchers=uptime_content_matchers(args.iap_enabled),
             monitored_resource=gcp.monitoring.UptimeCheckConfigMonitoredResourceArgs(
                 type="uptime_url", labels={"host": args.domain, "project_id": project}),
             user_labels={**args.labels, "stack": args.stack},
@@ -440,6 +446,22 @@ def threshold_condition(signal: str, spec: AlertSpec, filter_: pulumi.Input[str]
         trigger=gcp.monitoring.AlertPolicyConditionConditionThresholdTriggerArgs(count=1),
         **ratio,
     )
+
+
+def uptime_content_matchers(iap_enabled: bool,
+                            ) -> Optional[list[gcp.monitoring.UptimeCheckConfigContentMatcherArgs]]:
+    """Body check of the uptime probe: ``$.status == "ok"`` (files-api's /healthz JSON).
+
+    None with IAP: the probe then sees IAP's answer, not files-api's body.
+    """
+    if iap_enabled:
+        return None
+    return [gcp.monitoring.UptimeCheckConfigContentMatcherArgs(
+        content=HEALTH_JSON_VALUE,
+        matcher="MATCHES_JSON_PATH",
+        json_path_matcher=gcp.monitoring.UptimeCheckConfigContentMatcherJsonPathMatcherArgs(
+            json_path=HEALTH_JSON_PATH, json_matcher="EXACT_MATCH"),
+    )]
 
 
 def uptime_accepted_codes(iap_enabled: bool) -> list[gcp.monitoring.UptimeCheckConfigHttpCheckAcceptedResponseStatusCodeArgs]:

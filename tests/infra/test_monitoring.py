@@ -212,6 +212,28 @@ def test_uptime_accepted_codes_follow_iap(run: Capture, settings: StackSettings)
         assert values == set(), "without IAP only 2xx is healthy"
 
 
+def test_uptime_content_match_follows_iap(run: Capture, settings: StackSettings):
+    matchers = run.one(UPTIME).inputs.get("contentMatchers")
+    if settings.config.load_balancer.iap.enabled:
+        assert not matchers, "behind IAP the probe never sees files-api's body"
+    else:
+        assert matchers == [{"content": "ok", "matcher": "MATCHES_JSON_PATH",
+                             "jsonPathMatcher": {"jsonPath": "$.status", "jsonMatcher": "EXACT_MATCH"}}]
+
+
+def test_uptime_content_match_is_what_files_api_healthz_answers():
+    """The matcher's expectation is the app's real /healthz body (ops blueprint, no dependencies)."""
+    from flask import Flask
+    from files_api import ops
+
+    app = Flask("healthz-contract")
+    app.register_blueprint(ops.bp)
+    response = app.test_client().get("/healthz")
+    assert response.status_code == 200
+    assert re.fullmatch(r"\$\.[a-z_]+", mon.HEALTH_JSON_PATH), "only a top-level key is evaluated here"
+    assert response.get_json()[mon.HEALTH_JSON_PATH[2:]] == mon.HEALTH_JSON_VALUE
+
+
 def test_uptime_alert_watches_this_check(run: Capture):
     check = run.one(UPTIME)
     policy = _policy(run, "uptime")
