@@ -106,7 +106,8 @@ class CloudArmorArgs:
         rate_limit_interval_sec: the window of the rate limit, seconds; one of
             ``ARMOR_INTERVALS_SEC`` (Cloud Armor's accepted values).
         ban_duration_sec: how long an offending IP stays banned once the rate falls
-            back under the threshold, seconds (1..86400).
+            back under the threshold, seconds (1..86400; the one-day cap is this
+            project's sanity bound, Cloud Armor documents none).
         waf_sensitivity: preconfigured WAF sensitivity level, 1..4 (1 = fewest
             false positives; https://cloud.google.com/armor/docs/waf-rules).
         waf_preview: when True the WAF rules only log (``preview``) instead of
