@@ -51,8 +51,8 @@ def start_service(worker_env, monkeypatch):
     for key, value in worker_env.items():
         monkeypatch.setenv(key, value)
 
-    def start(**overrides) -> ExtractorService:
-        service = ExtractorService(load_extractor_settings(**overrides))
+    def start(extract=None, **overrides) -> ExtractorService:
+        service = ExtractorService(load_extractor_settings(**overrides), extract=extract)
         service.start()
         services.append(service)
         return service
@@ -223,6 +223,48 @@ def test_every_broken_sample_ends_processed_or_failed(start_service, clean_db, u
             assert row["metadata"], f"{sample}: processed without metadata"
     assert service.worker.state is WorkerState.RUNNING
     assert service.liveness().ok
+
+
+class _ParserBug(Exception):
+    """Stands in for ExtractionError: what a correct parser raises for bad content."""
+
+
+def _crashing_parser(path: Path, filename: str) -> dict:
+    raise ZeroDivisionError("a bug in a parser")
+
+
+def _unstorable_parser(path: Path, filename: str) -> dict:
+    return {"format": "gcode", "mesh": object()}
+
+
+def _disk_trouble_parser(path: Path, filename: str) -> dict:
+    raise OSError(28, "No space left on device")
+
+
+@pytest.mark.parametrize(
+    ("parser", "reason"),
+    [
+        (_crashing_parser, "internal error while reading 'Kreistest.gcode' (ZeroDivisionError)"),
+        (_unstorable_parser, "internal error: metadata cannot be stored (metadata.mesh is a object"),
+    ],
+    ids=["crash", "unstorable-metadata"],
+)
+def test_parser_bugs_end_failed_not_in_a_retry_loop(start_service, clean_db, uploads_bucket, parser, reason):
+    retry_before = messages_total("retry")
+    service = start_service(extract=(parser, _ParserBug))
+    name, _ = upload(uploads_bucket, GOOD_SAMPLE)
+    row = _one_row(clean_db, name, status="failed")
+    assert row["error"].startswith(reason), row["error"]
+    assert messages_total("retry") == retry_before
+    assert service.worker.state is WorkerState.RUNNING
+
+
+def test_local_disk_trouble_is_retried(start_service, clean_db, uploads_bucket):
+    retry_before = messages_total("retry")
+    start_service(extract=(_disk_trouble_parser, _ParserBug))
+    name, _ = upload(uploads_bucket, GOOD_SAMPLE)
+    wait_for(lambda: messages_total("retry") >= retry_before + 2, timeout=20, what="OSError nacked and redelivered")
+    assert result_rows(clean_db, name) == []
 
 
 def test_health_endpoints(start_service):

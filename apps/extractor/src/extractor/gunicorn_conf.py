@@ -71,6 +71,25 @@ def _service(worker):
     return service_of(wsgi) if wsgi is not None else None
 
 
+def on_starting(server) -> None:
+    """Refuse to start when gunicorn would kill the worker before its drain ends.
+
+    ``graceful_timeout`` may come from here or from ``GUNICORN_CMD_ARGS``
+    (the chart sets ``--graceful-timeout``), which gunicorn applies after this
+    file, so the check runs once the final configuration is known.
+
+    Raises:
+        RuntimeError: ``graceful_timeout`` <= ``DRAIN_TIMEOUT_SECONDS``; names both.
+    """
+    if server.cfg.graceful_timeout <= _settings.drain_timeout_seconds:
+        raise RuntimeError(
+            f"gunicorn graceful_timeout ({server.cfg.graceful_timeout} s) must exceed DRAIN_TIMEOUT_SECONDS "
+            f"({_settings.drain_timeout_seconds} s), or in-flight messages are killed mid-drain"
+        )
+    if server.cfg.workers != 1:
+        raise RuntimeError(f"the extractor runs exactly 1 gunicorn worker (got {server.cfg.workers}); scale with replicas")
+
+
 def post_worker_init(worker) -> None:
     """Start the streaming pull in the freshly booted worker process."""
     _service(worker).start()

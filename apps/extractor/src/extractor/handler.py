@@ -182,7 +182,7 @@ class NotificationHandler:
             except Exception as exc:  # noqa: BLE001 - a parser bug must not become a poison message
                 log.exception(
                     "metadata extraction crashed on %s (%s); recording it as failed", ref, filename,
-                    extra={"object": str(ref), "filename": filename},
+                    extra={"object": str(ref), "upload_filename": filename},
                 )
                 return self._record_failed(
                     ref, f"internal error while reading {filename!r} ({type(exc).__name__}); reported to the operators",
