@@ -56,5 +56,14 @@ preview: setup ## offline `pulumi preview` of STACK under the mock runtime (FORM
 preview-diff: setup helm ## Markdown plan diff of STACK between git ref BASE and the working tree (resources + rendered manifests)
 	@$(RUN) python -m tools.preview_diff --stack $(STACK) --base $(BASE)
 
+dev: setup ## the whole platform on 127.0.0.1 (Postgres, Pub/Sub emulator, fake-gcs, files-api :8080, extractor); Ctrl-C stops it
+	@$(RUN) python -m tools.localdev up
+
+dev-reset: setup ## delete the local platform's data (.local/)
+	@$(RUN) python -m tools.localdev reset
+
+demo: setup ## with make dev running: upload ../shared/samples through the API and print what was extracted
+	@$(RUN) python -m tools.localdev demo
+
 clean: ## remove build output (keeps .venv and local data)
 	rm -rf build

@@ -1,0 +1,127 @@
+"""``python -m tools.localdev <command>``: the local platform's entry points.
+
+Commands:
+
+- ``up [--skip NAME ...]``: what ``make dev`` runs (see ``runner``).
+- ``bootstrap``: the Procfile's one-shot setup process (see ``bootstrap``).
+- ``start --after STAGE [--service NAME] -- CMD ...``: Procfile helper: wait
+  for a bootstrap stage, add the service's environment, exec ``CMD``.
+- ``proc NAME``: run one Procfile process of the running platform in the
+  foreground (after ``up --skip NAME``, or to restart it).
+- ``demo [--samples DIR]``: what ``make demo`` runs (see ``demo``).
+- ``reset``: what ``make dev-reset`` runs: delete the data folder.
+- ``env``: print the resolved settings (``stack.json`` form) as JSON.
+
+Ports, the data folder and the stack come from the environment (``config``).
+Errors are printed as one ``localdev: ...`` message with exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+
+from .config import LocalConfig, LocalConfigError
+
+
+def _start(cfg: LocalConfig, args: argparse.Namespace) -> int:
+    from . import stages
+
+    run_id = os.environ.get("LOCALDEV_RUN_ID", "")
+    if not run_id:
+        raise LocalConfigError("LOCALDEV_RUN_ID is not set: `start` runs inside the Procfile (make dev), not by hand")
+    command = list(args.command)
+    if command and command[0] == "--":
+        command = command[1:]
+    if not command:
+        raise LocalConfigError("start: no command after --")
+    timeout = float(os.environ.get("LOCALDEV_WAIT_SECONDS", "300"))
+    stages.wait_for(cfg.run_dir, args.after, run_id, timeout)
+    env = dict(os.environ)
+    if args.service:
+        env.update(cfg.service_overrides(args.service))
+    sys.stdout.flush()
+    os.execvpe(command[0], command, env)
+    return 127  # not reached
+
+
+def _reset(cfg: LocalConfig) -> int:
+    from .runner import PreflightError, data_lock
+
+    if not cfg.data_dir.exists():
+        print(f"localdev: nothing to reset ({cfg.data_dir} does not exist)")
+        return 0
+    with data_lock(cfg):  # refuses while make dev runs on this folder
+        pass
+    if cfg.data_dir.resolve() in (cfg.root, cfg.root.parent, type(cfg.root)("/")):
+        raise PreflightError(f"refusing to delete {cfg.data_dir}: LOCALDEV_DATA_DIR points at the repository or above")
+    shutil.rmtree(cfg.data_dir)
+    print(f"localdev: removed {cfg.data_dir}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse ``argv`` and run the command; return the exit status."""
+    from .bootstrap import BootstrapError
+    from .ports import PortBusy
+    from .runner import PreflightError
+    from .stages import STAGES, StageTimeout
+
+    parser = argparse.ArgumentParser(prog="python -m tools.localdev", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    up = sub.add_parser("up", help="run the whole platform (make dev)")
+    up.add_argument("--skip", action="append", default=[], metavar="NAME", help="Procfile process not to start")
+    sub.add_parser("bootstrap", help="the one-shot setup process of the Procfile")
+    start = sub.add_parser("start", help="Procfile helper: wait for a stage, then exec a command")
+    start.add_argument("--after", required=True, choices=STAGES)
+    start.add_argument("--service", choices=["files-api", "extractor"])
+    start.add_argument("command", nargs=argparse.REMAINDER)
+    proc = sub.add_parser("proc", help="run one Procfile process of the running platform")
+    proc.add_argument("name")
+    demo = sub.add_parser("demo", help="upload the sample files and print what was extracted (make demo)")
+    demo.add_argument("--samples", help="folder of print files (default ../shared/samples)")
+    demo.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for the extractor")
+    sub.add_parser("reset", help="delete the data folder (make dev-reset)")
+    sub.add_parser("env", help="print the resolved settings as JSON")
+    args = parser.parse_args(argv)
+
+    try:
+        cfg = LocalConfig.from_env()
+        if args.cmd == "up":
+            from .runner import up as run_up
+
+            return run_up(cfg, skip=args.skip)
+        if args.cmd == "bootstrap":
+            from .bootstrap import main as bootstrap_main
+
+            run_id = os.environ.get("LOCALDEV_RUN_ID", "")
+            if not run_id:
+                raise LocalConfigError("LOCALDEV_RUN_ID is not set: `bootstrap` runs inside the Procfile (make dev)")
+            return bootstrap_main(cfg, run_id)
+        if args.cmd == "start":
+            return _start(cfg, args)
+        if args.cmd == "proc":
+            from .runner import proc as run_proc
+
+            return run_proc(cfg, args.name)
+        if args.cmd == "demo":
+            from .demo import main as demo_main
+
+            return demo_main(cfg, samples=args.samples, timeout=args.timeout)
+        if args.cmd == "reset":
+            return _reset(cfg)
+        print(json.dumps(cfg.describe(), indent=2))
+        return 0
+    except (LocalConfigError, PortBusy, PreflightError, StageTimeout, BootstrapError, FileNotFoundError) as exc:
+        print(f"localdev: {exc}", file=sys.stderr)
+        return 2
+    except ValueError as exc:  # infra.settings.ConfigError and friends name the key and file
+        print(f"localdev: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

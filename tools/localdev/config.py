@@ -1,0 +1,288 @@
+"""Settings of the local platform: ports, the data folder, and the dev stack's names.
+
+Everything the local processes need is derived here, once, from three sources:
+
+- the environment (or ``make`` variables, which ``make`` exports): the ports
+  (``PORTS``), ``LOCALDEV_DATA_DIR`` (default ``<repo>/.local``),
+  ``LOCALDEV_STACK`` (default ``dev``) and an optional ``LOG_LEVEL``;
+- ``infra.settings.load_stack_settings(stack)``: the project id, the bucket,
+  topic, subscription and database names and the Pub/Sub delivery settings, so
+  the emulators hold exactly what the Pulumi program creates for the stack;
+- ``environments/<stack>/<service>.yaml``: the services' Helm values, of which
+  the ones the chart turns into environment variables are applied the same way
+  (``service_env``), so a local service runs with the stack's knobs.
+
+Nothing else in ``tools.localdev`` reads the environment for these values.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from infra.settings import REPO_ROOT, StackSettings, load_stack_settings
+
+#: Every address the local platform binds (loopback only).
+LOOPBACK = "127.0.0.1"
+
+
+class LocalConfigError(ValueError):
+    """A local-platform setting is invalid; the message names the variable and the value."""
+
+
+@dataclass(frozen=True)
+class PortSpec:
+    """One TCP port of the local platform.
+
+    Attributes:
+        var: environment / make variable that sets it (e.g. ``FILES_API_PORT``).
+        default: the port when ``var`` is unset.
+        owner: what listens there, for messages ("files-api (gunicorn)").
+    """
+
+    var: str
+    default: int
+    owner: str
+
+
+#: The ports, in start order. Defaults: files-api 8080 and extractor 8081 as in the
+#: images (docs/seams.md); Pub/Sub 8085 and fake-gcs 4443 are the emulators' own
+#: defaults; Postgres 15432 keeps clear of a machine-wide server on 5432.
+PORTS: tuple[PortSpec, ...] = (
+    PortSpec("PG_PORT", 15432, "PostgreSQL"),
+    PortSpec("PUBSUB_PORT", 8085, "the Pub/Sub emulator"),
+    PortSpec("GCS_PORT", 4443, "fake-gcs-server"),
+    PortSpec("FILES_API_PORT", 8080, "files-api (gunicorn)"),
+    PortSpec("EXTRACTOR_PORT", 8081, "extractor health/metrics (gunicorn)"),
+)
+
+#: Services whose Helm values (``environments/<stack>/<service>.yaml``) are applied locally.
+SERVICES = ("files-api", "extractor")
+
+
+def _port(environ: Mapping[str, str], spec: PortSpec) -> int:
+    raw = environ.get(spec.var, "").strip()
+    if not raw:
+        return spec.default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise LocalConfigError(f"{spec.var}={raw!r} is not a port number (the port of {spec.owner})") from None
+    if not 1 <= value <= 65535:
+        raise LocalConfigError(f"{spec.var}={value} is outside 1..65535 (the port of {spec.owner})")
+    return value
+
+
+def service_env(values: Mapping[str, Any]) -> dict[str, str]:
+    """Environment variables the chart derives from a service's Helm values (the subset that applies locally).
+
+    Mirrors ``charts/print-service/templates/_helpers.tpl``: ``app.logLevel`` ->
+    ``LOG_LEVEL``; ``app.maxUploadBytes`` (> 0) -> ``MAX_UPLOAD_BYTES``;
+    ``shutdown.gracefulTimeoutSeconds`` -> ``GUNICORN_CMD_ARGS=--graceful-timeout=N``;
+    ``shutdown.drainTimeoutSeconds`` (> 0) -> ``DRAIN_TIMEOUT_SECONDS``;
+    ``app.extraEnv`` as given. Cloud-only variables (IAP, Cloud SQL user) are left out.
+
+    Raises:
+        LocalConfigError: ``app``/``shutdown``/``extraEnv`` is not a mapping.
+    """
+    app = values.get("app") or {}
+    shutdown = values.get("shutdown") or {}
+    extra = app.get("extraEnv") or {} if isinstance(app, Mapping) else {}
+    for name, part in (("app", app), ("shutdown", shutdown), ("app.extraEnv", extra)):
+        if not isinstance(part, Mapping):
+            raise LocalConfigError(f"Helm values: {name} must be a mapping, got {type(part).__name__}")
+    env: dict[str, str] = {}
+    if app.get("logLevel"):
+        env["LOG_LEVEL"] = str(app["logLevel"])
+    if int(app.get("maxUploadBytes") or 0) > 0:
+        env["MAX_UPLOAD_BYTES"] = str(int(app["maxUploadBytes"]))
+    if shutdown.get("gracefulTimeoutSeconds"):
+        env["GUNICORN_CMD_ARGS"] = f"--graceful-timeout={int(shutdown['gracefulTimeoutSeconds'])}"
+    if int(shutdown.get("drainTimeoutSeconds") or 0) > 0:
+        env["DRAIN_TIMEOUT_SECONDS"] = str(shutdown["drainTimeoutSeconds"])
+    env.update({str(k): str(v) for k, v in extra.items()})
+    return env
+
+
+def _read_values(root: Path, stack: str, service: str) -> dict[str, Any]:
+    path = root / "environments" / stack / f"{service}.yaml"
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except OSError as exc:
+        raise LocalConfigError(f"{path.relative_to(root)}: cannot read the {service} Helm values ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        raise LocalConfigError(f"{path.relative_to(root)}: not valid YAML ({exc})") from None
+    if not isinstance(data, dict):
+        raise LocalConfigError(f"{path.relative_to(root)}: expected a mapping of Helm values")
+    return data
+
+
+@dataclass(frozen=True)
+class LocalConfig:
+    """The resolved local platform.
+
+    Attributes:
+        root: repository root (the processes' working directory).
+        data_dir: the one folder holding all state (``postgres/``, ``pubsub/``,
+            ``gcs/``, ``run/``); survives restarts, ``make dev-reset`` wipes it.
+        ports: ``{var: port}`` for every ``PORTS`` entry.
+        stack: the :class:`infra.settings.StackSettings` the names come from.
+        services: ``{service: env}`` from each service's Helm values (``service_env``).
+        log_level: ``LOG_LEVEL`` override for both services, or None (stack values win).
+    """
+
+    root: Path
+    data_dir: Path
+    ports: dict[str, int]
+    stack: StackSettings
+    services: dict[str, dict[str, str]]
+    log_level: str | None = None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, root: Path | None = None) -> LocalConfig:
+        """Resolve the configuration from ``environ`` (default ``os.environ``).
+
+        Raises:
+            LocalConfigError: a bad port value, two ports equal, or unreadable Helm values.
+            infra.settings.ConfigError: the stack config is invalid (names the key and file).
+        """
+        environ = os.environ if environ is None else environ
+        root = (root or REPO_ROOT).resolve()
+        ports = {spec.var: _port(environ, spec) for spec in PORTS}
+        seen: dict[int, str] = {}
+        for var, port in ports.items():
+            if port in seen:
+                raise LocalConfigError(f"{var} and {seen[port]} are both {port}: every service needs its own port")
+            seen[port] = var
+        data_raw = environ.get("LOCALDEV_DATA_DIR", "").strip()
+        data_dir = Path(data_raw) if data_raw else root / ".local"
+        if not data_dir.is_absolute():
+            data_dir = root / data_dir
+        stack_name = environ.get("LOCALDEV_STACK", "").strip() or "dev"
+        stack = load_stack_settings(stack_name, root=root)
+        services = {svc: service_env(_read_values(root, stack_name, svc)) for svc in SERVICES}
+        log_level = environ.get("LOG_LEVEL", "").strip().upper() or None
+        return cls(root=root, data_dir=data_dir, ports=ports, stack=stack, services=services, log_level=log_level)
+
+    # -- derived values --------------------------------------------------------------
+    @property
+    def project(self) -> str:
+        """The stack's project id; the emulators accept it as is."""
+        return self.stack.project
+
+    @property
+    def run_dir(self) -> Path:
+        """``<data_dir>/run``: the lock, ``stack.json`` and the bootstrap stage markers."""
+        return self.data_dir / "run"
+
+    def backend_dir(self, name: str) -> Path:
+        """``<data_dir>/<name>``: a backend's own state (``postgres``, ``pubsub``, ``gcs``)."""
+        return self.data_dir / name
+
+    @property
+    def database_url(self) -> str:
+        """``DATABASE_URL`` of the stack's database on the local server (superuser, trust auth)."""
+        return f"postgresql+psycopg://postgres@{LOOPBACK}:{self.ports['PG_PORT']}/{self.stack.names.database_name}"
+
+    @property
+    def pubsub_host(self) -> str:
+        """``PUBSUB_EMULATOR_HOST`` (``host:port``)."""
+        return f"{LOOPBACK}:{self.ports['PUBSUB_PORT']}"
+
+    @property
+    def storage_host(self) -> str:
+        """``STORAGE_EMULATOR_HOST`` (``http://host:port``)."""
+        return f"http://{LOOPBACK}:{self.ports['GCS_PORT']}"
+
+    @property
+    def files_api_url(self) -> str:
+        """Base URL of files-api (``http://127.0.0.1:8080`` by default)."""
+        return f"http://{LOOPBACK}:{self.ports['FILES_API_PORT']}"
+
+    @property
+    def extractor_url(self) -> str:
+        """Base URL of the extractor's health/metrics server."""
+        return f"http://{LOOPBACK}:{self.ports['EXTRACTOR_PORT']}"
+
+    @property
+    def stop_timeout_seconds(self) -> int:
+        """How long a stop may take before processes are killed: the longest gunicorn graceful timeout + 5 s."""
+        longest = 30
+        for env in self.services.values():
+            args = env.get("GUNICORN_CMD_ARGS", "")
+            if args.startswith("--graceful-timeout="):
+                longest = max(longest, int(args.split("=", 1)[1]))
+        return longest + 5
+
+    def process_env(self, run_id: str, base: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The environment every Procfile process gets (the Procfile picks per-process values from it).
+
+        Holds the service contract variables of docs/seams.md (``DATABASE_URL``,
+        ``GOOGLE_CLOUD_PROJECT``, ``UPLOADS_BUCKET``, ``UPLOADS_SUBSCRIPTION``,
+        the emulator hosts, ``HOST``), the ports, ``UPLOADS_TOPIC``,
+        ``LOCALDEV_DATA_DIR``, ``LOCALDEV_RUN_ID``, and ``PATH`` with this
+        interpreter's bin directory first (so ``python``/``gunicorn`` are the
+        project's). A service's own variables (``service_overrides``) are added
+        by ``python -m tools.localdev start --service NAME`` just before it execs.
+        """
+        env = dict(os.environ if base is None else base)
+        # Emulator hosts are set explicitly below; a stale one from the caller must not leak.
+        for name in ("PUBSUB_EMULATOR_HOST", "STORAGE_EMULATOR_HOST", "PORT"):
+            env.pop(name, None)
+        names = self.stack.names
+        env.update({var: str(port) for var, port in self.ports.items()})
+        env.update(
+            PATH=os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", os.defpath)]),
+            PYTHONUNBUFFERED="1",
+            LOCALDEV_DATA_DIR=str(self.data_dir),
+            LOCALDEV_STACK=self.stack.stack,
+            LOCALDEV_RUN_ID=run_id,
+            HOST=LOOPBACK,
+            GOOGLE_CLOUD_PROJECT=self.project,
+            PUBSUB_PROJECT_ID=self.project,
+            UPLOADS_BUCKET=names.uploads_bucket,
+            UPLOADS_TOPIC=names.uploads_topic,
+            UPLOADS_SUBSCRIPTION=names.extractor_subscription,
+            DATABASE_URL=self.database_url,
+            PUBSUB_EMULATOR_HOST=self.pubsub_host,
+            STORAGE_EMULATOR_HOST=self.storage_host,
+        )
+        return env
+
+    def service_overrides(self, service: str) -> dict[str, str]:
+        """Variables one service gets on top of ``process_env``: its Helm-derived env, its ``PORT``, ``LOG_LEVEL``.
+
+        Raises:
+            KeyError: ``service`` is not one of ``SERVICES``.
+        """
+        env = dict(self.services[service])
+        env["PORT"] = str(self.ports["FILES_API_PORT" if service == "files-api" else "EXTRACTOR_PORT"])
+        if self.log_level:
+            env["LOG_LEVEL"] = self.log_level
+        return env
+
+    def describe(self) -> dict[str, Any]:
+        """What ``stack.json`` records and ``make demo`` / the e2e test read: URLs, ports, names."""
+        names = self.stack.names
+        return {
+            "stack": self.stack.stack,
+            "project": self.project,
+            "data_dir": str(self.data_dir),
+            "ports": dict(self.ports),
+            "files_api_url": self.files_api_url,
+            "extractor_url": self.extractor_url,
+            "database_url": self.database_url,
+            "pubsub_emulator_host": self.pubsub_host,
+            "storage_emulator_host": self.storage_host,
+            "uploads_bucket": names.uploads_bucket,
+            "uploads_topic": names.uploads_topic,
+            "extractor_subscription": names.extractor_subscription,
+            "dead_letter_topic": names.dead_letter_topic,
+            "dead_letter_subscription": names.dead_letter_subscription,
+        }
