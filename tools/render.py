@@ -24,8 +24,12 @@ Where the values come from (``--source``):
   -- the same pure function the program calls, without the engine;
 - ``auto`` (default): ``preview`` when ``tools/preview.py`` exists, else ``settings``.
 
-A service without an image digest in the stack config has no release (the
-program skips it too); that is reported on stderr.
+A service without an image digest in the stack config (the deploy workflow
+sets digests with ``pulumi config set`` at deploy time; the program deploys no
+release without one) is rendered with the obvious placeholder digest
+``sha256:000...0``, its file says so in a leading comment and stderr names the
+missing key, so chart changes stay reviewable; ``--skip-unconfigured`` skips
+it instead.
 
 Exit codes: 0 rendered; 1 a preview, values or helm step failed (the message
 names the release and the step); 2 bad arguments.
@@ -37,7 +41,7 @@ import json
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Optional
 
@@ -53,6 +57,10 @@ from tools import install_helm  # noqa: E402
 KUBE_VERSION = "1.33.0"
 #: Default output root (relative to the repository root).
 DEFAULT_OUT = ROOT / "build" / "rendered"
+#: Digest rendered for a service whose stack config has none yet (the deploy
+#: workflow sets the real ones with `pulumi config set` at deploy time), so the
+#: manifests can still be reviewed and diffed; obviously not a real image.
+PLACEHOLDER_DIGEST = "sha256:" + "0" * 64
 #: The Pulumi type token of a Helm release in the preview JSON (docs/seams.md).
 RELEASE_TYPE = "kubernetes:helm.sh/v3:Release"
 
@@ -68,13 +76,21 @@ class ReleaseSpec:
     name: str
     namespace: str
     values: dict[str, Any]
+    #: True when the image digest is PLACEHOLDER_DIGEST (none configured for the stack).
+    placeholder: bool = False
 
 
-def releases_from_settings(stack: str, root: Path = ROOT) -> tuple[list[ReleaseSpec], list[str]]:
+def releases_from_settings(stack: str, root: Path = ROOT,
+                           placeholder_digest: Optional[str] = None) -> tuple[list[ReleaseSpec], list[str]]:
     """Release specs computed by ``infra.releases.release_values`` from the stack settings.
 
+    Args:
+        placeholder_digest: for a service without an image digest in the stack
+            config: None skips it (as the program does), a digest renders it
+            with that digest (``ReleaseSpec.placeholder`` True).
+
     Returns:
-        (specs in deployment order, notes about services not rendered).
+        (specs in deployment order, notes about services skipped or given the placeholder).
 
     Raises:
         infra.settings.ConfigError / infra.releases.ReleaseValuesError: bad
@@ -88,13 +104,18 @@ def releases_from_settings(stack: str, root: Path = ROOT) -> tuple[list[ReleaseS
     specs: list[ReleaseSpec] = []
     notes: list[str] = []
     for service in releases.SERVICES:
-        if service not in outputs.image_digests:
-            notes.append(f"{service}: not rendered: no image digest in {settings.source} "
-                         f"(print-platform:images.{service}.digest); the program deploys no release either")
+        missing = service not in outputs.image_digests
+        where = f"no image digest in {settings.source} (print-platform:images.{service}.digest)"
+        if missing and placeholder_digest is None:
+            notes.append(f"{service}: not rendered: {where}; the program deploys no release either")
             continue
+        service_outputs = outputs
+        if missing:
+            notes.append(f"{service}: {where}: rendered with the placeholder digest {placeholder_digest}")
+            service_outputs = replace(outputs, image_digests={**outputs.image_digests, service: placeholder_digest})
         env_values = releases.load_environment_values(stack, service, root)
-        values = releases.release_values(service, env_values, outputs, checksum)
-        specs.append(ReleaseSpec(service, settings.names.namespace, values))
+        values = releases.release_values(service, env_values, service_outputs, checksum)
+        specs.append(ReleaseSpec(service, settings.names.namespace, values, placeholder=missing))
     return specs, notes
 
 
@@ -147,20 +168,35 @@ def helm_template(spec: ReleaseSpec, helm: Path, chart_dir: Path = releases.CHAR
 
 
 def render(stack: str, out: Path = DEFAULT_OUT, source: str = "auto", root: Path = ROOT,
-           helm: Optional[Path] = None) -> tuple[list[Path], list[str]]:
+           helm: Optional[Path] = None, placeholders: bool = True) -> tuple[list[Path], list[str]]:
     """Render every release of ``stack`` into ``out/<stack>/<release>.yaml``.
 
+    A service without an image digest in the stack config is rendered with
+    :data:`PLACEHOLDER_DIGEST` from the settings path (the program itself would
+    deploy no release until the deploy workflow sets the digest), and its file
+    starts with a comment saying so; ``placeholders=False`` skips it instead.
+
     Returns:
-        (written files, notes about services not rendered).
+        (written files, notes about placeholder or skipped services).
+
+    Raises:
+        RenderError: a preview or helm step failed, or the preview lacks a
+            release the stack config has an image for.
     """
     if source == "auto":
         source = "preview" if (ROOT / "tools" / "preview.py").is_file() else "settings"
     if source not in ("preview", "settings"):
         raise RenderError(f"unknown --source {source!r}: expected auto, preview or settings")
-    # The settings path also validates the environment files and says which services have no image.
-    specs, notes = releases_from_settings(stack, root)
+    # The settings path also validates the environment files and handles services without an image.
+    specs, notes = releases_from_settings(stack, root, PLACEHOLDER_DIGEST if placeholders else None)
     if source == "preview":
-        specs = sorted(releases_from_preview(stack, root), key=lambda spec: spec.name)
+        from_preview = {spec.name: spec for spec in releases_from_preview(stack, root)}
+        for index, spec in enumerate(specs):
+            if spec.placeholder:
+                continue
+            if spec.name not in from_preview:
+                raise RenderError(f"{spec.name}: the preview of {stack!r} has no {RELEASE_TYPE} for it")
+            specs[index] = from_preview[spec.name]
     helm = helm or install_helm.helm_path()
     target = out / stack
     target.mkdir(parents=True, exist_ok=True)
@@ -169,7 +205,11 @@ def render(stack: str, out: Path = DEFAULT_OUT, source: str = "auto", root: Path
     written = []
     for spec in specs:
         path = target / f"{spec.name}.yaml"
-        path.write_text(helm_template(spec, helm))
+        header = ""
+        if spec.placeholder:
+            header = (f"# {spec.name}: no image digest configured for stack {stack!r}; rendered with the\n"
+                      f"# placeholder {PLACEHOLDER_DIGEST} (the deploy workflow sets the real one).\n")
+        path.write_text(header + helm_template(spec, helm))
         written.append(path)
     return written, notes
 
@@ -181,9 +221,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output root (default build/rendered)")
     parser.add_argument("--source", choices=("auto", "preview", "settings"), default="auto",
                         help="where the release values come from (default: auto)")
+    parser.add_argument("--skip-unconfigured", action="store_true",
+                        help="skip services without an image digest instead of using the placeholder")
     args = parser.parse_args(argv)
     try:
-        written, notes = render(args.stack, args.out, args.source)
+        written, notes = render(args.stack, args.out, args.source, placeholders=not args.skip_unconfigured)
     except Exception as exc:  # noqa: BLE001 - every failure is reported as one message, exit 1
         print(f"render: {exc}", file=sys.stderr)
         return 1

@@ -310,3 +310,27 @@ def test_files_api_backend_timeout_covers_gunicorns_worker_timeout(rendered):
         backend = rendered[(stack, "files-api")].one("GCPBackendPolicy")["spec"]["default"]
         assert backend["timeoutSec"] >= 300, "gunicorn timeout is 300 s (apps/files-api/gunicorn.conf.py)"
         assert backend["connectionDraining"]["drainingTimeoutSec"] <= rendered[(stack, "files-api")].values["shutdown"]["gracefulTimeoutSeconds"]
+
+
+def test_a_service_without_image_is_rendered_with_a_marked_placeholder(stack_root, helm, tmp_path):
+    """Stack files carry no digest until deploy time; the chart stays reviewable with an obvious placeholder."""
+    import yaml
+
+    root = tmp_path / "root"
+    shutil.copytree(stack_root, root)
+    stack_file = root / "Pulumi.prod.yaml"
+    data = yaml.safe_load(stack_file.read_text())
+    del data["config"]["print-platform:images"]["extractor"]
+    stack_file.write_text(yaml.safe_dump(data))
+    written, notes = render.render("prod", tmp_path / "out", source="preview", root=root, helm=helm)
+    assert sorted(p.name for p in written) == ["extractor.yaml", "files-api.yaml"]
+    assert len(notes) == 1 and "print-platform:images.extractor.digest" in notes[0]
+    extractor = (tmp_path / "out" / "prod" / "extractor.yaml").read_text()
+    assert extractor.startswith("# extractor: no image digest configured")
+    assert f"extractor@{render.PLACEHOLDER_DIGEST}" in extractor
+    files_api = (tmp_path / "out" / "prod" / "files-api.yaml").read_text()
+    assert not files_api.startswith("#") and render.PLACEHOLDER_DIGEST not in files_api
+    written, notes = render.render("prod", tmp_path / "out", source="settings", root=root, helm=helm,
+                                   placeholders=False)
+    assert [p.name for p in written] == ["files-api.yaml"]
+    assert not (tmp_path / "out" / "prod" / "extractor.yaml").exists(), "stale files are removed"
