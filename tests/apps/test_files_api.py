@@ -338,7 +338,15 @@ def test_openapi_document_and_docs(files_api):
     assert "application/problem+json" in post["responses"]["415"]["content"]
     params = {p["name"]: p for p in spec["paths"]["/v1/files"]["get"]["parameters"]}
     assert params["limit"]["schema"]["maximum"] == 100 and set(params) >= {"cursor", "status"}
-    assert "File" in spec["components"]["schemas"]
+    assert set(spec["components"]["schemas"]) == {"File", "FilePage", "ProblemSchema"}
+    for path, ops in spec["paths"].items():
+        for method, op in ops.items():
+            if method == "parameters":
+                continue
+            for code, response in op["responses"].items():
+                assert response.get("description"), f"{method} {path} {code} has no description"
+                if not code.startswith("2"):
+                    assert list(response["content"]) == ["application/problem+json"], f"{method} {path} {code}"
     docs = files_api.get("/docs")
     assert docs.status_code == 200 and b"/docs/assets/swagger-ui-bundle.js" in docs.data
     asset = files_api.get("/docs/assets/swagger-ui-bundle.js")

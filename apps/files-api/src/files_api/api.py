@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import uuid
 from typing import Any
@@ -43,7 +44,10 @@ _PROBLEMS = {code: {"description": text, "content": {PROBLEM_JSON: {"schema": "P
 
 
 def _problems(*codes: int, **more: Any) -> dict[str, Any]:
-    return {"responses": {**{str(c): _PROBLEMS[c] for c in codes}, **more}}
+    """``responses`` doc for these problem statuses (fresh copies: flask-smorest edits them in place)."""
+    responses = {str(c): copy.deepcopy(_PROBLEMS[c]) for c in codes}
+    responses["default"] = {"description": "any other error", "content": {PROBLEM_JSON: {"schema": "ProblemSchema"}}}
+    return {"responses": {**responses, **copy.deepcopy(more)}}
 
 
 def _state():

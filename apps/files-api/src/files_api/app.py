@@ -98,7 +98,7 @@ def create_app(settings: FilesApiSettings | None = None, *, storage_client: stor
     app.extensions["files_api"] = AppState(settings, engine, make_session_factory(engine), bucket, verifier,
                                            threading.BoundedSemaphore(settings.max_concurrent_uploads))
 
-    smorest = Api(app, spec_kwargs={"info": {"description": "Upload print files (G-code, STL, 3MF) and read the metadata the extractor finds in them. Errors are RFC 9457 problem details."}})
+    smorest = _Api(app, spec_kwargs={"info": {"description": "Upload print files (G-code, STL, 3MF) and read the metadata the extractor finds in them. Errors are RFC 9457 problem details."}})
     smorest.spec.components.schema("ProblemSchema", schema=ProblemSchema)
     if settings.iap_audience:
         smorest.spec.components.security_scheme(
@@ -106,6 +106,8 @@ def create_app(settings: FilesApiSettings | None = None, *, storage_client: stor
                     "description": "JWT added by Identity-Aware Proxy"})
         smorest.spec.options["security"] = [{"iap": []}]
     smorest.register_blueprint(api.blp)
+    for unused in ("Error", "PaginationMetadata"):  # flask-smorest's JSON error / header pagination: not ours
+        smorest.spec.components.schemas.pop(unused, None)
     app.register_blueprint(web.bp)
     app.register_blueprint(ops.bp)
     problems.install(app)  # after flask-smorest's own handler, so ours wins
@@ -116,6 +118,12 @@ def create_app(settings: FilesApiSettings | None = None, *, storage_client: stor
 
     _install_hooks(app)
     return app
+
+
+class _Api(Api):
+    """flask-smorest ``Api`` without its JSON ``default`` error response: ours are problem+json (documented per route)."""
+
+    DEFAULT_ERROR_RESPONSE_NAME = None
 
 
 def _needs_auth(path: str) -> bool:
