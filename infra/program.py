@@ -302,7 +302,9 @@ def _releases(platform: Platform) -> apps.Releases:
             cloudsql_private_cidrs=[s.config.network.private_service_access_cidr],
             migrations_service_account_name=platform.accounts.accounts[apps.MIGRATIONS_SERVICE].name,
             workload_pool=platform.cluster.workload_pool,
-            protect=s.protect,
+            # Not protected even in prod: releases hold no state (Helm rolls back a
+            # failed upgrade); `protect` is for the stack's stateful resources.
+            protect=False,
             # The service accounts' Workload Identity bindings, their grants and the IAM
             # database users must exist before the pods (and the migration hook) start.
             depends_on=[platform.accounts, platform.access, platform.database, lb],

@@ -182,7 +182,9 @@ class ReleasesArgs:
             cluster's ``<project>.svc.id.goog``: with both, the component binds
             Workload Identity for the migration hook's Kubernetes ServiceAccount
             ``files-api-migrate`` (the service's own KSA is bound by infra/iam.py).
-        protect: protect the releases from ``pulumi destroy`` (prod).
+        protect: Pulumi ``protect`` on the releases (default False: a release
+            holds no state and Helm rolls back a failed upgrade; the program
+            keeps ``protect`` for the stack's stateful resources).
         timeout_seconds: Helm's wait timeout for install / upgrade (incl. the
             migration hook Job), seconds.
         max_history: release revisions Helm keeps (rollback depth).

@@ -107,7 +107,6 @@ def make_args(settings: StackSettings, outputs: releases.StackOutputs, provider:
         migrations_service_account_name=out(
             f"projects/{settings.project}/serviceAccounts/{outputs.service_account_emails['files-api']}"),
         workload_pool=out(f"{settings.project}.svc.id.goog"),
-        protect=settings.protect,
     )
     return replace(args, **overrides) if overrides else args
 
@@ -166,10 +165,15 @@ def test_release_settings_atomic_wait_namespace(run):
         assert inputs["maxHistory"] >= 2
 
 
-def test_protect_follows_the_stack(run):
+def test_releases_are_not_protected(run):
+    """Releases are stateless (Helm rolls a failed upgrade back); `protect` is for stateful resources."""
     for reg in run.of_type(RELEASE):
-        assert reg.protect is run.settings.protect
-    assert any(r.protect for r in run.of_type(RELEASE)) == (run.stack == "prod")
+        assert reg.protect is False
+
+
+def test_protect_option_reaches_the_releases():
+    run = run_component("dev", protect=True)
+    assert [r.protect for r in run.of_type(RELEASE)] == [True, True]
 
 
 def test_extractor_waits_for_files_api_whose_hook_migrates_the_schema(run):
