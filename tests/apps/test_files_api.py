@@ -81,6 +81,7 @@ def test_upload_stores_object_and_row(files_api, samples_dir, gcs_client, upload
     assert content.headers["Content-Type"] == content_type
     assert content.headers["Content-Length"] == str(len(data))
     assert f'filename="{name}"' in content.headers["Content-Disposition"]
+    assert content.headers["X-Content-Type-Options"] == "nosniff"
 
 
 def test_upload_sanitises_the_name_into_the_object_name(files_api, clean_db):

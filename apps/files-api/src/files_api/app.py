@@ -150,6 +150,8 @@ def _install_hooks(app: Flask) -> None:
         rid = g.get("request_id")
         if rid:
             response.headers["X-Request-Id"] = rid
+        # Never let a browser sniff stored bytes (say, a .gcode that looks like HTML) into a page.
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
         started = g.get("started")
         elapsed = time.perf_counter() - started if started else 0.0
         endpoint = request.url_rule.rule if request.url_rule else "unmatched"
