@@ -108,7 +108,9 @@ def _receive(state: Any, limit: int) -> tuple[repository.FileView, int, dict[str
             content_type = content_type_for(filename)
         except UnsupportedFormat as exc:
             raise Problem(415, str(exc)) from exc
-        size = spool.size if isinstance(spool, CappedSpool) else _measure(spool)
+        if not isinstance(spool, CappedSpool):  # UploadRequest makes every file part one
+            raise RuntimeError(f"file part not spooled by UploadRequest (got {type(spool).__name__})")
+        size = spool.size
         if size == 0:
             raise Problem(400, f"the file {filename!r} is empty")
         view = _store(filename, content_type, size, spool)
@@ -119,15 +121,6 @@ def _receive(state: Any, limit: int) -> tuple[repository.FileView, int, dict[str
     log.info("file uploaded", extra={"file_id": str(view.id), "upload_name": filename, "size_bytes": size,
                                      "object_name": view.object_name, "generation": view.generation})
     return view, 201, {"Location": location}
-
-
-def _measure(stream: Any) -> int:
-    stream.seek(0, 2)
-    size = stream.tell()
-    stream.seek(0)
-    if size > _state().settings.max_upload_bytes:
-        raise Problem(413, "the file is larger than MAX_UPLOAD_BYTES")
-    return size
 
 
 def _store(filename: str, content_type: str, size: int, spool: Any) -> repository.FileView:
@@ -157,7 +150,8 @@ def _store(filename: str, content_type: str, size: int, spool: Any) -> repositor
         try:
             repository.mark_stored(session, file_id, generation)
             view = repository.get(session, file_id)
-            assert view is not None
+            if view is None:
+                raise LookupError(f"file row {file_id} vanished right after its upload")
         except Exception as exc:
             metrics.UPLOADS.labels(outcome="db_error").inc()
             log.exception("recording the stored object failed", extra={"file_id": str(file_id)})
@@ -168,6 +162,7 @@ def _store(filename: str, content_type: str, size: int, spool: Any) -> repositor
 
 
 def _undo(session: Any, file_id: uuid.UUID, object_name: str | None, generation: int | None) -> None:
+    """Best-effort removal of a failed upload's object (that generation) and row; logs what it cannot undo."""
     state = _state()
     if object_name is not None:
         try:
