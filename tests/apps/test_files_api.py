@@ -375,3 +375,21 @@ def test_upload_slots_full_is_503_with_retry_after(make_files_api, clean_db):
         slots.release()
     assert _upload(client, b"G28\n", "a.gcode").status_code == 201
     assert _rows(clean_db) == 1
+
+
+def test_failure_after_the_upload_removes_the_object_and_the_row(files_api, clean_db, gcs_client, uploads_bucket):
+    """The database refuses the generation update (a real trigger): the stored object is deleted again."""
+    before = _objects(gcs_client, uploads_bucket)
+    with clean_db.begin() as conn:
+        conn.execute(text("CREATE FUNCTION refuse_generation() RETURNS trigger LANGUAGE plpgsql AS "
+                          "$$ BEGIN RAISE EXCEPTION 'generation update refused by test'; END $$"))
+        conn.execute(text("CREATE TRIGGER refuse_generation BEFORE UPDATE OF generation ON files "
+                          "FOR EACH ROW EXECUTE FUNCTION refuse_generation()"))
+    try:
+        _assert_problem(_upload(files_api, b"G28\n", "a.gcode"), 503, "database")
+    finally:
+        with clean_db.begin() as conn:
+            conn.execute(text("DROP TRIGGER refuse_generation ON files"))
+            conn.execute(text("DROP FUNCTION refuse_generation()"))
+    assert _rows(clean_db) == 0
+    assert _objects(gcs_client, uploads_bucket) == before
