@@ -36,15 +36,18 @@ import pulumi_gcp as gcp
 import pulumi_kubernetes as k8s
 import yaml
 
+from infra.settings import SERVICES as _SETTINGS_SERVICES
+
 ROOT = Path(__file__).resolve().parent.parent
 #: The one chart of the small Flask services (see docs/chart.md for why one).
 CHART_DIR = ROOT / "charts" / "print-service"
-#: The services deployed, in deployment order. Release name = service name =
-#: Kubernetes ServiceAccount name (the Workload Identity binding's KSA).
-SERVICES: tuple[str, ...] = ("files-api", "extractor")
+#: The services deployed (infra.settings.SERVICES), in deployment order: files-api
+#: first (its hook migrates the schema). Release name = service name = Kubernetes
+#: ServiceAccount name (the Workload Identity binding's KSA).
+SERVICES: tuple[str, ...] = tuple(sorted(_SETTINGS_SERVICES, key=lambda s: s != "files-api"))
 #: The migration hook Job's Kubernetes ServiceAccount: ``<release>-migrate``
 #: (a hook resource itself, since pre-install hooks run before the release's
-#: own ServiceAccount exists). Infra binds Workload Identity for it too.
+#: own ServiceAccount exists). :class:`Releases` binds Workload Identity for it.
 MIGRATE_KSA_SUFFIX = "-migrate"
 #: The release that runs the database migrations (its image and identity).
 MIGRATIONS_SERVICE = "files-api"
@@ -59,7 +62,6 @@ ENVIRONMENTS_DIR = ROOT / "environments"
 _GSA_EMAIL_SUFFIX = ".gserviceaccount.com"
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 _GSA_EMAIL = re.compile(r"^[a-z][-a-z0-9]{4,28}[a-z0-9]@[-a-z0-9.]+\.iam\.gserviceaccount\.com$")
-_K8S_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
 class ReleaseValuesError(ValueError):
