@@ -393,3 +393,18 @@ def test_failure_after_the_upload_removes_the_object_and_the_row(files_api, clea
             conn.execute(text("DROP FUNCTION refuse_generation()"))
     assert _rows(clean_db) == 0
     assert _objects(gcs_client, uploads_bucket) == before
+
+
+def test_delete_with_storage_down_is_503_and_deletes_nothing(files_api, make_files_api, clean_db):
+    import time
+
+    from tools.devstack import free_port
+
+    (fid,) = _seed(files_api, 1)
+    down = make_files_api(storage_emulator_host=f"http://127.0.0.1:{free_port()}", storage_timeout_seconds=2).test_client()
+    started = time.monotonic()
+    _assert_problem(down.delete(f"/v1/files/{fid}"), 503, "nothing was deleted")
+    assert time.monotonic() - started < 30, "retries are bounded by STORAGE_TIMEOUT_SECONDS"
+    _assert_problem(down.get(f"/v1/files/{fid}/content"), 503, "storage")
+    assert files_api.get(f"/v1/files/{fid}").status_code == 200
+    assert _rows(clean_db) == 1

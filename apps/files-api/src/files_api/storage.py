@@ -49,7 +49,9 @@ class UploadsBucket:
         bucket: bucket name.
         chunk_bytes: resumable-upload chunk size (multiple of 256 KiB); the
             memory an upload holds at once.
-        timeout: seconds per HTTP request to GCS.
+        timeout: seconds per HTTP request to GCS, and the overall bound of an
+            operation's retries (google-api-core's default retry would keep trying
+            for 120 s).
     """
 
     def __init__(self, client: storage.Client, bucket: str, *, chunk_bytes: int, timeout: float) -> None:
@@ -58,6 +60,7 @@ class UploadsBucket:
         self.bucket = client.bucket(bucket)
         self.chunk_bytes = chunk_bytes
         self.timeout = timeout
+        self.retry = DEFAULT_RETRY.with_timeout(timeout)
 
     def upload(self, object_name: str, fileobj: IO[bytes], size: int, content_type: str) -> int:
         """Store ``size`` bytes from ``fileobj`` as a *new* object; return its generation.
@@ -74,7 +77,7 @@ class UploadsBucket:
             fileobj.seek(0)
             blob.upload_from_file(
                 fileobj, size=size, content_type=content_type, if_generation_match=0,
-                checksum="crc32c", timeout=self.timeout, retry=DEFAULT_RETRY,
+                checksum="crc32c", timeout=self.timeout, retry=self.retry,
             )
         except gexc.PreconditionFailed as exc:
             raise StorageUnavailable(f"object gs://{self.name}/{object_name} exists already") from exc
@@ -93,7 +96,7 @@ class UploadsBucket:
         """
         blob = self.bucket.blob(object_name, generation=generation)
         try:
-            reader = blob.open("rb", chunk_size=DOWNLOAD_CHUNK_BYTES, timeout=self.timeout)
+            reader = blob.open("rb", chunk_size=DOWNLOAD_CHUNK_BYTES, timeout=self.timeout, retry=self.retry)
             first = reader.read(DOWNLOAD_CHUNK_BYTES)
         except gexc.NotFound as exc:
             raise FileNotFoundError(f"gs://{self.name}/{object_name}#{generation}") from exc
@@ -119,7 +122,7 @@ class UploadsBucket:
         """
         blob = self.bucket.blob(object_name, generation=generation)
         try:
-            blob.delete(timeout=self.timeout, retry=DEFAULT_RETRY)
+            blob.delete(timeout=self.timeout, retry=self.retry)
             return True
         except gexc.NotFound:
             return False
