@@ -151,3 +151,11 @@ def test_grant_to_an_unknown_role_fails_the_migration(postgres):
     with engine.connect() as conn:  # one transaction: the failed grant rolled the upgrade back too
         assert "files" not in inspect(conn).get_table_names()
     engine.dispose()
+
+
+def test_sql_mode_prints_only_sql_on_stdout():
+    proc = subprocess.run([sys.executable, "-m", "pipeline_core.migrate", "--sql"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "CREATE TABLE files" in proc.stdout and "CREATE TABLE extraction_results" in proc.stdout
+    assert not any(line.startswith("{") for line in proc.stdout.splitlines())
+    assert '"severity"' in proc.stderr

@@ -157,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="after upgrading, grant ROLE row access to the tables (repeatable; "
                              "default: $MIGRATE_GRANT_TO, comma-separated)")
     args = parser.parse_args(argv)
-    configure_logging(os.environ.get("LOG_LEVEL", "INFO"))
+    # With --sql, stdout is the SQL script: logs go to stderr.
+    configure_logging(os.environ.get("LOG_LEVEL", "INFO"), stream=sys.stderr if args.sql else None)
     if args.sql:
         command.upgrade(alembic_config(args.database_url or "postgresql+psycopg://"), args.revision or "head", sql=True)
         return 0
