@@ -54,8 +54,10 @@ MIGRATIONS_SERVICE = "files-api"
 #: The Secret (key ``key``) holding a custom IAP OAuth client secret, as GKE's
 #: GCPBackendPolicy ``iap.oauth2ClientSecret`` expects.
 IAP_SECRET_NAME = "files-api-iap-oauth"
-#: Where the per-environment Helm values live: ``environments/<stack>/<service>.yaml``.
+#: Where the Helm values live: ``environments/<stack>/<service>.yaml`` per
+#: environment, over ``environments/common/<service>.yaml`` for every stack.
 ENVIRONMENTS_DIR = ROOT / "environments"
+COMMON_ENVIRONMENT = "common"
 
 #: Cloud SQL IAM database users of service accounts drop this suffix from the
 #: email (https://cloud.google.com/sql/docs/postgres/add-manage-iam-users).
@@ -281,7 +283,8 @@ def computed_values(service: str, outputs: StackOutputs, checksum: str) -> dict[
     """The values the stack computes for ``service`` (before merging the environment's data).
 
     Shape: a subtree of ``charts/print-service/values.yaml``. These keys are
-    owned by the stack: an environment file that sets one is overridden.
+    owned by the stack: :func:`load_environment_values` rejects an
+    environment file that sets one.
 
     Raises:
         ReleaseValuesError: unknown service, malformed digest / email / names.
@@ -390,28 +393,12 @@ def _stack_owned_paths(service: str) -> set[tuple[str, ...]]:
 
 
 def environment_file(stack: str, service: str, root: Optional[Path] = None) -> Path:
-    """``<root>/environments/<stack>/<service>.yaml``."""
+    """``<root>/environments/<stack>/<service>.yaml`` (``stack`` may be :data:`COMMON_ENVIRONMENT`)."""
     return (root / "environments" if root else ENVIRONMENTS_DIR) / stack / f"{service}.yaml"
 
 
-def load_environment_values(stack: str, service: str, root: Optional[Path] = None) -> dict[str, Any]:
-    """Read and validate ``environments/<stack>/<service>.yaml``: the service's per-environment Helm values.
-
-    The file is checked against the chart's ``values.schema.json`` (unknown
-    keys, wrong types and out-of-range values are rejected; ``required`` is
-    not applied, the chart defaults and the stack fill the rest), and must not
-    set a value the stack computes (image, service account, database, ...).
-
-    Returns:
-        The parsed mapping (possibly empty).
-
-    Raises:
-        ReleaseValuesError: missing file, not YAML, not a mapping, a schema
-            violation or a stack-owned key; the message names the file and the key.
-    """
-    _check(service in SERVICES, "service", f"unknown service {service!r}; expected one of {SERVICES}")
-    path = environment_file(stack, service, root)
-    shown = f"environments/{stack}/{service}.yaml"
+def _read_values_file(path: Path, shown: str, service: str) -> dict[str, Any]:
+    """One values file, validated against the chart schema (without ``required``) and the stack-owned keys."""
     _check(path.is_file(), shown, "file not found")
     try:
         data = yaml.safe_load(path.read_text()) or {}
@@ -432,6 +419,34 @@ def load_environment_values(stack: str, service: str, root: Optional[Path] = Non
                     f"releases: {shown}: {'.'.join(path_)}: is set by the stack (infra/releases.py "
                     "computed_values), not by the environment file; remove it")
     return data
+
+
+def load_environment_values(stack: str, service: str, root: Optional[Path] = None) -> dict[str, Any]:
+    """The service's Helm values for ``stack``: ``environments/common/<service>.yaml`` under ``environments/<stack>/<service>.yaml``.
+
+    ``common`` holds what is true of the service in every stack (component,
+    port, shutdown timings, ...); the stack's file what differs per
+    environment (replicas, resources, autoscaling bounds, log level, ...) and
+    wins. Each file is checked against the chart's ``values.schema.json``
+    (unknown keys, wrong types and out-of-range values are rejected;
+    ``required`` is not applied, the chart defaults and the stack fill the
+    rest) and must not set a value the stack computes (image, service
+    account, database, ...).
+
+    Returns:
+        The merged mapping.
+
+    Raises:
+        ReleaseValuesError: missing file, not YAML, not a mapping, a schema
+            violation or a stack-owned key; the message names the file and the key.
+    """
+    _check(service in SERVICES, "service", f"unknown service {service!r}; expected one of {SERVICES}")
+    _check(stack != COMMON_ENVIRONMENT, "stack", f"{COMMON_ENVIRONMENT!r} is not a stack")
+    merged: dict[str, Any] = {}
+    for layer in (COMMON_ENVIRONMENT, stack):
+        shown = f"environments/{layer}/{service}.yaml"
+        merged = deep_merge(merged, _read_values_file(environment_file(layer, service, root), shown, service))
+    return merged
 
 
 def stack_outputs_from_settings(settings: Any) -> StackOutputs:

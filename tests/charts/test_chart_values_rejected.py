@@ -83,9 +83,11 @@ def test_environment_file_errors_name_file_and_key(text, expected, stack_root, t
     assert expected in str(info.value)
 
 
-def test_missing_environment_file_is_named(tmp_path):
-    with pytest.raises(releases.ReleaseValuesError, match=r"environments/qa/files-api.yaml: file not found"):
+def test_missing_environment_file_is_named(stack_root, tmp_path):
+    with pytest.raises(releases.ReleaseValuesError, match=r"environments/common/files-api.yaml: file not found"):
         releases.load_environment_values("qa", "files-api", tmp_path)
+    with pytest.raises(releases.ReleaseValuesError, match=r"environments/qa/files-api.yaml: file not found"):
+        releases.load_environment_values("qa", "files-api", stack_root)
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -115,3 +117,17 @@ def test_helm_template_error_is_reported_by_render(good_values, helm):
     with pytest.raises(render.RenderError, match=r"extractor: helm template failed:(.|\n)*tpyo"):
         render.helm_template(render.ReleaseSpec("extractor", "print-platform", values), helm)
     assert subprocess  # (subprocess is used through helm_lint)
+
+
+def test_common_file_errors_are_named_and_the_stack_file_wins(stack_root, tmp_path):
+    root = tmp_path / "root"
+    shutil.copytree(stack_root, root)
+    _write_env(root, "common", "extractor", "port: 80\n")
+    with pytest.raises(releases.ReleaseValuesError, match=r"environments/common/extractor.yaml: port: 80 is less than"):
+        releases.load_environment_values("dev", "extractor", root)
+    _write_env(root, "common", "extractor", "port: 8081\napp:\n  logLevel: ERROR\n  extraEnv: {A: 'common'}\n")
+    _write_env(root, "dev", "extractor", "app:\n  logLevel: DEBUG\n")
+    merged = releases.load_environment_values("dev", "extractor", root)
+    assert merged == {"port": 8081, "app": {"logLevel": "DEBUG", "extraEnv": {"A": "common"}}}
+    with pytest.raises(releases.ReleaseValuesError, match="'common' is not a stack"):
+        releases.load_environment_values("common", "extractor", root)
