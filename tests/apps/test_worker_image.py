@@ -99,5 +99,5 @@ def test_builder_uv_command_yields_a_runtime_venv_that_loads_the_gunicorn_config
     )
     assert probe.returncode == 0, probe.stderr
     workers, graceful, bind, app_file = probe.stdout.split()[-4:]
-    assert (workers, graceful, bind) == ("1", "25", "0.0.0.0:8081")
+    assert (workers, graceful, bind) == ("1", "30", "0.0.0.0:8081")
     assert app_file.startswith(str(site)), app_file

@@ -140,7 +140,7 @@ def test_settings_defaults_and_derived_values(monkeypatch):
     assert settings.port == 8081
     assert settings.subscription_path == "projects/proj/subscriptions/uploads-extractor"
     assert settings.max_download_bytes == 256 * 1024 * 1024
-    assert settings.graceful_timeout_seconds == 25  # 20 s drain + 5 s margin
+    assert settings.graceful_timeout_seconds == 30  # 25 s drain + 5 s margin (the chart's numbers too)
     assert settings.graceful_timeout_seconds > settings.drain_timeout_seconds
 
 

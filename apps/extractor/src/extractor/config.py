@@ -57,7 +57,7 @@ class ExtractorSettings(CommonSettings):
         description="objects larger than this are marked failed, not downloaded; default = files-api MAX_UPLOAD_BYTES",
     )
     drain_timeout_seconds: float = Field(
-        default=20.0,
+        default=25.0,
         gt=0,
         le=600,
         description="after SIGTERM, how long in-flight messages may still finish before they are nacked",

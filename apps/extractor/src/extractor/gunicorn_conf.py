@@ -8,11 +8,13 @@ Pub/Sub streaming pull in background threads:
 - ``post_worker_init`` starts the pull once the worker has booted;
 - on SIGTERM (Kubernetes stop) the master forwards SIGTERM to the worker,
   whose HTTP loop ends; ``worker_exit`` then stops pulling and drains
-  in-flight messages for up to ``DRAIN_TIMEOUT_SECONDS`` (default 20 s),
+  in-flight messages for up to ``DRAIN_TIMEOUT_SECONDS`` (default 25 s),
   nacking what is left; ``worker_int`` does the same on SIGINT/SIGQUIT;
-- ``graceful_timeout`` = drain timeout + 5 s (default 25 s), so gunicorn never
-  kills a worker that is still draining; the pod's
-  ``terminationGracePeriodSeconds`` must exceed it (the chart uses 30).
+- ``graceful_timeout`` = drain timeout + 5 s (default 30 s; the chart passes
+  the same number as ``GUNICORN_CMD_ARGS=--graceful-timeout``), so gunicorn
+  never kills a worker that is still draining (``on_starting`` refuses a
+  configuration where it would); the pod's ``terminationGracePeriodSeconds``
+  (the chart: 45 s) exceeds both.
 
 ``workers = 1`` on purpose: concurrency is bounded by Pub/Sub
 ``FlowControl`` (``MAX_MESSAGES`` leased messages, each on its own
