@@ -125,6 +125,11 @@ def test_cloud_sql_proxy_is_a_native_sidecar_and_the_app_uses_localhost(release)
     user = release.values["database"]["user"]
     url = env_of(app_container(release))["DATABASE_URL"]
     assert url == f"postgresql+psycopg://{user.replace('@', '%40')}@127.0.0.1:5432/print_files"
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)  # what the services do with it
+    assert (parsed.username, parsed.host, parsed.port, parsed.database) == (user, "127.0.0.1", 5432, "print_files")
+    assert user == f"{release.stack}-{release.service}@print-platform-{release.stack}.iam"
 
 
 def test_no_proxy_without_a_connection_name(stack_root, helm):
