@@ -71,6 +71,8 @@ class GkeClusterArgs:
         maintenance_window: :class:`MaintenanceWindowArgs`.
         namespace: name of the services' namespace.
         protect: Pulumi ``protect`` + GKE ``deletion_protection`` (prod).
+        dns_endpoint: enable the IAM-authorised DNS endpoint and put it in the
+            kubeconfig (else the IP endpoint with the cluster CA).
         labels: resource labels.
     """
 
@@ -87,6 +89,7 @@ class GkeClusterArgs:
     maintenance_window: MaintenanceWindowArgs
     namespace: str
     protect: bool
+    dns_endpoint: bool = False
     labels: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -97,13 +100,15 @@ class GkeClusterArgs:
                 raise ValueError(f"gke: authorized_networks: {net.cidr_block} opens the control plane to everyone")
 
 
-def kubeconfig_for(cluster_name: str, endpoint: str, ca_certificate: str) -> str:
+def kubeconfig_for(cluster_name: str, endpoint: str, ca_certificate: Optional[str]) -> str:
     """A kubeconfig (YAML) for the cluster using the ``gke-gcloud-auth-plugin`` exec credential.
 
     Args:
         cluster_name: used as cluster, user and context name.
-        endpoint: the control plane's IP or host (``Cluster.endpoint``).
-        ca_certificate: base64 PEM of the cluster CA (``master_auth.cluster_ca_certificate``).
+        endpoint: the control plane's IP (``Cluster.endpoint``) or DNS endpoint host.
+        ca_certificate: base64 PEM of the cluster CA (``master_auth.cluster_ca_certificate``)
+            for the IP endpoint; None for the DNS endpoint, whose certificate is
+            publicly trusted.
 
     The plugin obtains a short-lived token from the caller's gcloud / ADC credentials;
     the document holds no secret of its own (it is still exported as a secret because
@@ -115,7 +120,8 @@ def kubeconfig_for(cluster_name: str, endpoint: str, ca_certificate: str) -> str
         "clusters": [
             {
                 "name": cluster_name,
-                "cluster": {"server": f"https://{endpoint}", "certificate-authority-data": ca_certificate},
+                "cluster": {"server": f"https://{endpoint}"}
+                | ({"certificate-authority-data": ca_certificate} if ca_certificate else {}),
             }
         ],
         "users": [
@@ -138,6 +144,12 @@ def kubeconfig_for(cluster_name: str, endpoint: str, ca_certificate: str) -> str
     return yaml.safe_dump(document, sort_keys=False)
 
 
+def _dns_endpoint(config: object) -> str:
+    """``control_plane_endpoints_config.dns_endpoint_config.endpoint`` from the cluster output."""
+    dns = config["dns_endpoint_config"] if isinstance(config, dict) else config.dns_endpoint_config
+    return dns["endpoint"] if isinstance(dns, dict) else dns.endpoint
+
+
 class GkeCluster(pulumi.ComponentResource):
     """Node service account, Autopilot cluster, Kubernetes provider and namespace.
 
@@ -146,7 +158,8 @@ class GkeCluster(pulumi.ComponentResource):
         workload_pool: ``<project>.svc.id.goog`` read from the cluster (Output[str]),
             so Workload Identity bindings built from it wait for the cluster.
         node_service_account: the node ``serviceaccount.Account``; ``node_service_account_email`` (Output[str]).
-        kubeconfig: the kubeconfig, secret (Output[str]).
+        kubeconfig: the kubeconfig, secret (Output[str]); ``kubeconfig_server`` the
+            endpoint host it points at (IP or DNS endpoint, Output[str]).
         k8s_provider: the ``pulumi_kubernetes.Provider`` for this cluster.
         namespace_resource: the services' ``Namespace``; ``namespace`` its name (Output[str]).
     """
@@ -213,6 +226,15 @@ class GkeCluster(pulumi.ComponentResource):
             # Why a channel (never a pinned "latest" version): Google rolls tested
             # versions within the maintenance window; the channel is per stack.
             release_channel=gcp.container.ClusterReleaseChannelArgs(channel=args.release_channel),
+            # Optional DNS endpoint: every request is authorised by IAM, whatever its
+            # source IP; the IP endpoint keeps the authorized-networks restriction.
+            control_plane_endpoints_config=gcp.container.ClusterControlPlaneEndpointsConfigArgs(
+                dns_endpoint_config=gcp.container.ClusterControlPlaneEndpointsConfigDnsEndpointConfigArgs(
+                    allow_external_traffic=True,
+                ),
+            )
+            if args.dns_endpoint
+            else None,
             # Why explicit although Autopilot's default: pods authenticate as Google
             # service accounts via the metadata server, never with keys.
             workload_identity_config=gcp.container.ClusterWorkloadIdentityConfigArgs(
@@ -247,11 +269,17 @@ class GkeCluster(pulumi.ComponentResource):
             lambda cfg: cfg["workload_pool"] if isinstance(cfg, dict) else cfg.workload_pool
         )
 
-        ca_certificate = self.cluster.master_auth.apply(
-            lambda auth: auth["cluster_ca_certificate"] if isinstance(auth, dict) else auth.cluster_ca_certificate
-        )
+        if args.dns_endpoint:
+            server = self.cluster.control_plane_endpoints_config.apply(_dns_endpoint)
+            ca_certificate: pulumi.Input[Optional[str]] = None
+        else:
+            server = self.cluster.endpoint
+            ca_certificate = self.cluster.master_auth.apply(
+                lambda auth: auth["cluster_ca_certificate"] if isinstance(auth, dict) else auth.cluster_ca_certificate
+            )
+        self.kubeconfig_server = server
         self.kubeconfig = pulumi.Output.secret(
-            pulumi.Output.all(self.cluster.name, self.cluster.endpoint, ca_certificate).apply(
+            pulumi.Output.all(self.cluster.name, server, ca_certificate).apply(
                 lambda parts: kubeconfig_for(parts[0], parts[1], parts[2])
             )
         )

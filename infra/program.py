@@ -126,6 +126,7 @@ def build(settings: StackSettings) -> Platform:
             ),
             namespace=names.namespace,
             protect=settings.protect,
+            dns_endpoint=cfg.gke.dns_endpoint,
             labels=labels,
         ),
     )

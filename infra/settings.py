@@ -257,11 +257,16 @@ class GkeConfig(_Model):
         master_authorized_networks: at least one :class:`AuthorizedNetwork`; the only
             sources (besides Google-internal ones) that reach the control plane.
         maintenance_window: :class:`MaintenanceWindow`.
+        dns_endpoint: also enable the control plane's DNS-based endpoint
+            (``gke-<id>.<region>.gke.goog``), authorised by IAM
+            (``container.clusters.connect``) instead of source IP, and use it in the
+            kubeconfig — for CI runners without fixed egress IPs. Default false.
     """
 
     release_channel: ReleaseChannel
     master_authorized_networks: list[AuthorizedNetwork] = Field(min_length=1)
     maintenance_window: MaintenanceWindow
+    dns_endpoint: bool = False
 
 
 class Edition(str, Enum):

@@ -219,6 +219,13 @@ class PlatformMocks(pulumi.runtime.Mocks):
                 endpoint=_fake_ip(name, "34.0.0.0/8"),
                 masterAuth={"clusterCaCertificate": ca, "clientCertificateConfig": {"issueClientCertificate": False}},
                 workloadIdentityConfig=inputs.get("workloadIdentityConfig") or {"workloadPool": f"{project}.svc.id.goog"},
+                controlPlaneEndpointsConfig={
+                    "dnsEndpointConfig": {
+                        **((inputs.get("controlPlaneEndpointsConfig") or {}).get("dnsEndpointConfig") or {}),
+                        "endpoint": f"gke-{hashlib.sha256(name.encode()).hexdigest()[:32]}-{self.number}.{region}.gke.goog",
+                    },
+                    "ipEndpointsConfig": {"enabled": True},
+                },
                 selfLink=f"https://container.googleapis.com/v1/projects/{project}/locations/{region}/clusters/{name}",
             )
             return f"projects/{project}/locations/{region}/clusters/{name}", state

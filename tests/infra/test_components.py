@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 
 import pulumi
+import pytest
 import yaml
 from pulumi.runtime import settings as runtime_settings
 
@@ -35,7 +36,7 @@ def _network(s) -> network.Network:
         services_cidr=s.config.network.services_cidr, psa_cidr=s.config.network.private_service_access_cidr))
 
 
-def _cluster(s, net: network.Network) -> gke.GkeCluster:
+def _cluster(s, net: network.Network, dns_endpoint: bool = False) -> gke.GkeCluster:
     g = s.config.gke
     return gke.GkeCluster("gke", gke.GkeClusterArgs(
         project=s.project, region=s.region, cluster_name=s.names.cluster,
@@ -45,22 +46,25 @@ def _cluster(s, net: network.Network) -> gke.GkeCluster:
         authorized_networks=[gke.AuthorizedNetworkArgs(n.cidr_block, n.display_name) for n in g.master_authorized_networks],
         maintenance_window=gke.MaintenanceWindowArgs(g.maintenance_window.start_time, g.maintenance_window.end_time,
                                                      g.maintenance_window.recurrence),
-        namespace=s.names.namespace, protect=s.protect))
+        namespace=s.names.namespace, protect=s.protect, dns_endpoint=dns_endpoint))
 
 
-def test_cluster_kubeconfig_is_a_secret_built_from_the_cluster_outputs():
+@pytest.mark.parametrize("dns_endpoint", [False, True])
+def test_cluster_kubeconfig_is_a_secret_built_from_the_cluster_outputs(dns_endpoint: bool):
     s = load_stack_settings("dev")
     _mocks("dev")
     seen: dict = {}
 
     @pulumi.runtime.test
     def program():
-        cluster = _cluster(s, _network(s))
+        cluster = _cluster(s, _network(s), dns_endpoint)
 
         async def collect():
             seen["secret"] = await cluster.kubeconfig.is_secret()
             seen["kubeconfig"] = await cluster.kubeconfig.future()
             seen["endpoint"] = await cluster.endpoint.future()
+            config = await cluster.cluster.control_plane_endpoints_config.future()
+            seen["dns"] = config.dns_endpoint_config.endpoint
             seen["pool"] = await cluster.workload_pool.future()
             seen["namespace"] = await cluster.namespace.future()
 
@@ -69,9 +73,14 @@ def test_cluster_kubeconfig_is_a_secret_built_from_the_cluster_outputs():
     program()
     assert seen["secret"] is True
     doc = yaml.safe_load(seen["kubeconfig"])
-    assert doc["clusters"][0]["cluster"]["server"] == f"https://{seen['endpoint']}"
-    ca = base64.b64decode(doc["clusters"][0]["cluster"]["certificate-authority-data"]).decode()
-    assert "BEGIN CERTIFICATE" in ca
+    server = doc["clusters"][0]["cluster"]["server"]
+    if dns_endpoint:
+        assert server == f"https://{seen['dns']}" and seen["dns"].endswith(f".{s.region}.gke.goog")
+        assert "certificate-authority-data" not in doc["clusters"][0]["cluster"]
+    else:
+        assert server == f"https://{seen['endpoint']}"
+        ca = base64.b64decode(doc["clusters"][0]["cluster"]["certificate-authority-data"]).decode()
+        assert "BEGIN CERTIFICATE" in ca
     assert doc["users"][0]["user"]["exec"]["command"] == "gke-gcloud-auth-plugin"
     assert seen["pool"] == f"{s.project}.svc.id.goog"
     assert seen["namespace"] == s.names.namespace

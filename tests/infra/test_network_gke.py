@@ -88,6 +88,14 @@ def test_control_plane_is_not_open_to_the_internet(run: Capture, settings: Stack
     assert config["gcpPublicCidrsAccessEnabled"] is False
 
 
+def test_dns_endpoint_follows_the_config(run: Capture, settings: StackSettings):
+    inputs = run.one(CLUSTER).inputs
+    if settings.config.gke.dns_endpoint:
+        assert inputs["controlPlaneEndpointsConfig"]["dnsEndpointConfig"]["allowExternalTraffic"] is True
+    else:
+        assert "controlPlaneEndpointsConfig" not in inputs
+
+
 def test_cluster_security_and_operations_features(run: Capture, settings: StackSettings):
     inputs = run.one(CLUSTER).inputs
     assert inputs["workloadIdentityConfig"] == {"workloadPool": f"{settings.project}.svc.id.goog"}
@@ -130,6 +138,8 @@ def test_kubernetes_provider_uses_the_cluster_and_a_secret_kubeconfig(run: Captu
 
 
 def test_kubeconfig_uses_the_exec_plugin_and_no_static_credentials():
+    assert yaml.safe_load(gke.kubeconfig_for("c", "gke-1.europe-west1.gke.goog", None))["clusters"][0]["cluster"] == {
+        "server": "https://gke-1.europe-west1.gke.goog"}
     text = gke.kubeconfig_for("c", "203.0.113.10", "Q0E=")
     doc = yaml.safe_load(text)
     assert doc["clusters"][0]["cluster"] == {"server": "https://203.0.113.10", "certificate-authority-data": "Q0E="}
