@@ -26,7 +26,9 @@ from extractor.config import load_extractor_settings
 from extractor.service import ExtractorService
 from extractor.worker import WorkerState
 from worker_fixtures import (  # noqa: F401 - fixtures
+    HTTP_503,
     SAMPLES,
+    TcpProxy,
     db_proxy,
     emulator_env,
     messages_total,
@@ -123,7 +125,16 @@ def test_failed_result_is_not_rewritten_by_a_redelivery(start_service, clean_db,
     assert result_rows(clean_db, name) == [row]  # same outcome: not even updated_at moved
 
 
-def test_database_outage_is_retried_and_nothing_is_lost(start_service, clean_db, uploads_bucket, db_proxy, pubsub):
+def test_database_outage_is_retried_and_nothing_is_lost(
+    start_service, clean_db, uploads_bucket, db_proxy, pubsub, monkeypatch
+):
+    # A dead-letter policy makes Pub/Sub count delivery attempts (stored as `attempts`).
+    dead_topic = pubsub.new_topic("dead-letter")
+    subscription = pubsub.new_subscription(
+        ack_deadline_seconds=10,
+        dead_letter_policy={"deadLetterTopic": pubsub.topic_path(dead_topic), "maxDeliveryAttempts": 100},
+    )
+    monkeypatch.setenv("UPLOADS_SUBSCRIPTION", subscription)
     retries_before = messages_total("retry")
     db_proxy.down()
     service = start_service()
@@ -138,7 +149,39 @@ def test_database_outage_is_retried_and_nothing_is_lost(start_service, clean_db,
     db_proxy.up()
     row = _one_row(clean_db, name, status="processed", timeout=60)
     assert row["generation"] == generation
+    assert row["attempts"] >= 3, row  # two failed deliveries at least, then this one
     wait_for(lambda: service.readiness().ok, timeout=10, what="readiness after the outage")
+
+
+def test_gcs_server_errors_are_retried_and_nothing_is_lost(start_service, clean_db, uploads_bucket, fake_gcs, monkeypatch):
+    gcs_proxy = TcpProxy(fake_gcs.host, fake_gcs.port)
+    try:
+        gcs_proxy.down(reply=HTTP_503)
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_proxy.http_url)  # the worker's client only
+        retries_before = messages_total("retry")
+        start_service(gcs_timeout_seconds=1.0)
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", fake_gcs.emulator_host)
+        name, _ = upload(uploads_bucket, GOOD_SAMPLE)
+
+        wait_for(lambda: messages_total("retry") >= retries_before + 2, timeout=30, what="nacks while GCS answers 503")
+        assert gcs_proxy.refused >= 2
+        assert result_rows(clean_db, name) == []
+        gcs_proxy.up()
+        row = _one_row(clean_db, name, status="processed", timeout=30)
+        assert row["metadata"]["format"] == "gcode"
+    finally:
+        gcs_proxy.close()
+
+
+def test_stream_that_cannot_start_fails_liveness(start_service, monkeypatch):
+    monkeypatch.setenv("UPLOADS_SUBSCRIPTION", "no-such-subscription")
+    service = start_service()
+    client = create_app(service).test_client()
+    response = wait_for(
+        lambda: (r := client.get("/healthz")).status_code == 503 and r, timeout=30, what="/healthz 503"
+    )
+    assert "streaming pull failed" in response.get_json()["detail"]
+    assert client.get("/readyz").status_code == 503
 
 
 def test_dead_letter_after_max_delivery_attempts(start_service, clean_db, uploads_bucket, db_proxy, pubsub, monkeypatch):

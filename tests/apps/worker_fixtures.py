@@ -73,8 +73,14 @@ class TcpProxy:
         self._sockets: set[socket.socket] = set()
         self.delay = 0.0
         self.refused = 0
+        self._reply: bytes | None = None
         self._thread = threading.Thread(target=self._accept_loop, name="tcp-proxy", daemon=True)
         self._thread.start()
+
+    @property
+    def http_url(self) -> str:
+        """``http://127.0.0.1:<port>``: the proxy as an HTTP endpoint (for STORAGE_EMULATOR_HOST)."""
+        return f"http://127.0.0.1:{self.port}"
 
     def url_for(self, database_url: str, real_port: int) -> str:
         """``database_url`` rewritten to go through this proxy."""
@@ -82,8 +88,13 @@ class TcpProxy:
         assert needle in database_url, database_url
         return database_url.replace(needle, f":{self.port}/")
 
-    def down(self) -> None:
-        """Refuse new connections and cut the open ones."""
+    def down(self, reply: bytes | None = None) -> None:
+        """Refuse new connections and cut the open ones.
+
+        With ``reply``, each new connection gets those bytes (e.g. an HTTP
+        503 response) after its first request chunk, instead of a bare close.
+        """
+        self._reply = reply
         self._up.clear()
         with self._lock:
             for sock in list(self._sockets):
@@ -108,7 +119,10 @@ class TcpProxy:
                 return
             if not self._up.is_set():
                 self.refused += 1
-                _close(client)
+                if self._reply is not None:
+                    threading.Thread(target=self._answer, args=(client, self._reply), daemon=True).start()
+                else:
+                    _close(client)
                 continue
             try:
                 server = socket.create_connection(self.target, timeout=5)
@@ -118,6 +132,17 @@ class TcpProxy:
             with self._lock:
                 self._sockets.update((client, server))
             threading.Thread(target=self._pump, args=(client, server), daemon=True).start()
+
+    @staticmethod
+    def _answer(client: socket.socket, reply: bytes) -> None:
+        try:
+            client.settimeout(5)
+            client.recv(65536)
+            client.sendall(reply)
+        except OSError:
+            pass
+        finally:
+            _close(client)
 
     def _pump(self, client: socket.socket, server: socket.socket) -> None:
         pair = {client: server, server: client}
@@ -258,6 +283,14 @@ def worker_env(emulator_env, database_url, clean_db, db_proxy, postgres, pubsub,
         "DRAIN_TIMEOUT_SECONDS": "10",
         "LEASE_EXTENSION_SECONDS": "10",
     }
+
+
+#: What a GCS front end answers when a backend is unavailable (the JSON API error format).
+HTTP_503 = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nConnection: close\r\n"
+    b"Content-Length: 72\r\n\r\n"
+    b'{"error": {"code": 503, "message": "Backend Error", "errors": []}}      '
+)
 
 
 def upload(bucket: str, sample: Path, *, object_name: str | None = None) -> tuple[str, int]:
