@@ -105,3 +105,21 @@ def test_engine_config_is_read_like_the_pulumi_engine_passes_it(monkeypatch):
     monkeypatch.setenv("PULUMI_CONFIG", json.dumps(engine))
     with pytest.raises(ConfigError, match=r"^Pulumi\.prod\.yaml: print-platform:database\.availability: "):
         settings_from_engine(stack="prod")
+
+
+def test_main_reports_a_config_error_as_one_line_run_error(monkeypatch):
+    """Under the engine a ConfigError becomes pulumi.RunError (printed without a traceback)."""
+    import pulumi
+
+    from infra import program
+
+    def bad(*_args, **_kwargs):
+        raise ConfigError("Pulumi.dev.yaml: gcp:region: unknown region 'x'")
+
+    def never(*_args, **_kwargs):
+        raise AssertionError("build() must not run after a config error")
+
+    monkeypatch.setattr(program, "settings_from_engine", bad)
+    monkeypatch.setattr(program, "build", never)
+    with pytest.raises(pulumi.RunError, match=r"^Pulumi\.dev\.yaml: gcp:region: unknown region 'x'$"):
+        program.main()
