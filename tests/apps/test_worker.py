@@ -9,7 +9,6 @@ to Postgres through a ``TcpProxy`` the test takes down.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -19,7 +18,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
 
 from extractor.app import create_app
 from extractor.config import load_extractor_settings
