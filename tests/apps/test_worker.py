@@ -85,6 +85,21 @@ def test_uploaded_file_is_processed_with_metadata(start_service, clean_db, uploa
     assert messages_total("processed") == before + 1
 
 
+def test_one_file_per_format_is_processed(start_service, clean_db, uploads_bucket):
+    samples = {
+        "gcode": SAMPLES / "bambustudio" / "bambu_lab.gcode",
+        "bgcode": SAMPLES / "prusaslicer" / "prusa_slicer.bgcode",
+        "stl": SAMPLES / "stl" / "binary" / "origin_inside.STL",
+        "3mf": SAMPLES / "3mf" / "box.3mf",
+    }
+    start_service()
+    names = {upload(uploads_bucket, path)[0]: fmt for fmt, path in samples.items()}
+    for name, fmt in names.items():
+        row = _one_row(clean_db, name)
+        assert row["status"] == "processed", (fmt, row["error"])
+        assert row["metadata"]["format"] == fmt
+
+
 def test_unparseable_file_fails_with_a_reason_and_is_acked(start_service, clean_db, uploads_bucket):
     start_service()
     name, _ = upload(uploads_bucket, BROKEN / "benchy_git_lfs_pointer.gcode")
