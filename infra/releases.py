@@ -315,7 +315,15 @@ def computed_values(service: str, outputs: StackOutputs, checksum: str) -> dict[
     if service == "extractor":
         values["app"]["uploadsSubscription"] = outputs.extractor_subscription
     if service == MIGRATIONS_SERVICE:
-        values["migrations"] = {"enabled": True}
+        # The hook migrates as this service's database user, which then owns the
+        # tables; the other services' users are granted row access
+        # (pipeline-migrate MIGRATE_GRANT_TO, docs/services.md).
+        others = [s for s in SERVICES if s != service]
+        for other in others:
+            _check(other in outputs.service_account_emails or other in outputs.database_users,
+                   f"{service}: migrations", f"needs the database user of {other!r} to grant it access")
+        values["migrations"] = {"enabled": True, "grantTo": [
+            outputs.database_users.get(o) or iam_database_user(outputs.service_account_emails[o]) for o in others]}
     if service == "files-api":
         route: dict[str, Any] = {"enabled": outputs.gateway is not None}
         if outputs.gateway is not None:
@@ -384,7 +392,7 @@ def _stack_owned_paths(service: str) -> set[tuple[str, ...]]:
     sample = StackOutputs(
         project_id="sample-project", image_repository="europe-west1-docker.pkg.dev/sample-project/repo",
         image_digests={service: "sha256:" + "0" * 64},
-        service_account_emails={service: "sample-sa@sample-project.iam.gserviceaccount.com"},
+        service_account_emails={s: f"sample-{s}@sample-project.iam.gserviceaccount.com" for s in SERVICES},
         database_name="db", uploads_bucket="bucket", extractor_subscription="sub",
         instance_connection_name="p:r:i", gateway=GatewayRef("g", "n", "https", "h.example.com"),
         armor_policy_name="armor", iap=IapSettings("client", None, "aud"), cloudsql_private_cidrs=("10.0.0.0/20",),

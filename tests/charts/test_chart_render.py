@@ -247,6 +247,9 @@ def test_migration_hook_job_only_for_files_api(rendered):
         assert main["command"] == ["pipeline-migrate"]
         assert main["image"] == app_container(r)["image"], "migrations run with the files-api image"
         assert env_of(main)["DATABASE_URL"] == env_of(app_container(r))["DATABASE_URL"]
+        extractor_user = rendered[(stack, "extractor")].values["database"]["user"]
+        assert env_of(main)["MIGRATE_GRANT_TO"] == extractor_user, "the extractor's user gets row access"
+        assert "MIGRATE_GRANT_TO" not in env_of(app_container(r))
         assert spec["initContainers"][0]["restartPolicy"] == "Always", "native sidecar: the Job can complete"
         pod_labels = job["spec"]["template"]["metadata"]["labels"]
         selector = r.one("Service")["spec"]["selector"]

@@ -213,7 +213,8 @@ def test_files_api_values_route_armor_iap_and_migrations(run):
     assert values["route"]["hostnames"] == [lb.domain]
     assert values["route"]["securityPolicy"] == f"{run.settings.names.prefix}-armor"
     assert values["route"]["iap"]["enabled"] is lb.iap.enabled
-    assert values["migrations"] == {"enabled": True}
+    assert values["migrations"] == {"enabled": True,
+                                    "grantTo": [run.settings.names.database_users["extractor"]]}
 
 
 def test_values_keep_the_environment_data(run):
