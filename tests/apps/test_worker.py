@@ -259,6 +259,22 @@ def test_object_above_the_download_bound_fails_without_download(start_service, c
     assert "above the extractor's limit of 1000 bytes" in row["error"]
 
 
+def test_download_stops_at_the_bound_when_the_size_was_not_announced(
+    start_service, clean_db, uploads_bucket, pubsub
+):
+    import json
+
+    tap = pubsub.new_subscription(prefix="tap")
+    name, _ = upload(uploads_bucket, GCODE_SAMPLE)  # 100717 bytes
+    [notification] = pubsub.pull(tap, want=1)
+    resource = json.loads(notification.data)
+    del resource["size"]
+    start_service(max_download_bytes=1000)  # subscribed after the upload: sees only the replay
+    pubsub.publish(dict(notification.attributes), json.dumps(resource).encode())
+    row = _one_row(clean_db, name, status="failed")
+    assert "is at least 1001 bytes, above the extractor's limit of 1000 bytes" in row["error"]
+
+
 def test_every_broken_sample_ends_processed_or_failed(start_service, clean_db, uploads_bucket):
     service = start_service()
     names = {upload(uploads_bucket, sample)[0]: sample.name for sample in sorted(BROKEN.iterdir())}
