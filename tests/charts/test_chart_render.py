@@ -342,3 +342,26 @@ def test_a_service_without_image_is_rendered_with_a_marked_placeholder(stack_roo
                                    placeholders=False)
     assert [p.name for p in written] == ["files-api.yaml"]
     assert not (tmp_path / "out" / "prod" / "extractor.yaml").exists(), "stale files are removed"
+
+
+def _cpu(q: str) -> float:
+    return float(q[:-1]) / 1000 if q.endswith("m") else float(q)
+
+
+def _gib(q: str) -> float:
+    units = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30}
+    return float(q[:-2]) * units[q[-2:]] / 2**30 if q[-2:] in units else float(q) / 2**30
+
+
+@pytest.mark.parametrize("kind", ["Deployment", "Job"])
+def test_pod_requests_fit_autopilot_ratio(kind, rendered):
+    """GKE Autopilot (the stacks' cluster mode) bumps a pod whose memory:CPU request ratio is outside 1..6.5 GiB
+    per vCPU (https://cloud.google.com/kubernetes-engine/docs/concepts/autopilot-resource-requests); keep within."""
+    for (stack, service), r in rendered.items():
+        if kind not in r.kinds():
+            continue
+        spec = r.one(kind)["spec"]["template"]["spec"]
+        containers = spec["containers"] + spec.get("initContainers", [])
+        cpu = sum(_cpu(str(c["resources"]["requests"]["cpu"])) for c in containers)
+        mem = sum(_gib(str(c["resources"]["requests"]["memory"])) for c in containers)
+        assert 1 <= mem / cpu <= 6.5, f"{stack}/{service} {kind}: {mem:.2f} GiB / {cpu:.2f} vCPU"
