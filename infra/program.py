@@ -301,6 +301,7 @@ def _releases(platform: Platform) -> apps.Releases:
             iap=apps.IapSettings(oauth_client_id=iap.oauth_client_id, oauth_client_secret=secret)
             if iap.enabled else None,
             cloudsql_private_cidrs=[s.config.network.private_service_access_cidr],
+            cluster_dns_cidrs=[s.config.network.services_cidr],
             migrations_service_account_name=platform.accounts.accounts[apps.MIGRATIONS_SERVICE].name,
             workload_pool=platform.cluster.workload_pool,
             # Not protected even in prod: releases hold no state (Helm rolls back a

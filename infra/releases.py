@@ -148,6 +148,9 @@ class StackOutputs:
         database_users: service -> its Cloud SQL IAM database user (the
             ``sql.User`` names); a service missing here gets
             :func:`iam_database_user` of its email (the same rule).
+        cluster_dns_cidrs: where the pods' DNS queries go besides the kube-dns
+            pods: the cluster's Service range (the kube-dns ClusterIP, answered
+            by NodeLocal DNSCache); NetworkPolicy egress on 53.
     """
 
     project_id: str
@@ -163,6 +166,7 @@ class StackOutputs:
     iap: Optional[IapSettings] = None
     cloudsql_private_cidrs: Sequence[str] = ()
     database_users: Mapping[str, str] = field(default_factory=dict)
+    cluster_dns_cidrs: Sequence[str] = ()
 
 
 @dataclass(frozen=True)
@@ -179,7 +183,8 @@ class ReleasesArgs:
         project_id, image_repository, image_digests, service_account_emails,
         database_name, instance_connection_name, uploads_bucket,
         extractor_subscription, gateway, armor_policy_name, iap,
-        cloudsql_private_cidrs, database_users: as in :class:`StackOutputs`, as Inputs.
+        cloudsql_private_cidrs, database_users, cluster_dns_cidrs: as in
+        :class:`StackOutputs`, as Inputs (``cluster_dns_cidrs``: plain strings).
         migrations_service_account_name: the files-api Google service
             account's resource name (``projects/<p>/serviceAccounts/<email>``,
             ``gcp.serviceaccount.Account.name``) and ``workload_pool`` the
@@ -212,6 +217,7 @@ class ReleasesArgs:
     iap: Optional[IapSettings] = None
     cloudsql_private_cidrs: Sequence[pulumi.Input[str]] = ()
     database_users: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    cluster_dns_cidrs: Sequence[str] = ()
     migrations_service_account_name: Optional[pulumi.Input[str]] = None
     workload_pool: Optional[pulumi.Input[str]] = None
     protect: bool = False
@@ -310,8 +316,13 @@ def computed_values(service: str, outputs: StackOutputs, checksum: str) -> dict[
         "cloudSqlProxy": {"instanceConnectionName": outputs.instance_connection_name or ""},
         "app": {"googleCloudProject": outputs.project_id, "uploadsBucket": outputs.uploads_bucket},
     }
+    network_policy: dict[str, Any] = {}
     if outputs.cloudsql_private_cidrs:
-        values["networkPolicy"] = {"cloudSqlCidrs": list(outputs.cloudsql_private_cidrs)}
+        network_policy["cloudSqlCidrs"] = list(outputs.cloudsql_private_cidrs)
+    if outputs.cluster_dns_cidrs:
+        network_policy["dnsCidrs"] = list(outputs.cluster_dns_cidrs)
+    if network_policy:
+        values["networkPolicy"] = network_policy
     if service == "extractor":
         values["app"]["uploadsSubscription"] = outputs.extractor_subscription
     if service == MIGRATIONS_SERVICE:
@@ -396,6 +407,7 @@ def _stack_owned_paths(service: str) -> set[tuple[str, ...]]:
         database_name="db", uploads_bucket="bucket", extractor_subscription="sub",
         instance_connection_name="p:r:i", gateway=GatewayRef("g", "n", "https", "h.example.com"),
         armor_policy_name="armor", iap=IapSettings("client", None, "aud"), cloudsql_private_cidrs=("10.0.0.0/20",),
+        cluster_dns_cidrs=("10.1.0.0/20",),
     )
     return _leaf_paths(computed_values(service, sample, "0" * 64))
 
@@ -487,6 +499,7 @@ def stack_outputs_from_settings(settings: Any) -> StackOutputs:
         iap=IapSettings(oauth_client_id=iap.oauth_client_id) if iap.enabled else None,
         cloudsql_private_cidrs=(str(settings.config.network.private_service_access),),
         database_users=dict(names.database_users),
+        cluster_dns_cidrs=(settings.config.network.services_cidr,),
     )
 
 
@@ -559,6 +572,7 @@ class Releases(pulumi.ComponentResource):
                 iap=IapSettings(oauth_client_id=iap_client, audience=iap_aud) if iap else None,
                 cloudsql_private_cidrs=tuple(cidrs),
                 database_users=dict(db_users),
+                cluster_dns_cidrs=tuple(args.cluster_dns_cidrs),
             )
 
         resolved_outputs = pulumi.Output.all(

@@ -188,6 +188,12 @@ def test_network_policy_denies_by_default_and_allows_what_is_needed(release):
                                                "values": ["gke-gmp-system", "gmp-system"]}]}]
     egress_ports = {(p["port"], p["protocol"]) for rule in spec["egress"] for p in rule["ports"]}
     assert {(53, "UDP"), (53, "TCP"), (80, "TCP"), (988, "TCP"), (443, "TCP"), (3307, "TCP")} == egress_ports
+    dns = [r for r in spec["egress"] if {"port": 53, "protocol": "UDP"} in r["ports"]][0]
+    dns_blocks = [peer["ipBlock"]["cidr"] for peer in dns["to"] if "ipBlock" in peer]
+    assert dns_blocks == release.values["networkPolicy"]["dnsCidrs"] + ["169.254.20.10/32"]
+    from infra.settings import load_stack_settings
+
+    assert release.values["networkPolicy"]["dnsCidrs"] == [load_stack_settings(release.stack).config.network.services_cidr]
     metadata = [r for r in spec["egress"] if r["ports"] == [{"port": 80, "protocol": "TCP"}]]
     assert metadata[0]["to"] == [{"ipBlock": {"cidr": "169.254.169.254/32"}}]
     sql = [r for r in spec["egress"] if r["ports"] == [{"port": 3307, "protocol": "TCP"}]][0]

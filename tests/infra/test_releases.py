@@ -104,6 +104,7 @@ def make_args(settings: StackSettings, outputs: releases.StackOutputs, provider:
         iap=outputs.iap,
         cloudsql_private_cidrs=list(outputs.cloudsql_private_cidrs),
         database_users={s: out(u) for s, u in outputs.database_users.items()},
+        cluster_dns_cidrs=list(outputs.cluster_dns_cidrs),
         migrations_service_account_name=out(
             f"projects/{settings.project}/serviceAccounts/{outputs.service_account_emails['files-api']}"),
         workload_pool=out(f"{settings.project}.svc.id.goog"),
@@ -198,7 +199,8 @@ def test_values_carry_the_stack_outputs(run):
             "digest": DIGESTS[service]}
         assert values["chartChecksum"] == releases.chart_checksum()
         assert values["fullnameOverride"] == names.kubernetes_service_accounts[service]
-        assert values["networkPolicy"]["cloudSqlCidrs"] == [settings.config.network.private_service_access_cidr]
+        assert values["networkPolicy"] == {"cloudSqlCidrs": [settings.config.network.private_service_access_cidr],
+                                           "dnsCidrs": [settings.config.network.services_cidr]}
     extractor = run.release("extractor").inputs["values"]
     assert extractor["app"]["uploadsSubscription"] == names.extractor_subscription
     assert "route" not in extractor and "migrations" not in extractor
