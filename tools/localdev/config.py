@@ -8,9 +8,10 @@ Everything the local processes need is derived here, once, from three sources:
 - ``infra.settings.load_stack_settings(stack)``: the project id, the bucket,
   topic, subscription and database names and the Pub/Sub delivery settings, so
   the emulators hold exactly what the Pulumi program creates for the stack;
-- ``environments/<stack>/<service>.yaml``: the services' Helm values, of which
-  the ones the chart turns into environment variables are applied the same way
-  (``service_env``), so a local service runs with the stack's knobs.
+- the services' Helm values for the stack (chart defaults, ``environments/common/``,
+  ``environments/<stack>/``; ``helm_values``), of which the ones the chart turns
+  into environment variables are applied the same way (``service_env``), so a
+  local service runs with the stack's knobs.
 
 Nothing else in ``tools.localdev`` reads the environment for these values.
 """
@@ -110,17 +111,25 @@ def service_env(values: Mapping[str, Any]) -> dict[str, str]:
     return env
 
 
-def _read_values(root: Path, stack: str, service: str) -> dict[str, Any]:
-    path = root / "environments" / stack / f"{service}.yaml"
+def helm_values(stack: str, service: str, root: Path | None = None) -> dict[str, Any]:
+    """A service's effective Helm values for ``stack``, as Helm sees them before the stack's outputs are added.
+
+    The chart's ``values.yaml`` defaults under ``infra.releases.load_environment_values``
+    (``environments/common/<service>.yaml`` under ``environments/<stack>/<service>.yaml``),
+    merged with ``infra.releases.deep_merge`` (Helm's rule).
+
+    Raises:
+        infra.releases.ReleaseValuesError: a values file is missing or invalid (names the file and key).
+        LocalConfigError: the chart's values.yaml is unreadable.
+    """
+    from infra.releases import CHART_DIR, deep_merge, load_environment_values
+
+    path = CHART_DIR / "values.yaml"
     try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except OSError as exc:
-        raise LocalConfigError(f"{path.relative_to(root)}: cannot read the {service} Helm values ({exc.strerror})") from None
-    except yaml.YAMLError as exc:
-        raise LocalConfigError(f"{path.relative_to(root)}: not valid YAML ({exc})") from None
-    if not isinstance(data, dict):
-        raise LocalConfigError(f"{path.relative_to(root)}: expected a mapping of Helm values")
-    return data
+        defaults = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise LocalConfigError(f"{path}: cannot read the chart's default values ({exc})") from None
+    return deep_merge(defaults, load_environment_values(stack, service, root))
 
 
 @dataclass(frozen=True)
@@ -133,7 +142,7 @@ class LocalConfig:
             ``gcs/``, ``run/``); survives restarts, ``make dev-reset`` wipes it.
         ports: ``{var: port}`` for every ``PORTS`` entry.
         stack: the :class:`infra.settings.StackSettings` the names come from.
-        services: ``{service: env}`` from each service's Helm values (``service_env``).
+        services: ``{service: env}`` from each service's Helm values (``helm_values`` -> ``service_env``).
         log_level: ``LOG_LEVEL`` override for both services, or None (stack values win).
     """
 
@@ -149,8 +158,9 @@ class LocalConfig:
         """Resolve the configuration from ``environ`` (default ``os.environ``).
 
         Raises:
-            LocalConfigError: a bad port value, two ports equal, or unreadable Helm values.
+            LocalConfigError: a bad port value, two ports equal, or unreadable chart defaults.
             infra.settings.ConfigError: the stack config is invalid (names the key and file).
+            infra.releases.ReleaseValuesError: a service's values file is invalid (names the file and key).
         """
         environ = os.environ if environ is None else environ
         root = (root or REPO_ROOT).resolve()
@@ -166,7 +176,7 @@ class LocalConfig:
             data_dir = root / data_dir
         stack_name = environ.get("LOCALDEV_STACK", "").strip() or "dev"
         stack = load_stack_settings(stack_name, root=root)
-        services = {svc: service_env(_read_values(root, stack_name, svc)) for svc in SERVICES}
+        services = {svc: service_env(helm_values(stack_name, svc, root)) for svc in SERVICES}
         log_level = environ.get("LOG_LEVEL", "").strip().upper() or None
         return cls(root=root, data_dir=data_dir, ports=ports, stack=stack, services=services, log_level=log_level)
 

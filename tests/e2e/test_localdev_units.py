@@ -1,0 +1,275 @@
+"""Unit tests of ``tools.localdev`` (no server started): settings, ports, stages, Procfile, lock, demo table."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from infra.settings import load_stack_settings
+from tools.localdev import stages
+from tools.localdev.bootstrap import subscription_body
+from tools.localdev.client import ApiError, Upload
+from tools.localdev.config import PORTS, LocalConfig, LocalConfigError, helm_values, service_env
+from tools.localdev.demo import facts, table
+from tools.localdev.ports import PortBusy, check_ports_free, port_is_free
+from tools.localdev.runner import PROCFILE, PreflightError, data_lock, procfile_commands
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _cfg(tmp_path: Path, **env: str) -> LocalConfig:
+    return LocalConfig.from_env({"LOCALDEV_DATA_DIR": str(tmp_path / "data"), **env})
+
+
+# -- names and settings: from infra.settings and environments/, never copied ------------------
+
+
+def test_names_come_from_the_dev_stack_settings(tmp_path: Path) -> None:
+    stack = load_stack_settings("dev")
+    env = _cfg(tmp_path).process_env("run-1", base={})
+    assert env["GOOGLE_CLOUD_PROJECT"] == stack.project
+    assert env["UPLOADS_BUCKET"] == stack.names.uploads_bucket
+    assert env["UPLOADS_TOPIC"] == stack.names.uploads_topic
+    assert env["UPLOADS_SUBSCRIPTION"] == stack.names.extractor_subscription
+    assert env["DATABASE_URL"].endswith(f"/{stack.names.database_name}")
+    assert env["DATABASE_URL"].startswith("postgresql+psycopg://postgres@127.0.0.1:")
+
+
+def _copy_stack(root: Path, **pubsub: object) -> Path:
+    """A repo root with the dev stack files, the stack's Pub/Sub keys changed as given."""
+    root.mkdir(parents=True)
+    shutil.copytree(REPO_ROOT / "environments", root / "environments")
+    stack_file = yaml.safe_load((REPO_ROOT / "Pulumi.dev.yaml").read_text())
+    stack_file["config"]["print-platform:pubsub"].update(pubsub)
+    (root / "Pulumi.dev.yaml").write_text(yaml.safe_dump(stack_file))
+    return root
+
+
+def test_a_changed_stack_file_changes_the_emulator_subscription(tmp_path: Path) -> None:
+    """The subscription follows Pulumi.dev.yaml: change it there and the local platform follows."""
+    root = _copy_stack(tmp_path / "repo", ackDeadlineSeconds=123, maxDeliveryAttempts=7, minimumBackoff="11s")
+    cfg = LocalConfig.from_env({"LOCALDEV_DATA_DIR": str(tmp_path / "d")}, root=root)
+    body = subscription_body(cfg)
+    assert body["ack_deadline_seconds"] == 123
+    assert body["dead_letter_policy"] == {
+        "deadLetterTopic": f"projects/{cfg.project}/topics/{cfg.stack.names.dead_letter_topic}",
+        "maxDeliveryAttempts": 7,
+    }
+    assert body["retry_policy"]["minimumBackoff"] == "11s"
+
+
+def test_subscription_body_is_the_dev_stack_pubsub_settings(tmp_path: Path) -> None:
+    ps = load_stack_settings("dev").pubsub
+    body = subscription_body(_cfg(tmp_path))
+    assert body["ack_deadline_seconds"] == ps.ack_deadline_seconds
+    assert body["message_retention_duration"] == ps.message_retention_duration
+    assert body["dead_letter_policy"]["maxDeliveryAttempts"] == ps.max_delivery_attempts
+    assert body["retry_policy"] == {"minimumBackoff": ps.minimum_backoff, "maximumBackoff": ps.maximum_backoff}
+
+
+def test_services_get_the_environment_the_chart_derives_from_their_dev_values(tmp_path: Path) -> None:
+    """LOG_LEVEL, graceful/drain timeouts, upload limit and extraEnv as the chart renders them for dev."""
+    cfg = _cfg(tmp_path)
+    for service in ("files-api", "extractor"):
+        values = helm_values("dev", service)
+        env = cfg.service_overrides(service)
+        assert env["LOG_LEVEL"] == values["app"]["logLevel"]
+        assert env["GUNICORN_CMD_ARGS"] == f"--graceful-timeout={values['shutdown']['gracefulTimeoutSeconds']}"
+        for name, value in (values["app"].get("extraEnv") or {}).items():
+            assert env[name] == str(value)
+        drain = int(values["shutdown"].get("drainTimeoutSeconds") or 0)
+        assert env.get("DRAIN_TIMEOUT_SECONDS") == (str(values["shutdown"]["drainTimeoutSeconds"]) if drain else None)
+        upload = int(values["app"].get("maxUploadBytes") or 0)
+        assert env.get("MAX_UPLOAD_BYTES") == (str(upload) if upload else None)
+    assert "DRAIN_TIMEOUT_SECONDS" in cfg.service_overrides("extractor"), "the extractor drains on SIGTERM"
+    assert cfg.service_overrides("files-api")["PORT"] == "8080"
+    assert cfg.service_overrides("extractor")["PORT"] == "8081"
+    assert _cfg(tmp_path, LOG_LEVEL="info").service_overrides("extractor")["LOG_LEVEL"] == "INFO"
+
+
+def test_helm_values_layer_chart_defaults_common_and_stack_files() -> None:
+    chart = yaml.safe_load((REPO_ROOT / "charts" / "print-service" / "values.yaml").read_text())
+    stack_file = yaml.safe_load((REPO_ROOT / "environments" / "dev" / "files-api.yaml").read_text())
+    values = helm_values("dev", "files-api")
+    assert values["app"]["logLevel"] == stack_file["app"]["logLevel"]  # the stack's file wins
+    assert set(chart) <= set(values)  # chart defaults fill the rest
+
+
+def test_service_env_rejects_malformed_values() -> None:
+    with pytest.raises(LocalConfigError, match="app must be a mapping"):
+        service_env({"app": ["logLevel"]})
+    assert service_env({"app": {"maxUploadBytes": 0}, "shutdown": {"drainTimeoutSeconds": 0}}) == {}
+
+
+def test_stop_timeout_covers_the_longest_graceful_shutdown(tmp_path: Path) -> None:
+    cfg = _cfg(tmp_path)
+    longest = max(int(env["GUNICORN_CMD_ARGS"].split("=")[1]) for env in cfg.services.values())
+    assert cfg.stop_timeout_seconds > longest
+
+
+# -- ports --------------------------------------------------------------------------------------
+
+
+def test_default_ports_and_files_api_on_8080(tmp_path: Path) -> None:
+    cfg = _cfg(tmp_path)
+    assert cfg.ports == {spec.var: spec.default for spec in PORTS}
+    assert cfg.files_api_url == "http://127.0.0.1:8080"
+
+
+@pytest.mark.parametrize(("value", "phrase"), [("http", "is not a port number"), ("70000", "outside 1..65535"),
+                                                ("0", "outside 1..65535")])
+def test_bad_port_value_names_the_variable(tmp_path: Path, value: str, phrase: str) -> None:
+    with pytest.raises(LocalConfigError, match=f"GCS_PORT={value!r}|GCS_PORT={value}") as err:
+        _cfg(tmp_path, GCS_PORT=value)
+    assert phrase in str(err.value) and "fake-gcs-server" in str(err.value)
+
+
+def test_two_services_on_one_port_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(LocalConfigError, match="EXTRACTOR_PORT and FILES_API_PORT are both 9000"):
+        _cfg(tmp_path, FILES_API_PORT="9000", EXTRACTOR_PORT="9000")
+
+
+@pytest.fixture
+def busy_port():
+    """A port with a listener on 127.0.0.1 for the duration of the test."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield sock.getsockname()[1]
+
+
+def test_busy_port_error_names_port_variable_and_owner(busy_port: int) -> None:
+    assert not port_is_free(busy_port)
+    with pytest.raises(PortBusy) as err:
+        check_ports_free({"FILES_API_PORT": busy_port, "PG_PORT": 1})
+    message = str(err.value)
+    assert f"port {busy_port} (FILES_API_PORT) is already in use on 127.0.0.1; files-api (gunicorn) wanted it" in message
+    assert f"make dev FILES_API_PORT=" in message
+    assert err.value.busy["FILES_API_PORT"] == busy_port
+
+
+def test_make_dev_with_a_busy_port_stops_before_starting_anything(tmp_path: Path, busy_port: int) -> None:
+    env = {**os.environ, "LOCALDEV_DATA_DIR": str(tmp_path / "data"), "PUBSUB_PORT": str(busy_port)}
+    proc = subprocess.run([sys.executable, "-m", "tools.localdev", "up"], cwd=REPO_ROOT, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert f"port {busy_port} (PUBSUB_PORT) is already in use" in proc.stderr
+    assert "the Pub/Sub emulator wanted it" in proc.stderr
+    assert not (tmp_path / "data").exists(), "nothing may be created before the checks pass"
+
+
+# -- stages ---------------------------------------------------------------------------------------
+
+
+def test_stage_markers_belong_to_one_run(tmp_path: Path) -> None:
+    stages.mark(tmp_path, "pubsub", "run-a")
+    assert stages.reached(tmp_path, "pubsub", "run-a")
+    assert not stages.reached(tmp_path, "pubsub", "run-b"), "a marker of an earlier run must not count"
+    assert not stages.reached(tmp_path, "services", "run-a")
+    stages.clear(tmp_path)
+    assert not stages.reached(tmp_path, "pubsub", "run-a")
+    with pytest.raises(ValueError, match="unknown stage 'bogus'"):
+        stages.mark(tmp_path, "bogus", "run-a")
+
+
+def test_waiting_for_a_stage_times_out_with_its_name(tmp_path: Path) -> None:
+    with pytest.raises(stages.StageTimeout, match="stage 'services' not reached within 0.3s"):
+        stages.wait_for(tmp_path, "services", "run-a", 0.3, interval=0.05)
+    with pytest.raises(stages.StageTimeout, match="stopped before stage 'ready'"):
+        stages.wait_for(tmp_path, "ready", "run-a", 30, alive=lambda: False)
+
+
+# -- the Procfile -----------------------------------------------------------------------------------
+
+
+def test_procfile_runs_the_backends_bootstrap_and_both_services() -> None:
+    commands = procfile_commands()
+    assert list(commands) == ["postgres", "pubsub", "bootstrap", "gcs", "files-api", "extractor"]
+    for name, command in commands.items():
+        assert command.lstrip().startswith(("exec ", "CLOUD_PUBSUB_EMULATOR_OPTS=")), name
+        assert " exec " in f" {command}", f"{name}: the shell must exec the server so honcho's signals reach it"
+    assert "start --after pubsub" in commands["gcs"], "fake-gcs-server needs its notification topic first"
+    for service in ("files-api", "extractor"):
+        assert f"start --after services --service {service} -- gunicorn" in commands[service]
+
+
+def test_services_use_the_images_gunicorn_config_files() -> None:
+    commands = procfile_commands()
+    assert "gunicorn -c apps/files-api/gunicorn.conf.py" in commands["files-api"]
+    assert (REPO_ROOT / "apps" / "files-api" / "gunicorn.conf.py").is_file()
+    assert "gunicorn -c python:extractor.gunicorn_conf" in commands["extractor"]
+    import importlib.util
+
+    assert importlib.util.find_spec("extractor.gunicorn_conf") is not None
+    # the extractor's config binds 0.0.0.0 (the pod); locally it is pinned to loopback
+    assert '--bind "$HOST:$EXTRACTOR_PORT"' in commands["extractor"]
+
+
+def test_procfile_parses_with_honcho_and_names_no_unknown_variable(tmp_path: Path) -> None:
+    import re
+
+    env = _cfg(tmp_path).process_env("run-1", base={"PATH": "/usr/bin"})
+    for name, command in procfile_commands().items():
+        for var in re.findall(r"\$\{?([A-Z_]+)", command):
+            assert var in env or var == "PWD", f"{name} uses ${var}, which the runner does not set"
+    assert PROCFILE.parent.name == "localdev"
+
+
+# -- data folder ----------------------------------------------------------------------------------
+
+
+def test_one_platform_per_data_folder(tmp_path: Path) -> None:
+    cfg = _cfg(tmp_path)
+    with data_lock(cfg):
+        with pytest.raises(PreflightError, match=rf"another local platform \(pid {os.getpid()}\) already uses"):
+            with data_lock(cfg):
+                pass
+    with data_lock(cfg):  # released again
+        pass
+
+
+def test_reset_removes_the_data_folder_but_not_while_running(tmp_path: Path) -> None:
+    cfg = _cfg(tmp_path)
+    (cfg.data_dir / "postgres").mkdir(parents=True)
+    env = {**os.environ, "LOCALDEV_DATA_DIR": str(cfg.data_dir)}
+    with data_lock(cfg):
+        proc = subprocess.run([sys.executable, "-m", "tools.localdev", "reset"], cwd=REPO_ROOT, env=env,
+                              capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 2 and "already uses" in proc.stderr
+        assert cfg.data_dir.exists()
+    proc = subprocess.run([sys.executable, "-m", "tools.localdev", "reset"], cwd=REPO_ROOT, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert not cfg.data_dir.exists()
+
+
+def test_reset_refuses_the_repository_itself() -> None:
+    env = {**os.environ, "LOCALDEV_DATA_DIR": str(REPO_ROOT)}
+    proc = subprocess.run([sys.executable, "-m", "tools.localdev", "reset"], cwd=REPO_ROOT, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "refusing to delete" in proc.stderr
+    assert (REPO_ROOT / "Makefile").exists()
+
+
+# -- the demo's table ----------------------------------------------------------------------------------
+
+
+def test_demo_table_shows_facts_reasons_and_rejections() -> None:
+    processed = {"id": "a", "status": "processed", "error": None, "metadata": {
+        "format": "gcode", "producer": {"name": "PrusaSlicer", "version": "2.5.0"}, "print_time_s": 632.0,
+        "layer_count": 31, "layer_height_mm": 0.2, "filament_used_mm": 1500.0}}
+    failed = {"id": "b", "status": "failed", "metadata": None, "error": "'x.3mf': no 3D model part"}
+    uploads = [Upload("p/a.gcode", file=processed), Upload("b/x.3mf", file=failed),
+               Upload("b/empty.gcode", rejected=ApiError("upload", 400, "the file 'empty.gcode' is empty"))]
+    text = table(uploads, {"a": processed, "b": failed})
+    assert "PrusaSlicer 2.5.0" in text and "10m32s, 31 layers, layer 0.2 mm, filament 1.5 m" in text
+    assert "no 3D model part" in text
+    assert "rejected (400)" in text and "is empty" in text
+    assert facts({"triangle_count": 12, "object_count": 1, "unit": "millimeter"}) == "12 triangles, 1 objects, millimeter"
