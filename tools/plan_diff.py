@@ -143,7 +143,12 @@ class ResourceChange:
 
 @dataclass(frozen=True)
 class StackDiff:
-    """The diff of one stack: changes in a stable order (delete, update, create; then URN)."""
+    """The diff of one stack: changes in a stable order (delete, update, create; then URN).
+
+    unchanged / base_count / head_count: resource counts. helm_releases: names
+    of the head's Helm releases. outputs: changed stack outputs (paths as for
+    properties; not counted in `summary`, as in `pulumi preview`).
+    """
 
     stack: str
     changes: tuple[ResourceChange, ...]
@@ -151,6 +156,7 @@ class StackDiff:
     base_count: int
     head_count: int
     helm_releases: tuple[str, ...] = field(default=())
+    outputs: tuple[PropertyChange, ...] = field(default=())
 
     def count(self, op: Op) -> int:
         """Number of changes with operation `op`."""
@@ -262,6 +268,13 @@ def _index(document: Any, where: str) -> tuple[str, dict[str, Mapping[str, Any]]
     return stack, by_urn
 
 
+def _outputs(document: Mapping[str, Any], where: str) -> dict[str, Any]:
+    outputs = document.get("outputs", {})
+    if not isinstance(outputs, Mapping):
+        raise PreviewDocumentError(f"{where}: preview document 'outputs' is not an object")
+    return dict(outputs)
+
+
 def _options(resource: Mapping[str, Any]) -> dict[str, Any]:
     return {f"[{name}]": resource.get(name) for name in OPTION_FIELDS if resource.get(name) not in (None, False)}
 
@@ -319,6 +332,9 @@ def diff_documents(base: Any, head: Any, *, base_label: str = "base", head_label
                 unchanged += 1
     changes.sort(key=lambda c: (_OP_ORDER[c.op], c.urn))
     releases = tuple(sorted(r["name"] for r in head_res.values() if r["type"] == HELM_RELEASE_TYPE))
+    outputs = diff_values(
+        _outputs(base, base_label) if base is not None else {}, _outputs(head, head_label)
+    )
     return StackDiff(
         stack=head_stack,
         changes=tuple(changes),
@@ -326,4 +342,5 @@ def diff_documents(base: Any, head: Any, *, base_label: str = "base", head_label
         base_count=len(base_res),
         head_count=len(head_res),
         helm_releases=releases,
+        outputs=tuple(outputs),
     )

@@ -8,9 +8,10 @@ Layout per stack (GitHub-flavoured Markdown, deterministic for equal input):
 3. a warning callout listing changes to protected or stateful resources;
 4. a table of the resource changes and, per change, a ``<details>`` block with
    its property diff (``~ path: old -> new``, ``+ path: new``, ``- path: old``);
-5. the Helm releases: per release whether its rendered manifests changed, and
+5. the changed stack outputs (in a ``<details>`` block);
+6. the Helm releases: per release whether its rendered manifests changed, and
    a ``<details>`` block with their unified diff;
-6. the summary line ``**Summary (<stack>): +N ~M -K**``, or "No changes".
+7. the summary line ``**Summary (<stack>): +N ~M -K**``, or "No changes".
 """
 from __future__ import annotations
 
@@ -128,6 +129,23 @@ def _html(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def _outputs_section(diff: StackDiff) -> list[str]:
+    if not diff.outputs:
+        return []
+    count = len(diff.outputs)
+    return [
+        "### Stack outputs",
+        "",
+        "<details>",
+        f"<summary>{count} stack output{'s' if count != 1 else ''} changed</summary>",
+        "",
+        *fenced([format_property(p) for p in diff.outputs]),
+        "",
+        "</details>",
+        "",
+    ]
+
+
 def _manifest_section(manifests: Sequence[ManifestDiff] | None, max_lines: int) -> list[str]:
     if manifests is None:
         return []
@@ -190,10 +208,11 @@ def render_report(
     ]
     lines += [f"> [!NOTE]\n> {note}\n" for note in notes]
     lines += _attention(diff)
-    if not diff.changes and not changed_releases:
+    if not diff.changes and not changed_releases and not diff.outputs:
         lines += [f"**No changes.** {diff.unchanged} resources unchanged"
                   + (f"; the rendered manifests of {len(manifests)} Helm releases are identical." if manifests else "."), ""]
     lines += _resource_section(diff)
+    lines += _outputs_section(diff)
     lines += _manifest_section(manifests, max_diff_lines)
     tail = f"{diff.unchanged} unchanged"
     if changed_releases:

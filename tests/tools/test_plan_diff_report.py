@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import copy
 
-from tools.plan_diff import SECRET, diff_documents
+import pytest
+
+from tools.plan_diff import SECRET, PreviewDocumentError, diff_documents
 from tools.plan_diff_manifests import diff_manifests, mask_secrets, read_rendered
 from tools.plan_diff_report import code, marker, render_failure, render_report
 
@@ -118,3 +120,26 @@ def test_read_rendered(tmp_path):
     (tmp_path / "files-api.yaml").write_text("kind: Service\n")
     (tmp_path / "notes.txt").write_text("ignored")
     assert read_rendered(tmp_path) == {"files-api": "kind: Service\n"}
+
+
+def test_changed_stack_outputs_are_listed_and_secrets_stay_masked():
+    base = document(TOPIC)
+    head = copy.deepcopy(base)
+    base["outputs"] = {"url": "https://a.example", "kubeconfig": SECRET, "gone": 1}
+    head["outputs"] = {"url": "https://b.example", "kubeconfig": "plain-text-config"}
+    diff = diff_documents(base, head)
+    assert [(p.path, p.kind, p.secret) for p in diff.outputs] == [
+        ("gone", "remove", False), ("kubeconfig", "change", True), ("url", "change", False)]
+    report = render_report(diff, **LABELS)
+    assert "### Stack outputs" in report and "3 stack outputs changed" in report
+    assert '~ url: "https://a.example" -> "https://b.example"' in report
+    assert "plain-text-config" not in report
+    assert "No changes" not in report, "changed outputs are a change"
+    assert "**Summary (prod): +0 ~0 -0**" in report
+
+
+def test_outputs_must_be_an_object():
+    bad = document(TOPIC)
+    bad["outputs"] = []
+    with pytest.raises(PreviewDocumentError, match="'outputs' is not an object"):
+        diff_documents(document(TOPIC), bad)
