@@ -20,7 +20,7 @@ export UV_PROJECT_ENVIRONMENT := $(CURDIR)/.venv
 export UV_COMPILE_BYTECODE := 1
 RUN := $(UV) run --frozen --quiet
 
-.PHONY: help setup test test-fast preview render preview-diff dev dev-reset demo helm lint clean
+.PHONY: help setup test test-fast preview render preview-diff lint-workflows dev dev-reset demo helm lint clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-14s %s\n", $$1, $$2}'
@@ -55,6 +55,10 @@ preview: setup ## offline `pulumi preview` of STACK under the mock runtime (FORM
 
 preview-diff: setup helm ## Markdown plan diff of STACK between git ref BASE and the working tree (resources + rendered manifests)
 	@$(RUN) python -m tools.preview_diff --stack $(STACK) --base $(BASE)
+
+lint-workflows: setup ## actionlint (+ shellcheck on run: blocks) and checkov on .github/workflows
+	PATH="$(CURDIR)/.venv/bin:$$PATH" actionlint
+	BC_SKIP_MAPPING=TRUE $(UV) tool run --from checkov==$(CHECKOV_VERSION) checkov --skip-download --framework github_actions -d .github/workflows --compact --quiet
 
 dev: setup ## the whole platform on 127.0.0.1 (Postgres, Pub/Sub emulator, fake-gcs, files-api :8080, extractor); Ctrl-C stops it
 	@$(RUN) python -m tools.localdev up
