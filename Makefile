@@ -53,8 +53,8 @@ render: setup helm ## write each release's manifests of STACK to build/rendered/
 preview: setup ## offline `pulumi preview` of STACK under the mock runtime (FORMAT=text|json)
 	@$(RUN) python -m tools.preview --stack $(STACK) --format $(FORMAT)
 
-preview-diff: setup helm ## Markdown plan diff of STACK between git ref BASE and the working tree (resources + rendered manifests)
-	@$(RUN) python -m tools.preview_diff --stack $(STACK) --base $(BASE)
+preview-diff: setup helm ## Markdown plan diff of STACK (or STACK="dev prod") between git ref BASE and the working tree (resources + rendered manifests)
+	@$(RUN) python -m tools.preview_diff $(foreach s,$(STACK),--stack $(s)) --base $(BASE)
 
 lint-workflows: setup ## actionlint (+ shellcheck on run: blocks) and checkov on .github/workflows
 	PATH="$(CURDIR)/.venv/bin:$$PATH" actionlint
