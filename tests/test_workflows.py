@@ -140,6 +140,10 @@ def test_deploy_dev_on_main_prod_on_tag_or_manual_behind_the_environment():
     assert job["environment"] == "${{ inputs.stack }}"
     builds = uses(job, "docker/build-push-action")
     assert {b["id"] for b in builds} == {"files-api", "extractor"}
+    for build in builds:
+        assert build["with"]["context"] == "."
+        assert (ROOT / build["with"]["file"]).is_file(), f"{build['with']['file']} does not exist"
+        assert build["with"]["push"] is True
     run = "\n".join(str(s.get("run", "")) for s in steps(job))
     for service in ("files-api", "extractor"):
         assert f"'print-platform:images.{service}.digest'" in run
