@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tarfile
@@ -48,6 +49,8 @@ PREVIEW_MODULE = "tools.preview"
 RENDER_MODULE = "tools.render"
 RENDERED_DIR = Path("build") / "rendered"
 """Where `make render` writes, relative to a tree: ``build/rendered/<stack>/<release>.yaml``."""
+STACK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+"""A Pulumi stack name (letters, digits, ``-``, ``_``, ``.``); it becomes a path segment and a marker."""
 TIMEOUT_SECONDS = 900
 """Upper bound for one preview or render subprocess."""
 SHARED_TOOL_DIRS = (".tools",)
@@ -211,6 +214,8 @@ def evaluate(tree: Tree, stack: str, *, render: bool, python: str = sys.executab
         directory = run_render(tree, stack, python)
         if directory is None:
             notes.append(f"The {tree.name} ({tree.label}) has no `tools/render.py`: manifests not compared.")
+        elif not directory.is_dir():
+            manifests = {}  # rendered successfully, and the stack has no release
         else:
             try:
                 manifests = read_rendered(directory)
@@ -278,6 +283,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.max_diff_lines < 1:
         parser.error("--max-diff-lines must be at least 1")
+    for stack in args.stack:
+        if not STACK_NAME.fullmatch(stack):
+            parser.error(f"--stack {stack!r} is not a stack name (letters, digits, '-', '_', '.')")
     repo = args.repo.resolve()
     try:
         top = Path(_git(repo, "rev-parse", "--show-toplevel")).resolve()

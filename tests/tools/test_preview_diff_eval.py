@@ -156,3 +156,18 @@ def test_cli_failure_exits_1_with_a_failure_report(tmp_path):
     assert main(["--stack", "prod", "--base", "HEAD", "--repo", str(repo), "--output", str(out)]) == 1
     report = out.read_text()
     assert "`prod` failed" in report and "boom in the head" in report
+
+
+@pytest.mark.parametrize("stack", ["../etc", "prod dev", "", ".hidden", "a/b"])
+def test_a_bad_stack_name_is_rejected_before_anything_runs(tmp_path, stack, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--stack", stack, "--base", "HEAD", "--repo", str(tmp_path)])
+    assert info.value.code == 2
+    assert "is not a stack name" in capsys.readouterr().err
+
+
+def test_a_render_that_writes_no_directory_means_no_releases(tmp_path):
+    repo = fake_repo(tmp_path / "repo")
+    (repo / "tools" / "render.py").write_text("print('no releases')\n")
+    result = evaluate(Tree(repo, "wt", "head"), "prod", render=True)
+    assert result.manifests == {}
