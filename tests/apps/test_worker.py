@@ -269,8 +269,12 @@ def test_download_stops_at_the_bound_when_the_size_was_not_announced(
     [notification] = pubsub.pull(tap, want=1)
     resource = json.loads(notification.data)
     del resource["size"]
-    start_service(max_download_bytes=1000)  # subscribed after the upload: sees only the replay
-    pubsub.publish(dict(notification.attributes), json.dumps(resource).encode())
+    # The worker's own subscription (worker_env) already holds the original notification, size and
+    # all; it listens on a fresh topic instead, which carries only the size-less replay.
+    replay_topic = pubsub.new_topic("replay")
+    subscription = pubsub.new_subscription(replay_topic, ack_deadline_seconds=10)
+    start_service(max_download_bytes=1000, uploads_subscription=subscription)
+    pubsub.publish(dict(notification.attributes), json.dumps(resource).encode(), topic=replay_topic)
     row = _one_row(clean_db, name, status="failed")
     assert "is at least 1001 bytes, above the extractor's limit of 1000 bytes" in row["error"]
 
