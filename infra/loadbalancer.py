@@ -37,12 +37,14 @@ SSL policies (https://cloud.google.com/load-balancing/docs/ssl-policies-concepts
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from typing import Mapping, Optional
+from dataclasses import dataclass, field, fields
+from typing import Any, Mapping, Optional
 
 import pulumi
 import pulumi_gcp as gcp
 import pulumi_kubernetes as k8s
+
+from infra.settings import HOSTNAME_PATTERN
 
 # --- Facts taken from vendor documentation (one place each) -------------------
 
@@ -78,8 +80,9 @@ MIN_TLS_VERSION = "TLS_1_2"
 
 # Compute Engine resource names (RFC 1035 label, at most 63 characters).
 _GCE_NAME = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
-# A fully qualified DNS host name, no wildcard, no trailing dot, lower case.
-_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+# A fully qualified DNS host name, no wildcard, no trailing dot, lower case (the stack
+# config's rule, infra/settings.py).
+_DOMAIN = HOSTNAME_PATTERN
 # Kubernetes object names / namespace (RFC 1123 label).
 _K8S_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 # Longest suffix the component appends to ``name_prefix`` ("-certmap-entry").
@@ -125,6 +128,12 @@ class CloudArmorArgs:
     waf_sensitivity: int = 1
     waf_preview: bool = False
     adaptive_protection: bool = True
+
+    @classmethod
+    def from_config(cls, armor: Any) -> "CloudArmorArgs":
+        """The args of the stack's ``loadBalancer.armor`` (``infra.settings.ArmorConfig``,
+        same field names); raises :class:`LoadBalancerArgsError` like the constructor."""
+        return cls(**{f.name: getattr(armor, f.name) for f in fields(cls)})
 
     def __post_init__(self) -> None:
         _check(isinstance(self.rate_limit_requests, int) and not isinstance(self.rate_limit_requests, bool)

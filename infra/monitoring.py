@@ -26,11 +26,13 @@ this module holds only the metric definitions.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from typing import Mapping, Optional, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any, Mapping, Optional, Sequence
 
 import pulumi
 import pulumi_gcp as gcp
+
+from infra.settings import EMAIL_PATTERN, HOSTNAME_PATTERN
 
 #: Alert policy severities the Cloud Monitoring API accepts
 #: (https://cloud.google.com/monitoring/api/ref_v3/rest/v3/projects.alertPolicies#severity).
@@ -58,9 +60,9 @@ HEALTH_JSON_VALUE = "ok"
 #: Signals whose threshold is a utilisation or ratio and must lie in [0, 1].
 FRACTION_SIGNALS = ("lb_5xx_ratio", "sql_cpu", "sql_memory", "sql_disk")
 
-# Same rule as infra/settings.py's AlertingConfig, so valid stack config never fails here.
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_HOST = re.compile(r"^(?=.{1,253}$)([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+# The stack config's own rules (infra/settings.py), so valid stack config never fails here.
+_EMAIL = EMAIL_PATTERN
+_HOST = HOSTNAME_PATTERN
 
 
 class MonitoringArgsError(ValueError):
@@ -97,6 +99,12 @@ class AlertSpec:
     duration_seconds: int
     severity: str
     window_seconds: int = 60
+
+    @classmethod
+    def from_config(cls, alert: Any) -> "AlertSpec":
+        """The spec of one ``alerts.<signal>`` entry of ``environments/<stack>/alerts.yaml``
+        (``infra.settings.AlertThreshold``, same field names); not yet validated."""
+        return cls(**{f.name: getattr(alert, f.name) for f in fields(cls)})
 
     def validate(self, signal: str) -> None:
         """Check the spec for ``signal``; raise :class:`MonitoringArgsError` naming ``alerts.<signal>.<field>``."""

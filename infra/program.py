@@ -142,7 +142,6 @@ def build(settings: StackSettings) -> Platform:
         ),
     )
 
-    ps = settings.pubsub
     topics = pubsub.PubSub(
         "pubsub",
         pubsub.PubSubArgs(
@@ -151,11 +150,8 @@ def build(settings: StackSettings) -> Platform:
             extractor_subscription=names.extractor_subscription,
             dead_letter_topic=names.dead_letter_topic,
             dead_letter_subscription=names.dead_letter_subscription,
-            ack_deadline_seconds=ps.ack_deadline_seconds,
-            max_delivery_attempts=ps.max_delivery_attempts,
-            message_retention_duration=ps.message_retention_duration,
-            minimum_backoff=ps.minimum_backoff,
-            maximum_backoff=ps.maximum_backoff,
+            # ack deadline, max delivery attempts, retention, backoff (same field names)
+            **settings.pubsub.model_dump(),
             labels=labels,
         ),
     )
@@ -247,7 +243,6 @@ def _load_balancer(platform: Platform) -> edge.LoadBalancer:
     """The edge: static IP, certificate, SSL policy, Cloud Armor and the Gateway in the services' namespace."""
     s = platform.settings
     lb = s.config.load_balancer
-    armor = lb.armor
     return edge.LoadBalancer(
         "edge",
         edge.LoadBalancerArgs(
@@ -257,14 +252,7 @@ def _load_balancer(platform: Platform) -> edge.LoadBalancer:
             k8s_provider=platform.cluster.k8s_provider,
             project=s.project,
             ssl_profile=lb.ssl_profile,
-            armor=edge.CloudArmorArgs(
-                rate_limit_requests=armor.rate_limit_requests,
-                rate_limit_interval_sec=armor.rate_limit_interval_sec,
-                ban_duration_sec=armor.ban_duration_sec,
-                waf_sensitivity=armor.waf_sensitivity,
-                waf_preview=armor.waf_preview,
-                adaptive_protection=armor.adaptive_protection,
-            ),
+            armor=edge.CloudArmorArgs.from_config(lb.armor),
             labels=labels_for(s),
         ),
     )
@@ -324,15 +312,7 @@ def _monitoring(platform: Platform) -> alerting.Monitoring:
             stack=s.stack,
             project=s.project,
             notification_emails=list(s.config.alerting.notification_emails),
-            alerts={
-                signal: alerting.AlertSpec(
-                    threshold=a.threshold,
-                    duration_seconds=a.duration_seconds,
-                    severity=a.severity,
-                    window_seconds=a.window_seconds,
-                )
-                for signal, a in s.alerts.alerts.items()
-            },
+            alerts={signal: alerting.AlertSpec.from_config(a) for signal, a in s.alerts.alerts.items()},
             domain=s.config.load_balancer.domain,
             url_map_name_regex=platform.load_balancer.url_map_name_regex,
             extractor_subscription=platform.pubsub.extractor_subscription_name,

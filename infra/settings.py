@@ -79,8 +79,11 @@ _STACK = re.compile(r"^[a-z][a-z0-9]{1,11}$")
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 _DURATION = re.compile(r"^([0-9]+)s$")
 _HHMM = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_HOST = re.compile(r"^(?=.{1,253}$)([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+#: An e-mail address (notification channels); also used by infra/monitoring.py.
+EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+#: A lower-case fully qualified host name, no wildcard, no trailing dot (the public
+#: domain); also used by infra/loadbalancer.py and infra/monitoring.py.
+HOSTNAME_PATTERN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 # Cloud SQL Enterprise Plus machine types (https://cloud.google.com/sql/docs/postgres/machine-series-overview).
 _ENTERPRISE_PLUS_TIER = re.compile(r"^db-perf-optimized-N-(2|4|8|16|32|48|64|80|96|128)$")
 # Enterprise edition machine types: shared-core and custom (db-custom-<vCPU>-<MiB>).
@@ -415,7 +418,7 @@ class LoadBalancerConfig(_Model):
     @field_validator("domain")
     @classmethod
     def _domain(cls, v: str) -> str:
-        if not _HOST.match(v):
+        if not HOSTNAME_PATTERN.match(v):
             raise ValueError(f"{v!r} is not a lower-case fully qualified host name")
         return v
 
@@ -429,7 +432,7 @@ class AlertingConfig(_Model):
     @classmethod
     def _emails(cls, v: list[str]) -> list[str]:
         for address in v:
-            if not _EMAIL.match(address):
+            if not EMAIL_PATTERN.match(address):
                 raise ValueError(f"{address!r} is not an e-mail address")
         if len(set(v)) != len(v):
             raise ValueError(f"duplicate addresses in {v}")
@@ -771,32 +774,16 @@ def _check_edge(config: StackConfig, alerts: AlertsConfig, source: str, alerts_s
     Imported lazily: those modules import the Pulumi SDK, which the rest of this
     module does not need.
     """
+    from infra import loadbalancer as lb
+    from infra import monitoring as mon
+
     try:
-        from infra import loadbalancer as lb
-    except ImportError:  # pragma: no cover - the component is part of the repo
-        lb = None
-    if lb is not None and hasattr(lb, "CloudArmorArgs"):
-        armor = config.load_balancer.armor
-        try:
-            lb.CloudArmorArgs(
-                rate_limit_requests=armor.rate_limit_requests,
-                rate_limit_interval_sec=armor.rate_limit_interval_sec,
-                ban_duration_sec=armor.ban_duration_sec,
-                waf_sensitivity=armor.waf_sensitivity,
-                waf_preview=armor.waf_preview,
-                adaptive_protection=armor.adaptive_protection,
-            )
-        except ValueError as exc:
-            detail = str(exc).split(": ", 2)[-1]
-            field = str(exc).split(": ")[1] if ": " in str(exc) else "armor"
-            field = to_camel(field.removeprefix("armor."))
-            raise ConfigError(f"{source}: print-platform:loadBalancer.armor.{field}: {detail}") from None
-    try:
-        from infra import monitoring as mon
-    except ImportError:  # pragma: no cover
-        return
-    if not hasattr(mon, "SIGNALS"):
-        return
+        lb.CloudArmorArgs.from_config(config.load_balancer.armor)
+    except lb.LoadBalancerArgsError as exc:
+        # "loadbalancer: armor.<field>: message" -> camelCase key
+        field, _, detail = str(exc).removeprefix("loadbalancer: ").partition(": ")
+        field = to_camel(field.removeprefix("armor."))
+        raise ConfigError(f"{source}: print-platform:loadBalancer.armor.{field}: {detail}") from None
     missing = [s for s in mon.SIGNALS if s not in alerts.alerts]
     unknown = [s for s in alerts.alerts if s not in mon.SIGNALS]
     if missing:
@@ -805,13 +792,8 @@ def _check_edge(config: StackConfig, alerts: AlertsConfig, source: str, alerts_s
         raise ConfigError(f"{alerts_source}: alerts: unknown signal(s) {unknown} (need {list(mon.SIGNALS)})")
     for signal, spec in alerts.alerts.items():
         try:
-            mon.AlertSpec(
-                threshold=spec.threshold,
-                duration_seconds=spec.duration_seconds,
-                severity=spec.severity,
-                window_seconds=spec.window_seconds,
-            ).validate(signal)
-        except ValueError as exc:
+            mon.AlertSpec.from_config(spec).validate(signal)
+        except mon.MonitoringArgsError as exc:
             # "monitoring: alerts.<signal>.<field>: message" -> camelCase key
             text = str(exc).removeprefix("monitoring: ")
             key, _, detail = text.partition(": ")
@@ -860,7 +842,6 @@ def parse_stack_settings(stack: str, config: Mapping[str, Any], alerts: Any) -> 
         )
     _check_edge(stack_config, alerts_config, source, alerts_source)
 
-    ps = stack_config.pubsub
     return StackSettings(
         stack=stack,
         project=stack_config.project,
@@ -869,13 +850,7 @@ def parse_stack_settings(stack: str, config: Mapping[str, Any], alerts: Any) -> 
         config=stack_config,
         alerts=alerts_config,
         names=Names.derive(stack_config.project, stack),
-        pubsub=PubSubSettings(
-            ack_deadline_seconds=ps.ack_deadline_seconds,
-            max_delivery_attempts=ps.max_delivery_attempts,
-            message_retention_duration=ps.message_retention_duration,
-            minimum_backoff=ps.minimum_backoff,
-            maximum_backoff=ps.maximum_backoff,
-        ),
+        pubsub=PubSubSettings(**stack_config.pubsub.model_dump()),
         source=source,
     )
 
