@@ -12,7 +12,8 @@ by indentation, ``[protect]`` on protected resources), the stack outputs and a s
     {"stack": ..., "resources": [{"urn", "type", "name", "parent", "provider",
      "protect", "dependencies", "inputs"}], "outputs": {...}}
 
-with resources sorted by URN, keys sorted, secrets as ``"[secret]"`` — two runs of the
+with resources sorted by URN, keys in that order (sorted inside ``inputs`` and
+``outputs``), secrets as ``"[secret]"`` — two runs of the
 same tree give byte-identical output. No credentials, no Pulumi CLI.
 
 Exit status: 0 on success, 2 on a configuration error (one line on stderr naming the
@@ -32,8 +33,13 @@ from tools.mock_runtime import STACK_TYPE, Capture, Registration, run_stack
 
 
 def render_json(capture: Capture) -> str:
-    """The preview document as deterministic JSON (sorted keys, 2-space indent, trailing newline)."""
-    return json.dumps(capture.as_document(), indent=2, sort_keys=True) + "\n"
+    """The preview document as deterministic JSON (2-space indent, trailing newline).
+
+    Top-level keys in the documented order (``stack``, ``resources``, ``outputs``) and
+    each resource's keys in the documented order (``urn`` .. ``inputs``); inside
+    ``inputs`` and ``outputs`` keys are sorted (``tools.mock_runtime`` normalises them).
+    """
+    return json.dumps(capture.as_document(), indent=2) + "\n"
 
 
 def render_text(capture: Capture) -> str:

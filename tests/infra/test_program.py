@@ -60,12 +60,21 @@ def test_every_resource_has_a_parent_component(run: Capture):
 
 def test_preview_json_document_shape(run: Capture):
     doc = json.loads(preview.render_json(run))
-    assert set(doc) == {"stack", "resources", "outputs"}
+    # The shape and key order the issue documents.
+    assert list(doc) == ["stack", "resources", "outputs"]
     assert doc["stack"] == run.stack
     urns = [r["urn"] for r in doc["resources"]]
     assert urns == sorted(urns) and len(urns) == len(set(urns))
+    assert len(urns) == len(run.registrations)
     for r in doc["resources"]:
-        assert set(r) == {"urn", "type", "name", "parent", "provider", "protect", "dependencies", "inputs"}
+        assert list(r) == ["urn", "type", "name", "parent", "provider", "protect", "dependencies", "inputs"]
+        assert isinstance(r["protect"], bool) and isinstance(r["dependencies"], list)
+        assert isinstance(r["inputs"], dict)
+    # Inputs as the engine receives them: camelCase property names, resolved values.
+    cluster = next(r for r in doc["resources"] if r["type"] == "gcp:container/cluster:Cluster")
+    assert cluster["inputs"]["enableAutopilot"] is True
+    assert cluster["inputs"]["network"].startswith("projects/")
+    assert set(doc["outputs"]) == set(run.outputs)
     assert "[secret]" in json.dumps(doc)  # the kubeconfig, masked
 
 
