@@ -158,6 +158,43 @@ def test_content_length_over_the_limit_is_413_before_reading(make_files_api, cle
     assert _rows(clean_db) == 0
 
 
+def _chunked_multipart(client, parts: dict[str, bytes]):
+    """POST a multipart body without Content-Length (chunked), so only Werkzeug's stream limits apply."""
+    body = b"".join(b'--zzz\r\nContent-Disposition: form-data; name="%s"\r\n\r\n%s\r\n' % (k.encode(), v)
+                    for k, v in parts.items()) + b"--zzz--\r\n"
+    return client.post("/v1/files", input_stream=io.BytesIO(body), environ_overrides={"wsgi.input_terminated": True},
+                       headers={"Transfer-Encoding": "chunked", "Content-Type": "multipart/form-data; boundary=zzz"})
+
+
+def test_werkzeug_form_limits_are_413_problems(make_files_api, clean_db):
+    """Limits Werkzeug enforces while parsing, before the view sees a file, still answer problem+json."""
+    from files_api.uploads import UploadRequest
+
+    small = make_files_api(max_upload_bytes=1000).test_client()
+    # More parts than UploadRequest.max_form_parts, in a body well under the size limit.
+    too_many = {f"f{i}": "x" for i in range(UploadRequest.max_form_parts + 1)}
+    resp = small.post("/v1/files", data=too_many, content_type="multipart/form-data")
+    _assert_problem(resp, 413, "exceeds a limit", f"{UploadRequest.max_form_parts} parts")
+    # A chunked body longer than MAX_UPLOAD_BYTES + framing: Werkzeug's MAX_CONTENT_LENGTH on the stream.
+    _assert_problem(_chunked_multipart(small, {"note": b"n" * 100_000}), 413, "exceeds a limit", "MAX_UPLOAD_BYTES")
+    # A non-file field above max_form_memory_size (default upload limit, so only that limit is passed).
+    big_field = b"n" * (UploadRequest.max_form_memory_size + 1)
+    _assert_problem(_chunked_multipart(make_files_api().test_client(), {"note": big_field}), 413, "exceeds a limit")
+    assert _rows(clean_db) == 0
+
+
+def test_database_down_is_503_on_every_route(make_files_api):
+    from tools.devstack import free_port
+
+    client = make_files_api(database_url=f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/none").test_client()
+    fid = uuid.uuid4()
+    for method, path in [("GET", "/v1/files"), ("GET", f"/v1/files/{fid}"), ("GET", f"/v1/files/{fid}/content"),
+                         ("DELETE", f"/v1/files/{fid}"), ("GET", "/")]:
+        resp = client.open(path, method=method)
+        _assert_problem(resp, 503, "database is unavailable")
+        assert resp.headers["Retry-After"] == "5", path
+
+
 def test_storage_failure_is_503_and_leaves_no_row(make_files_api, clean_db):
     client = make_files_api(uploads_bucket="no-such-bucket-here", storage_timeout_seconds=5).test_client()
     _assert_problem(_upload(client, b"G28\n", "a.gcode"), 503, "storage")

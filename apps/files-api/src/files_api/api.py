@@ -18,7 +18,7 @@ from . import metrics, repository
 from .problems import PROBLEM_JSON, Problem
 from .schemas import FilePageSchema, FileSchema, ListQuerySchema
 from .storage import StorageUnavailable
-from .uploads import MULTIPART_OVERHEAD_BYTES, CappedSpool, sanitise_filename
+from .uploads import MULTIPART_OVERHEAD_BYTES, CappedSpool, UploadRequest, sanitise_filename
 
 log = logging.getLogger("files_api.api")
 
@@ -96,7 +96,10 @@ def _receive(state: Any, limit: int) -> tuple[repository.FileView, int, dict[str
     try:
         part = request.files.get("file")
     except RequestEntityTooLarge:
-        raise Problem(413, f"the file is larger than the limit of {limit} bytes (MAX_UPLOAD_BYTES)",
+        # Werkzeug's own limits (a too-large file part raises UploadTooLarge, a Problem, instead).
+        raise Problem(413, f"the multipart body exceeds a limit: at most {limit} bytes of file (MAX_UPLOAD_BYTES) "
+                           f"plus {MULTIPART_OVERHEAD_BYTES} bytes of framing, {UploadRequest.max_form_parts} parts, "
+                           f"{UploadRequest.max_form_memory_size} bytes per non-file field",
                       max_upload_bytes=limit) from None
     if part is None:
         present = sorted(set(request.files) | set(request.form))
@@ -177,7 +180,7 @@ def _undo(session: Any, file_id: uuid.UUID, object_name: str | None, generation:
 
 
 @blp.route("", methods=["GET"])
-@blp.doc(summary="List files, newest first", **_problems(400, 401))
+@blp.doc(summary="List files, newest first", **_problems(400, 401, 503))
 @blp.arguments(ListQuerySchema, location="query", as_kwargs=True)
 @blp.response(200, FilePageSchema)
 def list_files(limit: int, cursor: str | None, status: str | None) -> dict[str, Any]:
@@ -191,7 +194,7 @@ def list_files(limit: int, cursor: str | None, status: str | None) -> dict[str, 
 
 
 @blp.route("/<file_id>", methods=["GET"])
-@blp.doc(summary="One file with its metadata", **_problems(401, 404))
+@blp.doc(summary="One file with its metadata", **_problems(401, 404, 503))
 @blp.response(200, FileSchema)
 def get_file(file_id: str) -> repository.FileView:
     """The file resource."""

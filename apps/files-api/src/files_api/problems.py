@@ -14,6 +14,7 @@ from http import HTTPStatus
 from typing import Any
 
 from flask import Flask, Response, json, request
+from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import HTTPException
 
 from pipeline_core.log import current_request_id
@@ -93,11 +94,24 @@ def _flatten(messages: Any, prefix: str = "") -> str:
 
 
 def install(app: Flask) -> None:
-    """Make every error of ``app`` (HTTP errors and uncaught exceptions) a problem response."""
+    """Make every error of ``app`` (HTTP errors and uncaught exceptions) a problem response.
+
+    Database connection faults (``OperationalError``, ``InterfaceError``, pool
+    ``TimeoutError``) become 503 with ``Retry-After``; anything else unexpected 500.
+    """
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> Response:
         return _from_http_exception(exc)
+
+    # The database is down or too slow on a route that does not handle it itself
+    # (list, get, delete, the page): a 503 the client may retry, not a 500.
+    @app.errorhandler(sa_exc.OperationalError)
+    @app.errorhandler(sa_exc.InterfaceError)
+    @app.errorhandler(sa_exc.TimeoutError)
+    def _database_unavailable(exc: Exception) -> Response:
+        log.error("database unavailable", extra={"error": f"{type(exc).__name__}: {str(exc).splitlines()[0]}"[:300]})
+        return problem_response(503, "the database is unavailable; retry shortly", headers={"Retry-After": "5"})
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:
