@@ -190,15 +190,27 @@ def run_preview(tree: Tree, stack: str, python: str = sys.executable) -> dict[st
     return document
 
 
-def run_render(tree: Tree, stack: str, python: str = sys.executable) -> Path | None:
+def run_render(
+    tree: Tree, stack: str, python: str = sys.executable, document: dict[str, Any] | None = None
+) -> Path | None:
     """Render `stack`'s Helm releases in `tree` (its own tools/render.py); the output directory.
 
+    document: the tree's preview document of `stack`, already computed; handed
+    to a render.py that takes ``--preview-json`` so the program is not
+    evaluated a second time (an older render.py runs its own preview).
     Returns None when the tree has no tools/render.py. Raises EvaluationError
     when rendering fails.
     """
-    if not (tree.path / "tools" / "render.py").is_file():
+    script = tree.path / "tools" / "render.py"
+    if not script.is_file():
         return None
-    _run_tool(tree, RENDER_MODULE, ["--stack", stack], python)
+    args = ["--stack", stack]
+    with tempfile.TemporaryDirectory(prefix="preview-diff-doc-") as tmp:
+        if document is not None and "--preview-json" in script.read_text(encoding="utf-8", errors="replace"):
+            path = Path(tmp) / f"{stack}.json"
+            path.write_text(json.dumps(document), encoding="utf-8")
+            args += ["--preview-json", str(path)]
+        _run_tool(tree, RENDER_MODULE, args, python)
     return tree.path / RENDERED_DIR / stack
 
 
@@ -211,7 +223,7 @@ def evaluate(tree: Tree, stack: str, *, render: bool, python: str = sys.executab
         notes.append(f"The {tree.name} ({tree.label}) has no `tools/preview.py`: it predates the offline preview.")
     manifests = None
     if render and document is not None:
-        directory = run_render(tree, stack, python)
+        directory = run_render(tree, stack, python, document)
         if directory is None:
             notes.append(f"The {tree.name} ({tree.label}) has no `tools/render.py`: manifests not compared.")
         elif not directory.is_dir():

@@ -4,6 +4,7 @@ Usage::
 
     python -m tools.render --stack prod                 # what `make render STACK=prod` runs
     python -m tools.render --stack dev --source settings --out /tmp/rendered
+    python -m tools.render --stack prod --preview-json build/preview-prod.json
 
 For every release the Pulumi program would deploy, this runs the real
 ``helm template <release> charts/print-service -f <values> --namespace <ns>
@@ -23,6 +24,11 @@ Where the values come from (``--source``):
   (``stack_outputs_from_settings``) and ``environments/<stack>/<service>.yaml``
   -- the same pure function the program calls, without the engine;
 - ``auto`` (default): ``preview`` when ``tools/preview.py`` exists, else ``settings``.
+
+``--preview-json FILE`` reads the preview document from FILE (the output of
+``make -s preview STACK=<stack> FORMAT=json``) instead of running the preview
+again: the preview diff (tools/preview_diff.py) evaluates the program once per
+side and hands its document over.
 
 A service without an image digest in the stack config (the deploy workflow
 sets digests with ``pulumi config set`` at deploy time; the program deploys no
@@ -119,12 +125,11 @@ def releases_from_settings(stack: str, root: Path = ROOT,
     return specs, notes
 
 
-def releases_from_preview(stack: str, root: Path = ROOT, python: str = sys.executable) -> list[ReleaseSpec]:
-    """Release specs read from the offline preview's JSON (the program under mocks).
+def run_preview(stack: str, root: Path = ROOT, python: str = sys.executable) -> dict[str, Any]:
+    """The offline preview document of ``stack`` (``python -m tools.preview --format json``, the program under mocks).
 
     Raises:
-        RenderError: the preview failed, printed no JSON, or a Release lacks
-            a name / namespace / values input.
+        RenderError: the preview failed or printed no JSON object.
     """
     cmd = [python, "-m", "tools.preview", "--stack", stack, "--format", "json"]
     if root.resolve() != ROOT:
@@ -136,6 +141,41 @@ def releases_from_preview(stack: str, root: Path = ROOT, python: str = sys.execu
         document = json.loads(proc.stdout)
     except json.JSONDecodeError as exc:
         raise RenderError(f"preview of {stack!r} did not print JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise RenderError(f"preview of {stack!r} printed a {type(document).__name__}, not a JSON object")
+    return document
+
+
+def load_preview_document(path: Path, stack: str) -> dict[str, Any]:
+    """A preview document saved to ``path`` (``--preview-json``), checked to be ``stack``'s.
+
+    Raises:
+        RenderError: unreadable, not a JSON object, or the preview of another stack.
+    """
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RenderError(f"--preview-json {path}: not a readable JSON preview document: {exc}") from None
+    if not isinstance(document, dict) or not isinstance(document.get("resources"), list):
+        raise RenderError(f"--preview-json {path}: not a preview document (a JSON object with a 'resources' list)")
+    if document.get("stack") not in (None, stack):
+        raise RenderError(f"--preview-json {path}: the preview of stack {document['stack']!r}, not of {stack!r}")
+    return document
+
+
+def releases_from_preview(stack: str, root: Path = ROOT, python: str = sys.executable,
+                          document: Optional[dict[str, Any]] = None) -> list[ReleaseSpec]:
+    """Release specs read from the offline preview's JSON (the program under mocks).
+
+    Args:
+        document: an already computed preview document of ``stack``; None runs the preview.
+
+    Raises:
+        RenderError: the preview failed, printed no JSON, or a Release lacks
+            a name / namespace / values input.
+    """
+    if document is None:
+        document = run_preview(stack, root, python)
     specs = []
     for resource in document.get("resources", []):
         if resource.get("type") != RELEASE_TYPE:
@@ -168,13 +208,16 @@ def helm_template(spec: ReleaseSpec, helm: Path, chart_dir: Path = releases.CHAR
 
 
 def render(stack: str, out: Path = DEFAULT_OUT, source: str = "auto", root: Path = ROOT,
-           helm: Optional[Path] = None, placeholders: bool = True) -> tuple[list[Path], list[str]]:
+           helm: Optional[Path] = None, placeholders: bool = True,
+           preview_document: Optional[dict[str, Any]] = None) -> tuple[list[Path], list[str]]:
     """Render every release of ``stack`` into ``out/<stack>/<release>.yaml``.
 
     A service without an image digest in the stack config is rendered with
     :data:`PLACEHOLDER_DIGEST` from the settings path (the program itself would
     deploy no release until the deploy workflow sets the digest), and its file
     starts with a comment saying so; ``placeholders=False`` skips it instead.
+    ``preview_document``: the stack's preview document, already computed (the
+    ``preview`` source then does not run the preview again).
 
     Returns:
         (written files, notes about placeholder or skipped services).
@@ -184,13 +227,16 @@ def render(stack: str, out: Path = DEFAULT_OUT, source: str = "auto", root: Path
             release the stack config has an image for.
     """
     if source == "auto":
-        source = "preview" if (ROOT / "tools" / "preview.py").is_file() else "settings"
+        source = "preview" if preview_document is not None or (ROOT / "tools" / "preview.py").is_file() \
+            else "settings"
     if source not in ("preview", "settings"):
         raise RenderError(f"unknown --source {source!r}: expected auto, preview or settings")
+    if preview_document is not None and source != "preview":
+        raise RenderError("a preview document was given, but the values source is 'settings'")
     # The settings path also validates the environment files and handles services without an image.
     specs, notes = releases_from_settings(stack, root, PLACEHOLDER_DIGEST if placeholders else None)
     if source == "preview":
-        from_preview = {spec.name: spec for spec in releases_from_preview(stack, root)}
+        from_preview = {spec.name: spec for spec in releases_from_preview(stack, root, document=preview_document)}
         for index, spec in enumerate(specs):
             if spec.placeholder:
                 continue
@@ -223,9 +269,16 @@ def main(argv: Optional[list[str]] = None) -> int:
                         help="where the release values come from (default: auto)")
     parser.add_argument("--skip-unconfigured", action="store_true",
                         help="skip services without an image digest instead of using the placeholder")
+    parser.add_argument("--preview-json", type=Path, metavar="FILE",
+                        help="read the release values from this offline preview document (the JSON of "
+                             "`make -s preview STACK=<stack> FORMAT=json`) instead of running the preview")
     args = parser.parse_args(argv)
+    if args.preview_json is not None and args.source == "settings":
+        parser.error("--preview-json needs --source preview or auto (it is the preview's document)")
     try:
-        written, notes = render(args.stack, args.out, args.source, placeholders=not args.skip_unconfigured)
+        document = load_preview_document(args.preview_json, args.stack) if args.preview_json else None
+        written, notes = render(args.stack, args.out, args.source, placeholders=not args.skip_unconfigured,
+                                preview_document=document)
     except Exception as exc:  # noqa: BLE001 - every failure is reported as one message, exit 1
         print(f"render: {exc}", file=sys.stderr)
         return 1

@@ -310,6 +310,30 @@ def test_preview_values_equal_the_pure_function(stack, stack_root):
         assert preview[name] == settings[name], name
 
 
+def test_render_from_a_saved_preview_document(stack_root, helm, tmp_path, rendered):
+    """--preview-json: the preview diff hands over the document it already computed; same manifests."""
+    import json
+
+    path = tmp_path / "prod.json"
+    path.write_text(json.dumps(render.run_preview("prod", stack_root)))
+    document = render.load_preview_document(path, "prod")
+    written, notes = render.render("prod", tmp_path / "out", root=stack_root, helm=helm, preview_document=document)
+    assert not notes and sorted(p.stem for p in written) == sorted(releases.SERVICES)
+    for written_path in written:
+        assert written_path.read_text() == rendered[("prod", written_path.stem)].text
+    with pytest.raises(render.RenderError, match="the preview of stack 'prod', not of 'dev'"):
+        render.load_preview_document(path, "dev")
+    with pytest.raises(render.RenderError, match="the values source is 'settings'"):
+        render.render("prod", tmp_path / "out", source="settings", root=stack_root, helm=helm,
+                      preview_document=document)
+    path.write_text("[]")
+    with pytest.raises(render.RenderError, match="not a preview document"):
+        render.load_preview_document(path, "prod")
+    with pytest.raises(SystemExit) as info:
+        render.main(["--stack", "prod", "--source", "settings", "--preview-json", str(path)])
+    assert info.value.code == 2
+
+
 def test_extractor_graceful_timeout_matches_the_apps_own_rule(rendered):
     """The extractor's gunicorn.conf derives graceful_timeout = drain + margin; the chart's number must agree."""
     from extractor.config import GRACEFUL_TIMEOUT_MARGIN_SECONDS

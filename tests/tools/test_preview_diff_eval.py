@@ -171,3 +171,28 @@ def test_a_render_that_writes_no_directory_means_no_releases(tmp_path):
     (repo / "tools" / "render.py").write_text("print('no releases')\n")
     result = evaluate(Tree(repo, "wt", "head"), "prod", render=True)
     assert result.manifests == {}
+
+
+# A render.py that takes --preview-json (as tools/render.py does): it must be
+# handed the document the preview diff already has, not run the preview again.
+FAKE_RENDER_PREVIEW_JSON = '''
+import argparse, json, pathlib, sys
+parser = argparse.ArgumentParser()
+parser.add_argument("--stack")
+parser.add_argument("--preview-json", type=pathlib.Path)
+args = parser.parse_args()
+if args.preview_json is None:
+    sys.exit("render: expected --preview-json")
+document = json.loads(args.preview_json.read_text())
+out = pathlib.Path(__file__).resolve().parent.parent / "build" / "rendered" / args.stack
+out.mkdir(parents=True, exist_ok=True)
+replicas = document["resources"][0]["inputs"]["replicas"]
+(out / "files-api.yaml").write_text(f"stack: {document['stack']}\\nreplicas: {replicas}\\n")
+'''
+
+
+def test_a_render_with_preview_json_gets_the_evaluated_document(tmp_path):
+    repo = fake_repo(tmp_path / "repo", replicas=4)
+    (repo / "tools" / "render.py").write_text(FAKE_RENDER_PREVIEW_JSON)
+    result = evaluate(Tree(repo, "wt", "head"), "prod", render=True)
+    assert result.manifests == {"files-api": "stack: prod\nreplicas: 4\n"}
