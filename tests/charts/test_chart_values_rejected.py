@@ -38,6 +38,8 @@ def good_values(stack_root) -> dict:
     (lambda v: v["image"].update(digest="latest"), "/image/digest"),
     (lambda v: v["app"].update(logLevel="LOUD"), "/app/logLevel"),
     (lambda v: v["autoscaling"].update(minReplicas="two"), "/autoscaling/minReplicas"),
+    (lambda v: v.update({"global": {"imageRegistry": "r"}}), "imageRegistry"),
+    (lambda v: v["cloudSqlProxy"]["resources"]["requests"].update(gpu="1"), "gpu"),
 ])
 def test_helm_lint_names_the_bad_value(mutate, expected, good_values, helm, tmp_path):
     values = copy.deepcopy(good_values["files-api"])
@@ -45,6 +47,35 @@ def test_helm_lint_names_the_bad_value(mutate, expected, good_values, helm, tmp_
     proc = helm_lint(helm, values, tmp_path)
     assert proc.returncode != 0
     assert expected in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+
+
+#: Schema objects that are maps by design (their values are typed instead).
+MAPS = {"/properties/app/properties/extraEnv"}
+
+
+def test_the_schema_closes_every_object():
+    """additionalProperties: false at every level, so any misspelt key anywhere fails helm lint."""
+    import json
+
+    schema = json.loads((releases.CHART_DIR / "values.schema.json").read_text())
+    objects = []
+
+    def walk(node, where):
+        if isinstance(node, dict):
+            if node.get("type") == "object" or "properties" in node:
+                objects.append(where)
+                if where in MAPS:
+                    assert isinstance(node.get("additionalProperties"), dict), where
+                else:
+                    assert node.get("additionalProperties") is False, f"{where}: not closed"
+            for key, value in node.items():
+                walk(value, f"{where}/{key}")
+        elif isinstance(node, list):
+            for index, value in enumerate(node):
+                walk(value, f"{where}[{index}]")
+
+    walk(schema, "")
+    assert len(objects) > 25 and MAPS <= set(objects)
 
 
 @pytest.mark.parametrize("mutate, expected", [
