@@ -74,8 +74,29 @@ def test_cluster_is_regional_autopilot_with_private_nodes(run: Capture, settings
     assert cluster.inputs["networkingMode"] == "VPC_NATIVE"
     assert cluster.inputs["ipAllocationPolicy"] == {
         "clusterSecondaryRangeName": "pods", "servicesSecondaryRangeName": "services"}
-    # Autopilot enforces Shielded nodes; it must never be switched off explicitly.
-    assert cluster.inputs.get("enableShieldedNodes", True) is True
+    # Autopilot enforces Shielded nodes itself; the provider rejects `enable_shielded_nodes`
+    # (even `true`) together with `enable_autopilot`, so it must not be set at all.
+    assert "enableShieldedNodes" not in cluster.inputs
+
+
+#: Cluster fields a real `pulumi up` rejects on an Autopilot cluster: the provider's
+#: `ConflictsWith: enable_autopilot` (enable_shielded_nodes, cluster_autoscaling.enabled,
+#: addons network_policy_config / gcs_fuse_csi_driver_config) and the node-pool and
+#: network-policy knobs Google manages on Autopilot
+#: (https://cloud.google.com/kubernetes-engine/docs/concepts/autopilot-overview#comparison).
+AUTOPILOT_REJECTS = ("enableShieldedNodes", "nodeConfig", "nodePools", "initialNodeCount",
+                     "removeDefaultNodePool", "networkPolicy", "enableIntranodeVisibility",
+                     "defaultMaxPodsPerNode", "enableTpu")
+
+
+def test_cluster_sets_no_field_autopilot_rejects(run: Capture):
+    inputs = run.one(CLUSTER).inputs
+    assert inputs["enableAutopilot"] is True
+    assert [key for key in AUTOPILOT_REJECTS if key in inputs] == []
+    autoscaling = inputs.get("clusterAutoscaling", {})
+    assert "enabled" not in autoscaling and "resourceLimits" not in autoscaling
+    addons = inputs.get("addonsConfig", {})
+    assert "networkPolicyConfig" not in addons and "gcsFuseCsiDriverConfig" not in addons
 
 
 def test_control_plane_is_not_open_to_the_internet(run: Capture, settings: StackSettings):
