@@ -357,6 +357,32 @@ def test_health_endpoints(start_service):
     assert client.get("/readyz").get_json()["detail"] == "worker stopped"
 
 
+def test_readiness_reports_the_database_within_its_bound(start_service, db_proxy, worker_env):
+    import socket
+    import time as _time
+
+    client = create_app(start_service()).test_client()
+    wait_for(lambda: client.get("/readyz").status_code == 200, timeout=10, what="/readyz 200")
+    db_proxy.down()
+    try:
+        resp = client.get("/readyz")
+        assert resp.status_code == 503 and resp.get_json()["detail"].startswith("database unreachable")
+        assert client.get("/healthz").status_code == 200  # liveness does not depend on the database
+    finally:
+        db_proxy.up()
+    wait_for(lambda: client.get("/readyz").status_code == 200, timeout=10, what="/readyz 200 again")
+
+    # A database host that accepts TCP but never answers: libpq would wait CONNECT_TIMEOUT_S (5 s).
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        url = worker_env["DATABASE_URL"].replace(f":{db_proxy.port}/", f":{silent.getsockname()[1]}/")
+        client = create_app(start_service(database_url=url)).test_client()
+        started = _time.monotonic()
+        resp = client.get("/readyz")
+        elapsed = _time.monotonic() - started
+    assert resp.status_code == 503 and "no answer within 2s" in resp.get_json()["detail"]
+    assert elapsed < 3.5, f"/readyz took {elapsed:.1f}s"
+
+
 # -- under gunicorn, with the image's config --------------------------------------------------
 
 

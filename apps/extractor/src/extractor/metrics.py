@@ -34,3 +34,4 @@ DOWNLOAD_BYTES = Counter("extractor_download_bytes", "Object bytes downloaded fr
 # Export every outcome from the start (a zero is information; a missing series is not).
 for _outcome in Outcome:
     MESSAGES.labels(outcome=_outcome.value)
+    PROCESSING_SECONDS.labels(outcome=_outcome.value)

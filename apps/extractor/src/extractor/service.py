@@ -7,6 +7,7 @@ after the worker process boots and stop it on shutdown.
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,8 +22,10 @@ from pipeline_core.db import make_engine, make_session_factory
 
 log = logging.getLogger(__name__)
 
-#: Longest a readiness probe's database check may take, in seconds.
+#: Longest a readiness probe's database check may take, in milliseconds (wall clock).
 READINESS_DB_TIMEOUT_MS = 2000
+#: Runs the probes' database checks, so a hung connect cannot hold the HTTP thread past the bound.
+_probe_pool = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="readyz")
 
 
 @dataclass(frozen=True)
@@ -95,15 +98,23 @@ class ExtractorService:
             return Probe(False, f"streaming pull failed: {self.worker.failure!r}")
         return Probe(True, state.value)
 
+    def _ping_database(self) -> None:
+        with self.engine.connect() as conn:
+            conn.execute(text(f"SET LOCAL statement_timeout = {READINESS_DB_TIMEOUT_MS}"))
+            conn.execute(text("SELECT 1"))
+
     def readiness(self) -> Probe:
         """Ready when pulling and the database answers ``SELECT 1`` within 2 s."""
         state = self.worker.state
         if state is not WorkerState.RUNNING:
             return Probe(False, f"worker {state.value}")
+        # A hard wall-clock bound: connecting alone may take CONNECT_TIMEOUT_S (5 s) when the
+        # database host does not answer, longer than the kubelet's probe timeout.
+        future = _probe_pool.submit(self._ping_database)
         try:
-            with self.engine.connect() as conn:
-                conn.execute(text(f"SET LOCAL statement_timeout = {READINESS_DB_TIMEOUT_MS}"))
-                conn.execute(text("SELECT 1"))
+            future.result(timeout=READINESS_DB_TIMEOUT_MS / 1000)
+        except concurrent.futures.TimeoutError:
+            return Probe(False, f"database unreachable: no answer within {READINESS_DB_TIMEOUT_MS / 1000:g}s")
         except Exception as exc:  # noqa: BLE001 - any failure means not ready; say which
             return Probe(False, f"database unreachable: {type(exc).__name__}")
         return Probe(True, f"pulling {self.settings.uploads_subscription}, {self.worker.in_flight} in flight")
