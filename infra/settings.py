@@ -225,11 +225,16 @@ class AuthorizedNetwork(_Model):
         return v
 
 
+#: RFC 5545 weekday codes (``BYDAY``).
+_WEEKDAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
+
+
 class MaintenanceWindow(_Model):
     """GKE recurring maintenance window (RFC 3339 ``startTime``/``endTime`` in UTC, RFC 5545 ``recurrence``).
 
-    GKE needs windows of at least 4 hours (and 48 h of availability per 32 days,
-    https://cloud.google.com/kubernetes-engine/docs/concepts/maintenance-windows-and-exclusions).
+    GKE needs windows of at least 4 hours and 48 h of availability in any 32 days
+    (https://cloud.google.com/kubernetes-engine/docs/concepts/maintenance-windows-and-exclusions);
+    both are checked here, so the cluster update cannot fail on them.
     """
 
     start_time: str
@@ -249,6 +254,20 @@ class MaintenanceWindow(_Model):
             raise ValueError(f"window {self.start_time}..{self.end_time} is shorter than GKE's 4-hour minimum")
         if end - start > timedelta(hours=24):
             raise ValueError(f"window {self.start_time}..{self.end_time} is longer than 24 hours")
+        by_day = self.recurrence.partition(";BYDAY=")[2]
+        days = by_day.split(",") if by_day else []
+        unknown = [d for d in days if d not in _WEEKDAYS]
+        if unknown or len(set(days)) != len(days):
+            raise ValueError(f"recurrence: BYDAY must list distinct days of {list(_WEEKDAYS)}, got {by_day!r}")
+        # GKE rejects a policy with less than 48 h of maintenance availability in any
+        # 32-day window; in the worst case 32 days hold each weekday 4 times.
+        per_32_days = 32 if self.recurrence.startswith("FREQ=DAILY") else 4 * max(1, len(days))
+        hours = per_32_days * (end - start) / timedelta(hours=1)
+        if hours < 48:
+            raise ValueError(
+                f"recurrence: {self.recurrence} with a {(end - start) / timedelta(hours=1):g} h window gives "
+                f"{hours:g} h per 32 days; GKE needs at least 48 h (longer windows or more days)"
+            )
         return self
 
 

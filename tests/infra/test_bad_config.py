@@ -88,6 +88,16 @@ def test_control_plane_open_to_the_internet():
     _assert_rejected(capture, "Pulumi.prod.yaml", "print-platform:gke.masterAuthorizedNetworks[0].cidrBlock", "0.0.0.0/0")
 
 
+def test_maintenance_window_too_short_for_gke():
+    """One 4-hour Sunday window is 16 h per 32 days; GKE would reject it at `pulumi up`."""
+    def short(c):
+        c["print-platform:gke"]["maintenanceWindow"].update(
+            startTime="2026-01-04T01:00:00Z", endTime="2026-01-04T05:00:00Z", recurrence="FREQ=WEEKLY;BYDAY=SU")
+    capture = _run_with("prod", short)
+    _assert_rejected(capture, "Pulumi.prod.yaml", "print-platform:gke.maintenanceWindow.recurrence",
+                     "48 h", "16 h")
+
+
 def test_ha_setting_contradicting_protection():
     capture = _run_with("prod", lambda c: c["print-platform:database"].update(availability="ZONAL"))
     _assert_rejected(capture, "Pulumi.prod.yaml", "print-platform:database.availability",
