@@ -343,6 +343,34 @@ def test_local_disk_trouble_is_retried(start_service, clean_db, uploads_bucket):
     assert result_rows(clean_db, name) == []
 
 
+def test_flow_control_bounds_the_messages_handled_at_once(start_service, clean_db, uploads_bucket):
+    """MAX_MESSAGES=2: with 6 uploads waiting, never more than 2 are being extracted at once; all 6 end processed."""
+    import threading
+
+    from extractor.metadata import ExtractionError, extract_metadata
+
+    lock = threading.Lock()
+    running, peak = [0], [0]
+
+    def slow_extract(path, filename):
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        try:
+            time.sleep(0.5)
+            return extract_metadata(path, filename)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    start_service(extract=(slow_extract, ExtractionError), max_messages=2)
+    names = [upload(uploads_bucket, GOOD_SAMPLE)[0] for _ in range(6)]
+    wait_for(lambda: len(result_rows(clean_db)) == 6, timeout=60, what="6 results")
+    assert {row["object_name"] for row in result_rows(clean_db)} == set(names)
+    assert all(row["status"] == "processed" for row in result_rows(clean_db))
+    assert peak[0] == 2, f"peak concurrency {peak[0]}, FlowControl max_messages is 2"
+
+
 def test_health_endpoints(start_service):
     service = start_service()
     client = create_app(service).test_client()
