@@ -31,6 +31,11 @@ IAM_AUTH_FLAG = "cloudsql.iam_authentication"
 #: owner (``cloudsqlsuperuser`` members for databases made through the API).
 MIGRATOR_SERVICE = "files-api"
 MIGRATOR_ROLES = ("cloudsqlsuperuser",)
+#: Deletion policy of the database and the IAM users. Postgres refuses to drop a role
+#: that owns objects or holds grants, and a database other roles can access, so a
+#: DELETE would fail `pulumi destroy` (and any rename) once the services have migrated;
+#: both go with the instance instead, which carries the deletion protection.
+ABANDON = "ABANDON"
 #: Suffix dropped from a service account e-mail to form its Postgres IAM user name.
 SA_EMAIL_SUFFIX = ".gserviceaccount.com"
 
@@ -161,6 +166,7 @@ class Database(pulumi.ComponentResource):
             instance=self.instance.name,
             charset="UTF8",
             collation="en_US.UTF8",
+            deletion_policy=ABANDON,
             opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
         )
         self.database_name = args.database_name
@@ -175,6 +181,7 @@ class Database(pulumi.ComponentResource):
                 name=pulumi.Output.from_input(email).apply(iam_user_name),
                 type="CLOUD_IAM_SERVICE_ACCOUNT",
                 database_roles=list(MIGRATOR_ROLES) if service == MIGRATOR_SERVICE else None,
+                deletion_policy=ABANDON,
                 opts=child,
             )
             self.users[service] = user
