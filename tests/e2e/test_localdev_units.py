@@ -151,7 +151,7 @@ def test_busy_port_error_names_port_variable_and_owner(busy_port: int) -> None:
         check_ports_free({"FILES_API_PORT": busy_port, "PG_PORT": 1})
     message = str(err.value)
     assert f"port {busy_port} (FILES_API_PORT) is already in use on 127.0.0.1; files-api (gunicorn) wanted it" in message
-    assert f"make dev FILES_API_PORT=" in message
+    assert "make dev FILES_API_PORT=" in message
     assert err.value.busy["FILES_API_PORT"] == busy_port
 
 
@@ -273,3 +273,34 @@ def test_demo_table_shows_facts_reasons_and_rejections() -> None:
     assert "no 3D model part" in text
     assert "rejected (400)" in text and "is empty" in text
     assert facts({"triangle_count": 12, "object_count": 1, "unit": "millimeter"}) == "12 triangles, 1 objects, millimeter"
+
+
+# -- proc: one process of a running platform ----------------------------------------------------------
+
+
+def test_proc_needs_a_running_platform_with_the_same_ports(tmp_path: Path) -> None:
+    import json
+
+    from tools.localdev.runner import proc_command
+
+    cfg = _cfg(tmp_path)
+    with pytest.raises(FileNotFoundError, match="no running local platform found"):
+        proc_command(cfg, "extractor")
+    cfg.run_dir.mkdir(parents=True)
+    (cfg.run_dir / "stack.json").write_text(json.dumps({**cfg.describe(), "run_id": "abc"}))
+    command, env = proc_command(cfg, "extractor")
+    assert command == procfile_commands()["extractor"]
+    assert env["LOCALDEV_RUN_ID"] == "abc"
+    with pytest.raises(PreflightError, match="no process 'worker'"):
+        proc_command(cfg, "worker")
+    other = _cfg(tmp_path, EXTRACTOR_PORT="18081")
+    with pytest.raises(PreflightError, match="set the same port variables"):
+        proc_command(other, "extractor")
+
+
+def test_start_outside_the_procfile_is_refused(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "LOCALDEV_RUN_ID"}
+    env["LOCALDEV_DATA_DIR"] = str(tmp_path)
+    proc = subprocess.run([sys.executable, "-m", "tools.localdev", "start", "--after", "ready", "--", "true"],
+                          cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "LOCALDEV_RUN_ID is not set" in proc.stderr

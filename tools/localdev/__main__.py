@@ -23,6 +23,7 @@ import json
 import os
 import shutil
 import sys
+from pathlib import Path
 
 from .config import LocalConfig, LocalConfigError
 
@@ -56,7 +57,7 @@ def _reset(cfg: LocalConfig) -> int:
         return 0
     with data_lock(cfg):  # refuses while make dev runs on this folder
         pass
-    if cfg.data_dir.resolve() in (cfg.root, cfg.root.parent, type(cfg.root)("/")):
+    if cfg.data_dir.resolve() in (cfg.root, cfg.root.parent, Path("/")):
         raise PreflightError(f"refusing to delete {cfg.data_dir}: LOCALDEV_DATA_DIR points at the repository or above")
     shutil.rmtree(cfg.data_dir)
     print(f"localdev: removed {cfg.data_dir}")

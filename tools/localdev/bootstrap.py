@@ -178,10 +178,8 @@ def main(cfg: LocalConfig, run_id: str) -> int:
     from pipeline_core.log import configure_logging
 
     configure_logging("INFO")
-    stop = {"signal": None}
 
-    def _stop(signum: int, _frame: object) -> None:
-        stop["signal"] = signum
+    def _stop(_signum: int, _frame: object) -> None:
         raise SystemExit(0)
 
     signal.signal(signal.SIGTERM, _stop)

@@ -184,13 +184,18 @@ def proc_command(cfg: LocalConfig, name: str) -> tuple[str, dict[str, str]]:
     """The shell command and environment of Procfile process ``name`` in the running platform.
 
     Raises:
-        PreflightError: no such process.
+        PreflightError: no such process, or the ports differ from the running platform's.
         FileNotFoundError: the platform is not running (no ``stack.json``).
     """
     commands = procfile_commands()
     if name not in commands:
         raise PreflightError(f"no process {name!r} in {PROCFILE}; it has {', '.join(commands)}")
     run = read_stack_file(cfg.data_dir)
+    if run.get("ports") != cfg.ports:
+        raise PreflightError(
+            f"the platform running on {cfg.data_dir} uses ports {run.get('ports')}, this shell says {cfg.ports}: "
+            "set the same port variables as for make dev"
+        )
     return commands[name], cfg.process_env(run["run_id"])
 
 
