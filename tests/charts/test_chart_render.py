@@ -395,3 +395,20 @@ def test_pod_requests_fit_autopilot_ratio(kind, rendered):
         cpu = sum(_cpu(str(c["resources"]["requests"]["cpu"])) for c in containers)
         mem = sum(_gib(str(c["resources"]["requests"]["memory"])) for c in containers)
         assert 1 <= mem / cpu <= 6.5, f"{stack}/{service} {kind}: {mem:.2f} GiB / {cpu:.2f} vCPU"
+
+
+@pytest.mark.parametrize("kind", ["Deployment", "Job"])
+def test_ephemeral_storage_request_is_the_limit_and_tmp_fits(kind, rendered):
+    """GKE Autopilot sets a container's ephemeral-storage limit to its request (only CPU and memory burst), so
+    request = limit, and the /tmp emptyDir (counted in the pod's ephemeral storage) stays below the app's share."""
+    for (stack, service), r in rendered.items():
+        if kind not in r.kinds():
+            continue
+        spec = r.one(kind)["spec"]["template"]["spec"]
+        for c in spec["containers"] + spec.get("initContainers", []):
+            res = c["resources"]
+            assert res["requests"]["ephemeral-storage"] == res["limits"]["ephemeral-storage"], \
+                f"{stack}/{service} {kind} {c['name']}: {res}"
+        tmp = [v for v in spec["volumes"] if v["name"] == "tmp"][0]["emptyDir"]["sizeLimit"]
+        app = spec["containers"][0]["resources"]["requests"]["ephemeral-storage"]
+        assert _gib(str(tmp)) < _gib(str(app)), f"{stack}/{service} {kind}: /tmp {tmp} vs {app}"
