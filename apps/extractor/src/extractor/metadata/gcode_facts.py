@@ -26,6 +26,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from .values import parse_duration, parse_number, parse_number_list, split_version
 
@@ -228,6 +229,12 @@ def _num(match: re.Match[str], group: str | int = "v") -> float | None:
     return parse_number(match.group(group))
 
 
+def _first_fact(name: str, convert: Callable[[str], Any], *regexes: str) -> None:
+    """Register one rule per regex (in this order): group ``v``, converted, is a first-wins value of ``name``."""
+    for regex in regexes:
+        _rule(regex)(lambda facts, m: facts._first(name, convert(m.group("v"))))
+
+
 # Producer ------------------------------------------------------------------
 
 
@@ -296,64 +303,34 @@ def _legacy_cura(facts: GcodeFacts, m: re.Match[str]) -> None:
 # Flavour ------------------------------------------------------------------
 
 
-@_rule(r"^FLAVOR:(?P<v>\S+)$")
-def _cura_flavor(facts: GcodeFacts, m: re.Match[str]) -> None:
-    facts._first("flavor", m.group("v"))
-
-
-@_rule(r"^gcode_flavor = (?P<v>\S+)$")
-def _prusa_flavor(facts: GcodeFacts, m: re.Match[str]) -> None:
-    facts._first("flavor", m.group("v"))
-
-
-@_rule(r"^Firmware: (?P<v>\S.*)$")
-def _ideamaker_firmware(facts: GcodeFacts, m: re.Match[str]) -> None:
-    facts._first("flavor", m.group("v").strip())
+_first_fact(
+    "flavor", str.strip,
+    r"^FLAVOR:(?P<v>\S+)$",  # Cura
+    r"^gcode_flavor = (?P<v>\S+)$",  # PrusaSlicer / Slic3r config block
+    r"^Firmware: (?P<v>\S.*)$",  # ideaMaker
+)
 
 
 # Print time ----------------------------------------------------------------
 
 
-@_rule(r"^TIME:(?P<v>" + _NUM + r")$")
-def _cura_time(facts: GcodeFacts, m: re.Match[str]) -> None:
-    facts._first("print_time_s", _num(m))
-
-
-@_rule(r"^PRINT\.TIME:(?P<v>" + _NUM + r")$")
-def _griffin_time(facts: GcodeFacts, m: re.Match[str]) -> None:
-    facts._first("print_time_s", _num(m))
-
-
-@_rule(r"^estimated printing time(?: \(normal mode\))? = (?P<v>.+)$")
-def _prusa_time(facts: GcodeFacts, m: re.Match[str]) -> None:
-    # the "(silent mode)" estimate does not match on purpose
-    facts._first("print_time_s", parse_duration(m.group("v")))
-
-
-@_rule(r"^(?:model printing time: [^;]*; )?total estimated time: (?P<v>[^;]+)$")
-def _bambu_time(facts: GcodeFacts, m: re.Match[str]) -> None:
-    # BambuStudio for Bambu printers: "; model printing time: 5m 39s; total
-    # estimated time: 11m 4s" - the total (whole G-code, start sequence
-    # included) is what the others' estimates cover
-    facts._first("print_time_s", parse_duration(m.group("v")))
-
-
-@_rule(r"^Print [Tt]ime: (?P<v>.+)$")
-def _print_time(facts: GcodeFacts, m: re.Match[str]) -> None:
+_first_fact(
+    "print_time_s", parse_number,
+    r"^TIME:(?P<v>" + _NUM + r")$",  # Cura (seconds)
+    r"^PRINT\.TIME:(?P<v>" + _NUM + r")$",  # Cura Griffin header
+)
+_first_fact(
+    "print_time_s", parse_duration,
+    # PrusaSlicer; the "(silent mode)" estimate does not match on purpose
+    r"^estimated printing time(?: \(normal mode\))? = (?P<v>.+)$",
+    # BambuStudio for Bambu printers: "; model printing time: 5m 39s; total estimated time: 11m 4s" -
+    # the total (whole G-code, start sequence included) is what the others' estimates cover
+    r"^(?:model printing time: [^;]*; )?total estimated time: (?P<v>[^;]+)$",
     # legacy Cura ";Print time: 37 minutes"; ideaMaker footer ";Print Time: 1835" (s)
-    facts._first("print_time_s", parse_duration(m.group("v")))
-
-
-@_rule(r"^Build time: (?P<v>.+)$")
-def _s3d_time(facts: GcodeFacts, m: re.Match[str]) -> None:
-    # Simplify3D ";   Build time: 0 hours 42 minutes"
-    facts._first("print_time_s", parse_duration(m.group("v")))
-
-
-@_rule(r"^Estimated Build Time: (?P<v>.+)$")
-def _kiss_time(facts: GcodeFacts, m: re.Match[str]) -> None:
-    # KISSlicer "; Estimated Build Time:   332.83 minutes"
-    facts._first("print_time_s", parse_duration(m.group("v")))
+    r"^Print [Tt]ime: (?P<v>.+)$",
+    r"^Build time: (?P<v>.+)$",  # Simplify3D ";   Build time: 0 hours 42 minutes"
+    r"^Estimated Build Time: (?P<v>.+)$",  # KISSlicer "; Estimated Build Time:   332.83 minutes"
+)
 
 
 # Filament ------------------------------------------------------------------
@@ -464,9 +441,7 @@ def _kiss_filament(facts: GcodeFacts, m: re.Match[str]) -> None:
 # Layer height ----------------------------------------------------------------
 
 
-@_rule(r"^Layer height: (?P<v>" + _NUM + r")$")
-def _cura_layer_height(facts: GcodeFacts, m: re.Match[str]) -> None:
-    facts._first("layer_height_mm", _num(m))
+_first_fact("layer_height_mm", parse_number, r"^Layer height: (?P<v>" + _NUM + r")$")  # Cura
 
 
 @_rule(r"^Basic settings: Layer height: (?P<v>" + _NUM + r")\b")
@@ -475,19 +450,12 @@ def _legacy_layer_height(facts: GcodeFacts, m: re.Match[str]) -> None:
     facts._first("layer_height_mm", _num(m))
 
 
-@_rule(r"^layer_height = (?P<v>" + _NUM + r")$")
-def _prusa_layer_height(facts: GcodeFacts, m: re.Match[str]) -> None:
-    facts._first("layer_height_mm", _num(m))
-
-
-@_rule(r"^layerHeight,(?P<v>" + _NUM + r")$")
-def _s3d_layer_height(facts: GcodeFacts, m: re.Match[str]) -> None:
-    facts._first("layer_height_mm", _num(m))
-
-
-@_rule(r"^layer_thickness_mm = (?P<v>" + _NUM + r")$")
-def _kiss_layer_height(facts: GcodeFacts, m: re.Match[str]) -> None:
-    facts._first("layer_height_mm", _num(m))
+_first_fact(
+    "layer_height_mm", parse_number,
+    r"^layer_height = (?P<v>" + _NUM + r")$",  # PrusaSlicer / Slic3r config block
+    r"^layerHeight,(?P<v>" + _NUM + r")$",  # Simplify3D settings
+    r"^layer_thickness_mm = (?P<v>" + _NUM + r")$",  # KISSlicer
+)
 
 
 # Layer count ----------------------------------------------------------------
