@@ -190,7 +190,8 @@ def test_network_policy_denies_by_default_and_allows_what_is_needed(release):
     assert {(53, "UDP"), (53, "TCP"), (80, "TCP"), (988, "TCP"), (443, "TCP"), (3307, "TCP")} == egress_ports
     dns = [r for r in spec["egress"] if {"port": 53, "protocol": "UDP"} in r["ports"]][0]
     dns_blocks = [peer["ipBlock"]["cidr"] for peer in dns["to"] if "ipBlock" in peer]
-    assert dns_blocks == release.values["networkPolicy"]["dnsCidrs"] + ["169.254.20.10/32"]
+    # Cloud DNS for GKE (new Autopilot clusters): the pods' nameserver is the metadata server, 169.254.169.254:53.
+    assert dns_blocks == release.values["networkPolicy"]["dnsCidrs"] + ["169.254.20.10/32", "169.254.169.254/32"]
     from infra.settings import load_stack_settings
 
     assert release.values["networkPolicy"]["dnsCidrs"] == [load_stack_settings(release.stack).config.network.services_cidr]
