@@ -8,11 +8,10 @@ import json
 import uuid
 
 import pytest
+from problem_asserts import assert_problem
 from sqlalchemy import text
 
 pytestmark = pytest.mark.slow
-
-PROBLEM = "application/problem+json"
 
 # (sample path, expected stored Content-Type) -- one real file per accepted ending,
 # including upper-case endings (origin_inside.STL, featuretype.3MF).
@@ -29,17 +28,6 @@ ACCEPTED = [
 
 def _upload(client, data: bytes, filename: str, field: str = "file"):
     return client.post("/v1/files", data={field: (io.BytesIO(data), filename)}, content_type="multipart/form-data")
-
-
-def _assert_problem(resp, status: int, *fragments: str) -> dict:
-    assert resp.status_code == status, resp.get_data(as_text=True)
-    assert resp.mimetype == PROBLEM
-    body = resp.get_json()
-    assert body["status"] == status and body["type"] == "about:blank" and body["title"]
-    assert body["request_id"] == resp.headers["X-Request-Id"]
-    for fragment in fragments:
-        assert fragment in body["detail"], body
-    return body
 
 
 def _objects(gcs_client, bucket: str) -> set[str]:
@@ -104,39 +92,39 @@ def test_non_ascii_name_round_trips(files_api, clean_db):
 def test_unsupported_type_is_415_and_stores_nothing(files_api, gcs_client, uploads_bucket, clean_db, name):
     before = _objects(gcs_client, uploads_bucket)
     resp = _upload(files_api, b"PK\x03\x04data", name)
-    _assert_problem(resp, 415, "not a supported print file")
+    assert_problem(resp, 415, "not a supported print file")
     assert _rows(clean_db) == 0 and _objects(gcs_client, uploads_bucket) == before
 
 
 def test_non_multipart_body_is_415(files_api):
     resp = files_api.post("/v1/files", data=b"G28\n", content_type="application/octet-stream")
-    _assert_problem(resp, 415, "multipart/form-data")
+    assert_problem(resp, 415, "multipart/form-data")
     resp = files_api.post("/v1/files", json={"file": "G28"})
-    _assert_problem(resp, 415, "multipart/form-data")
+    assert_problem(resp, 415, "multipart/form-data")
 
 
 def test_empty_file_is_400(files_api, samples_dir, clean_db):
     data = (samples_dir / "broken/fdn_all_empty.gcode").read_bytes()
     assert data == b""
-    _assert_problem(_upload(files_api, data, "fdn_all_empty.gcode"), 400, "empty")
+    assert_problem(_upload(files_api, data, "fdn_all_empty.gcode"), 400, "empty")
     assert _rows(clean_db) == 0
 
 
 def test_missing_file_field_is_400(files_api):
-    _assert_problem(_upload(files_api, b"G28\n", "a.gcode", field="upload"), 400, "missing multipart field 'file'", "upload")
+    assert_problem(_upload(files_api, b"G28\n", "a.gcode", field="upload"), 400, "missing multipart field 'file'", "upload")
     resp = files_api.post("/v1/files", data={"note": "x"}, content_type="multipart/form-data")
-    _assert_problem(resp, 400, "missing multipart field 'file'")
+    assert_problem(resp, 400, "missing multipart field 'file'")
 
 
 def test_file_part_without_a_name_is_400(files_api):
     resp = files_api.post("/v1/files", data={"file": (io.BytesIO(b"G28\n"), "")}, content_type="multipart/form-data")
-    _assert_problem(resp, 400)
+    assert_problem(resp, 400)
 
 
 def test_two_files_in_one_request_is_400(files_api, clean_db):
     resp = files_api.post("/v1/files", data={"file": [(io.BytesIO(b"G28\n"), "a.gcode"), (io.BytesIO(b"G28\n"), "b.gcode")]},
                           content_type="multipart/form-data")
-    _assert_problem(resp, 400, "exactly one file")
+    assert_problem(resp, 400, "exactly one file")
     assert _rows(clean_db) == 0
 
 
@@ -144,7 +132,7 @@ def test_file_over_the_limit_is_413_while_streaming(make_files_api, gcs_client, 
     client = make_files_api(max_upload_bytes=1000).test_client()
     before = _objects(gcs_client, uploads_bucket)
     # The body is allowed (limit + multipart slack) but the file part itself is 1 byte too big.
-    body = _assert_problem(_upload(client, b"G" * 1001, "big.gcode"), 413, "1000 bytes")
+    body = assert_problem(_upload(client, b"G" * 1001, "big.gcode"), 413, "1000 bytes")
     assert body["max_upload_bytes"] == 1000
     assert _upload(client, b"G" * 1000, "exact.gcode").status_code == 201
     assert _rows(clean_db) == 1 and len(_objects(gcs_client, uploads_bucket) - before) == 1
@@ -154,7 +142,7 @@ def test_content_length_over_the_limit_is_413_before_reading(make_files_api, cle
     client = make_files_api(max_upload_bytes=1000).test_client()
     resp = client.post("/v1/files", data=b"x" * 200_000,
                        headers={"Content-Type": "multipart/form-data; boundary=zzz"})
-    _assert_problem(resp, 413, "exceeds the limit")
+    assert_problem(resp, 413, "exceeds the limit")
     assert _rows(clean_db) == 0
 
 
@@ -174,12 +162,12 @@ def test_werkzeug_form_limits_are_413_problems(make_files_api, clean_db):
     # More parts than UploadRequest.max_form_parts, in a body well under the size limit.
     too_many = {f"f{i}": "x" for i in range(UploadRequest.max_form_parts + 1)}
     resp = small.post("/v1/files", data=too_many, content_type="multipart/form-data")
-    _assert_problem(resp, 413, "exceeds a limit", f"{UploadRequest.max_form_parts} parts")
+    assert_problem(resp, 413, "exceeds a limit", f"{UploadRequest.max_form_parts} parts")
     # A chunked body longer than MAX_UPLOAD_BYTES + framing: Werkzeug's MAX_CONTENT_LENGTH on the stream.
-    _assert_problem(_chunked_multipart(small, {"note": b"n" * 100_000}), 413, "exceeds a limit", "MAX_UPLOAD_BYTES")
+    assert_problem(_chunked_multipart(small, {"note": b"n" * 100_000}), 413, "exceeds a limit", "MAX_UPLOAD_BYTES")
     # A non-file field above max_form_memory_size (default upload limit, so only that limit is passed).
     big_field = b"n" * (UploadRequest.max_form_memory_size + 1)
-    _assert_problem(_chunked_multipart(make_files_api().test_client(), {"note": big_field}), 413, "exceeds a limit")
+    assert_problem(_chunked_multipart(make_files_api().test_client(), {"note": big_field}), 413, "exceeds a limit")
     assert _rows(clean_db) == 0
 
 
@@ -191,13 +179,13 @@ def test_database_down_is_503_on_every_route(make_files_api):
     for method, path in [("GET", "/v1/files"), ("GET", f"/v1/files/{fid}"), ("GET", f"/v1/files/{fid}/content"),
                          ("DELETE", f"/v1/files/{fid}"), ("GET", "/")]:
         resp = client.open(path, method=method)
-        _assert_problem(resp, 503, "database is unavailable")
+        assert_problem(resp, 503, "database is unavailable")
         assert resp.headers["Retry-After"] == "5", path
 
 
 def test_storage_failure_is_503_and_leaves_no_row(make_files_api, clean_db):
     client = make_files_api(uploads_bucket="no-such-bucket-here", storage_timeout_seconds=5).test_client()
-    _assert_problem(_upload(client, b"G28\n", "a.gcode"), 503, "storage")
+    assert_problem(_upload(client, b"G28\n", "a.gcode"), 503, "storage")
     assert _rows(clean_db) == 0
 
 
@@ -206,7 +194,7 @@ def test_database_failure_is_503_and_leaves_no_object(make_files_api, gcs_client
 
     client = make_files_api(database_url=f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/none").test_client()
     before = _objects(gcs_client, uploads_bucket)
-    _assert_problem(_upload(client, b"G28\n", "a.gcode"), 503, "database")
+    assert_problem(_upload(client, b"G28\n", "a.gcode"), 503, "database")
     assert _objects(gcs_client, uploads_bucket) == before
 
 
@@ -250,13 +238,13 @@ def test_list_limit_bounds(files_api):
     assert len(files_api.get("/v1/files?limit=100").get_json()["items"]) == 2
     assert len(files_api.get("/v1/files?limit=1").get_json()["items"]) == 1
     for bad in ["0", "101", "-1", "ten", "1.5"]:
-        body = _assert_problem(files_api.get(f"/v1/files?limit={bad}"), 400, "limit")
+        body = assert_problem(files_api.get(f"/v1/files?limit={bad}"), 400, "limit")
         assert "limit" in body["errors"]["query"]
 
 
 def test_list_rejects_a_forged_cursor(files_api):
-    _assert_problem(files_api.get("/v1/files?cursor=not-a-cursor"), 400, "cursor")
-    _assert_problem(files_api.get("/v1/files?cursor=W10"), 400, "cursor")  # base64 of "[]"
+    assert_problem(files_api.get("/v1/files?cursor=not-a-cursor"), 400, "cursor")
+    assert_problem(files_api.get("/v1/files?cursor=W10"), 400, "cursor")  # base64 of "[]"
 
 
 def test_status_filter_and_result_fields(files_api, clean_db):
@@ -272,7 +260,7 @@ def test_status_filter_and_result_fields(files_api, clean_db):
     assert got["status"] == "processed" and got["metadata"] == {"format": "gcode", "layer_count": 10} and got["error"] is None
     got = files_api.get(f"/v1/files/{failed}").get_json()
     assert got["status"] == "failed" and got["error"] == "not G-code: Git LFS pointer" and got["metadata"] is None
-    body = _assert_problem(files_api.get("/v1/files?status=done"), 400, "status")
+    body = assert_problem(files_api.get("/v1/files?status=done"), 400, "status")
     assert "status" in body["errors"]["query"]
 
 
@@ -294,13 +282,13 @@ def test_unfinished_upload_rows_are_invisible(files_api, clean_db, uploads_bucke
 
 @pytest.mark.parametrize("path", ["/v1/files/{id}", "/v1/files/{id}/content"])
 def test_unknown_file_is_404(files_api, path):
-    _assert_problem(files_api.get(path.format(id=uuid.uuid4())), 404, "no file")
-    _assert_problem(files_api.get(path.format(id="not-a-uuid")), 404, "no file")
+    assert_problem(files_api.get(path.format(id=uuid.uuid4())), 404, "no file")
+    assert_problem(files_api.get(path.format(id="not-a-uuid")), 404, "no file")
 
 
 def test_unknown_route_and_method_are_problems(files_api):
-    _assert_problem(files_api.get("/v2/nothing"), 404)
-    _assert_problem(files_api.put("/v1/files"), 405)
+    assert_problem(files_api.get("/v2/nothing"), 404)
+    assert_problem(files_api.put("/v1/files"), 405)
 
 
 # -- delete --------------------------------------------------------------------
@@ -319,8 +307,8 @@ def test_delete_removes_object_row_and_results(files_api, clean_db, gcs_client, 
     with clean_db.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM files")).scalar_one() == 0
         assert conn.execute(text("SELECT count(*) FROM extraction_results")).scalar_one() == 0
-    _assert_problem(files_api.get(f"/v1/files/{fid}"), 404)
-    _assert_problem(files_api.delete(f"/v1/files/{fid}"), 404)
+    assert_problem(files_api.get(f"/v1/files/{fid}"), 404)
+    assert_problem(files_api.delete(f"/v1/files/{fid}"), 404)
 
 
 # -- page, ops, docs -------------------------------------------------------------
@@ -336,7 +324,7 @@ def test_index_page_lists_files_and_metadata(files_api, clean_db):
     assert "&lt;b&gt;Cura&lt;/b&gt;" in html or "\\u003cb\\u003eCura" in html  # escaped, never raw HTML
     assert "<b>Cura</b>" not in html
     assert "part0.gcode" not in files_api.get("/?status=processed").get_data(as_text=True)
-    _assert_problem(files_api.get("/?status=bogus"), 400, "status")
+    assert_problem(files_api.get("/?status=bogus"), 400, "status")
 
 
 def test_healthz_and_readyz(files_api):
@@ -349,12 +337,12 @@ def test_readyz_names_the_failing_dependency(make_files_api):
     from tools.devstack import free_port
 
     client = make_files_api(uploads_bucket="no-such-bucket-here").test_client()
-    body = _assert_problem(client.get("/readyz"), 503, "bucket")
+    body = assert_problem(client.get("/readyz"), 503, "bucket")
     assert body["checks"]["database"] == "ok" and body["checks"]["bucket"] != "ok"
 
     client = make_files_api(database_url=f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/none",
                             readiness_timeout_seconds=1).test_client()
-    body = _assert_problem(client.get("/readyz"), 503, "database")
+    body = assert_problem(client.get("/readyz"), 503, "database")
     assert body["checks"]["bucket"] == "ok"
     assert client.get("/healthz").status_code == 200  # liveness needs no dependency
 
@@ -406,7 +394,7 @@ def test_upload_slots_full_is_503_with_retry_after(make_files_api, clean_db):
     assert slots.acquire(blocking=False)  # another upload is in progress in this process
     try:
         resp = _upload(client, b"G28\n", "a.gcode")
-        _assert_problem(resp, 503, "already receiving 1 uploads")
+        assert_problem(resp, 503, "already receiving 1 uploads")
         assert resp.headers["Retry-After"] == "5"
     finally:
         slots.release()
@@ -423,7 +411,7 @@ def test_failure_after_the_upload_removes_the_object_and_the_row(files_api, clea
         conn.execute(text("CREATE TRIGGER refuse_generation BEFORE UPDATE OF generation ON files "
                           "FOR EACH ROW EXECUTE FUNCTION refuse_generation()"))
     try:
-        _assert_problem(_upload(files_api, b"G28\n", "a.gcode"), 503, "database")
+        assert_problem(_upload(files_api, b"G28\n", "a.gcode"), 503, "database")
     finally:
         with clean_db.begin() as conn:
             conn.execute(text("DROP TRIGGER refuse_generation ON files"))
@@ -440,8 +428,8 @@ def test_delete_with_storage_down_is_503_and_deletes_nothing(files_api, make_fil
     (fid,) = _seed(files_api, 1)
     down = make_files_api(storage_emulator_host=f"http://127.0.0.1:{free_port()}", storage_timeout_seconds=2).test_client()
     started = time.monotonic()
-    _assert_problem(down.delete(f"/v1/files/{fid}"), 503, "nothing was deleted")
+    assert_problem(down.delete(f"/v1/files/{fid}"), 503, "nothing was deleted")
     assert time.monotonic() - started < 30, "retries are bounded by STORAGE_TIMEOUT_SECONDS"
-    _assert_problem(down.get(f"/v1/files/{fid}/content"), 503, "storage")
+    assert_problem(down.get(f"/v1/files/{fid}/content"), 503, "storage")
     assert files_api.get(f"/v1/files/{fid}").status_code == 200
     assert _rows(clean_db) == 1
