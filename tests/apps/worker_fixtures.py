@@ -158,7 +158,7 @@ class TcpProxy:
                     if sock is server and self.delay:
                         time.sleep(self.delay)
                     pair[sock].sendall(data)
-        except OSError:
+        except (OSError, ValueError):  # ValueError: down() closed a socket while select() held it (fd -1)
             return
         finally:
             with self._lock:
