@@ -97,6 +97,10 @@ def test_cluster_sets_no_field_autopilot_rejects(run: Capture):
     assert "enabled" not in autoscaling and "resourceLimits" not in autoscaling
     addons = inputs.get("addonsConfig", {})
     assert "networkPolicyConfig" not in addons and "gcsFuseCsiDriverConfig" not in addons
+    # Managed Prometheus only: Autopilot manages the component list itself, and the API
+    # refuses monitoring_config together with the legacy monitoring/logging_service.
+    assert set(inputs["monitoringConfig"]) == {"managedPrometheus"}
+    assert "monitoringService" not in inputs and "loggingService" not in inputs
 
 
 def test_control_plane_is_not_open_to_the_internet(run: Capture, settings: StackSettings):
