@@ -123,3 +123,19 @@ def test_main_reports_a_config_error_as_one_line_run_error(monkeypatch):
     monkeypatch.setattr(program, "build", never)
     with pytest.raises(pulumi.RunError, match=r"^Pulumi\.dev\.yaml: gcp:region: unknown region 'x'$"):
         program.main()
+
+
+def test_config_models_and_component_args_have_the_same_fields():
+    """The stack-file models and the components' Args are two typed layers (camelCase
+    config with defaults and docs; Args that validate themselves); ``from_config`` maps
+    one onto the other by field name, so the two must not drift apart."""
+    from dataclasses import fields
+
+    from infra.loadbalancer import CloudArmorArgs
+    from infra.monitoring import AlertSpec
+    from infra.settings import AlertThreshold, ArmorConfig
+
+    assert set(ArmorConfig.model_fields) == {f.name for f in fields(CloudArmorArgs)}
+    assert set(AlertThreshold.model_fields) == {f.name for f in fields(AlertSpec)}
+    armor = load_stack_settings("prod").config.load_balancer.armor
+    assert CloudArmorArgs.from_config(armor).rate_limit_requests == armor.rate_limit_requests
