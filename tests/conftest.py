@@ -13,11 +13,15 @@
   empties the pipeline tables before a test.
 
 Each backend starts once per session, only if a test asks for it, and is
-stopped (its whole process group) at session end, also after failures.
+stopped (its whole process group) at session end, also after failures, and
+also when pytest gets SIGTERM (``timeout``, a cancelled CI job): that unwinds
+like Ctrl-C, so the fixtures' teardown runs instead of leaving orphans.
 """
 
 from __future__ import annotations
 
+import signal
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -28,6 +32,20 @@ TEST_PROJECT = "test-project"
 UPLOADS_TOPIC = "uploads"
 TEST_BUCKET = "uploads-test"
 TEST_DATABASE = "pipeline_test"
+
+
+def _unwind_on_sigterm(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}: stopping, tearing the local backends down")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """SIGTERM ends pytest through its KeyboardInterrupt path, which still runs fixture teardown.
+
+    The backends run in their own sessions (process groups), so a pytest
+    killed by the default SIGTERM action would leave them running.
+    """
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _unwind_on_sigterm)
 
 
 @pytest.fixture(scope="session")
