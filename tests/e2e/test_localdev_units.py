@@ -304,3 +304,28 @@ def test_start_outside_the_procfile_is_refused(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "tools.localdev", "start", "--after", "ready", "--", "true"],
                           cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "LOCALDEV_RUN_ID is not set" in proc.stderr
+
+
+# -- bootstrap: messages --------------------------------------------------------------------------------
+
+
+def test_bootstrap_names_the_backend_that_never_answered(tmp_path: Path) -> None:
+    from tools.devstack import free_port
+    from tools.localdev.bootstrap import Bootstrap, BootstrapError
+
+    cfg = _cfg(tmp_path, PG_PORT=str(free_port()), PUBSUB_PORT=str(free_port()))
+    boot = Bootstrap(cfg, "run-1", timeout=0.5)
+    with pytest.raises(BootstrapError, match=f"PostgreSQL on port {cfg.ports['PG_PORT']} did not answer within 0.5s"):
+        boot.database()
+    with pytest.raises(BootstrapError, match=f"Pub/Sub emulator on port {cfg.ports['PUBSUB_PORT']} did not answer"):
+        boot.topics()
+    assert not stages.reached(cfg.run_dir, "pubsub", "run-1")
+
+
+def test_banner_lists_the_urls_of_this_run(tmp_path: Path) -> None:
+    from tools.localdev.bootstrap import banner
+
+    cfg = _cfg(tmp_path, FILES_API_PORT="18080")
+    text = banner(cfg)
+    assert "http://127.0.0.1:18080/" in text and "http://127.0.0.1:18080/docs" in text
+    assert cfg.stack.names.extractor_subscription in text and str(cfg.data_dir) in text

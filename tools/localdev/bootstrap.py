@@ -178,6 +178,8 @@ def main(cfg: LocalConfig, run_id: str) -> int:
     from pipeline_core.log import configure_logging
 
     configure_logging("INFO")
+    # Alembic announces each of its plugins at INFO; its migration lines stay.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
     def _stop(_signum: int, _frame: object) -> None:
         raise SystemExit(0)
