@@ -10,9 +10,12 @@ overridden with the usual ``GUNICORN_CMD_ARGS`` or the variables below.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
+
+import gunicorn.util
 
 # HOST=127.0.0.1 for local runs; in the pod it listens on all interfaces.
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{int(os.environ.get('PORT', '8080'))}"
@@ -44,6 +47,20 @@ logconfig_dict = {
         "gunicorn.access": {"handlers": [], "level": "WARNING", "propagate": False},
     },
 }
+
+
+def _problem_error(sock, status_int: int, reason: str, mesg: str) -> None:  # noqa: ANN001
+    """gunicorn's own error answers (malformed request line, headers above ``limit_request_*``, ...)
+    as RFC 9457 problem details too, instead of its HTML page: they never reach the Flask app."""
+    body = json.dumps({"type": "about:blank", "title": reason, "status": status_int,
+                       "detail": mesg or reason}).encode()
+    head = (f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\n"
+            f"Content-Type: application/problem+json\r\nContent-Length: {len(body)}\r\n\r\n")
+    gunicorn.util.write_nonblock(sock, head.encode("latin1") + body)
+
+
+# gunicorn.workers.base.Worker.handle_error calls util.write_error at error time.
+gunicorn.util.write_error = _problem_error
 
 
 def on_starting(server) -> None:  # noqa: ANN001  (gunicorn hook)

@@ -71,6 +71,11 @@ def test_gunicorn_serves_uploads_logs_json_and_stops_cleanly(gunicorn_server, sa
     assert too_big.status_code == 413 and too_big.headers["Content-Type"] == "application/problem+json"
     assert requests.get(f"{base}/readyz", timeout=10).status_code == 200
 
+    # Errors gunicorn answers itself (a header above limit_request_field_size) are problem+json too.
+    refused = requests.get(f"{base}/v1/files", headers={"X-Big": "x" * 9000}, timeout=10)
+    assert refused.status_code in (400, 431) and refused.headers["Content-Type"] == "application/problem+json"
+    assert refused.json()["status"] == refused.status_code and refused.json()["type"] == "about:blank"
+
     # Both workers' counters are summed (multiprocess mode): ask a few times, any worker answers the total.
     for _ in range(4):
         requests.get(f"{base}/v1/files", timeout=10)
