@@ -112,6 +112,9 @@ def test_builder_installs_without_dev_dependencies_and_copies_existing_paths(ima
     ins = instructions(image.dockerfile)
     syncs = [rest for op, rest in ins if op == "RUN" and "uv sync" in rest]
     assert syncs and all("--frozen" in s and "--no-dev" in s and f"--package {image.package}" in s for s in syncs)
+    uv_pins = re.findall(r"\buv==(\S+)", " ".join(rest for op, rest in ins if op == "RUN"))
+    makefile_uv = re.search(r"^UV_VERSION := (\S+)$", (ROOT / "Makefile").read_text(), re.M).group(1)
+    assert uv_pins == [makefile_uv], "the builder's uv is the one the lock was made with (Makefile UV_VERSION)"
     ignored = (ROOT / ".dockerignore").read_text().split()
     for op, rest in ins:
         if op == "COPY" and not rest.startswith("--from"):
