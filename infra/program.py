@@ -352,6 +352,12 @@ def _outputs(platform: Platform) -> dict[str, Any]:
     }
     outputs["load_balancer_ip"] = platform.load_balancer.ip_address
     outputs["url"] = platform.load_balancer.url
+    # The deployed images: the stack files carry no digests (the deploy workflow sets
+    # them at deploy time), so the real `pulumi preview` of a pull request reads them
+    # back from here and previews against what runs, not against "no releases".
+    outputs["image_digests"] = {
+        svc: digest for svc in SERVICES if (digest := s.config.images.digest(svc)) is not None
+    }
     return outputs
 
 

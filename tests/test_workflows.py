@@ -119,9 +119,15 @@ def test_real_preview_only_for_same_repository_with_oidc_and_the_pulumi_action_o
     assert job["permissions"]["id-token"] == "write"
     (auth,) = uses(job, "google-github-actions/auth")
     assert "workload_identity_provider" in auth["with"] and "credentials_json" not in auth["with"]
-    (pulumi,) = uses(job, "pulumi/actions")
+    install, pulumi = uses(job, "pulumi/actions")
+    assert "command" not in install["with"], "the first use only installs the CLI"
     options = pulumi["with"]
     assert options["command"] == "preview"
+    # The stack files carry no image digests: the preview reads the deployed ones back
+    # from the stack output, before the preview runs.
+    steps_ = steps(job)
+    read_back = next(i for i, s in enumerate(steps_) if "image_digests" in str(s.get("run", "")))
+    assert read_back < steps_.index(pulumi)
     for key in ("comment-on-pr", "refresh", "suppress-outputs", "always-include-summary"):
         assert options[key] is True, key
     assert options["policyPacks"] == "${{ steps.setup.outputs.policy-packs }}"
