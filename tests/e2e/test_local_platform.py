@@ -37,12 +37,10 @@ from localplatform import LocalPlatform, load_manifest_module
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-#: Seconds the extractor may take to reach a final status for every file. The Pub/Sub
-#: emulator keeps dispatching to a stopped subscriber's closed stream, so a notification
-#: published around the restart comes back only when its lease runs out (the
-#: extractor's 30 s lease extension, at most the dev ack deadline of 60 s), possibly
-#: more than once (docs/local.md, Troubleshooting).
-PROCESSING_TIMEOUT = 240.0
+#: Seconds the extractor may take to reach a final status for every file. Notifications the
+#: Pub/Sub emulator handed to the stopped extractor's dead stream come back only after the
+#: dev ack deadline (60 s) plus the retry backoff (tools/localdev/emulator_streams.py).
+PROCESSING_TIMEOUT = 180.0
 #: How many samples are uploaded while the extractor is down (the rest before it stops).
 UPLOADED_WHILE_DOWN = 4
 

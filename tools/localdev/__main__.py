@@ -5,7 +5,8 @@ Commands:
 - ``up [--skip NAME ...]``: what ``make dev`` runs (see ``runner``).
 - ``bootstrap``: the Procfile's one-shot setup process (see ``bootstrap``).
 - ``start --after STAGE [--service NAME] -- CMD ...``: Procfile helper: wait
-  for a bootstrap stage, add the service's environment, exec ``CMD``.
+  for a bootstrap stage, add the service's environment, exec ``CMD`` (for the
+  extractor, first end the emulator's stale streams: ``emulator_streams``).
 - ``proc NAME``: run one Procfile process of the running platform in the
   foreground (after ``up --skip NAME``, or to restart it).
 - ``demo [--samples DIR]``: what ``make demo`` runs (see ``demo``).
@@ -44,6 +45,13 @@ def _start(cfg: LocalConfig, args: argparse.Namespace) -> int:
     env = dict(os.environ)
     if args.service:
         env.update(cfg.service_overrides(args.service))
+    if args.service == "extractor":
+        from .emulator_streams import drop_stale_streams
+
+        subscription = f"projects/{cfg.project}/subscriptions/{cfg.stack.names.extractor_subscription}"
+        drop_stale_streams(cfg.pubsub_host, subscription)
+        print(f"localdev: ended the emulator's streams of stopped subscribers of {subscription} "
+              "(emulator workaround, see tools/localdev/emulator_streams.py)", flush=True)
     sys.stdout.flush()
     os.execvpe(command[0], command, env)
     return 127  # not reached
@@ -67,6 +75,7 @@ def _reset(cfg: LocalConfig) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Parse ``argv`` and run the command; return the exit status."""
     from .bootstrap import BootstrapError
+    from .emulator_streams import StreamResetError
     from .ports import PortBusy
     from .runner import PreflightError
     from .stages import STAGES, StageTimeout
@@ -116,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
             return _reset(cfg)
         print(json.dumps(cfg.describe(), indent=2))
         return 0
-    except (LocalConfigError, PortBusy, PreflightError, StageTimeout, BootstrapError, FileNotFoundError) as exc:
+    except (LocalConfigError, PortBusy, PreflightError, StageTimeout, BootstrapError, StreamResetError,
+            FileNotFoundError) as exc:
         print(f"localdev: {exc}", file=sys.stderr)
         return 2
     except ValueError as exc:  # infra.settings.ConfigError and friends name the key and file
