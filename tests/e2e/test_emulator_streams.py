@@ -90,6 +90,7 @@ def test_a_restarted_subscriber_gets_new_messages_at_once(emulator: PubSubEmulat
             f"after the reset only {got} arrived within {ACK_DEADLINE / 3:g}s; a dead stream still takes messages")
         assert time.monotonic() - started < ACK_DEADLINE / 3
         future.cancel()
+        future.result(timeout=10)
         second.close()
     finally:
         if saved is None:
