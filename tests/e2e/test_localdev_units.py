@@ -329,3 +329,17 @@ def test_banner_lists_the_urls_of_this_run(tmp_path: Path) -> None:
     text = banner(cfg)
     assert "http://127.0.0.1:18080/" in text and "http://127.0.0.1:18080/docs" in text
     assert cfg.stack.names.extractor_subscription in text and str(cfg.data_dir) in text
+
+
+def test_missing_backend_programs_are_listed_with_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    import tools.devstack.pubsub as pubsub_module
+    import tools.localdev.runner as runner_module
+    from tools.localdev.runner import check_programs
+
+    monkeypatch.setattr(pubsub_module.shutil, "which", lambda name: None)
+    monkeypatch.setattr(runner_module.shutil, "which", lambda name: None)
+    with pytest.raises(PreflightError) as err:
+        check_programs()
+    message = str(err.value)
+    assert "gcloud not found on PATH" in message and "pubsub-emulator" in message
+    assert "java not found on PATH" in message and "Java 17+" in message
