@@ -24,9 +24,11 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import math
 import os
 import re
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
@@ -62,7 +64,21 @@ COMMON_ENVIRONMENT = "common"
 #: Cloud SQL IAM database users of service accounts drop this suffix from the
 #: email (https://cloud.google.com/sql/docs/postgres/add-manage-iam-users).
 _GSA_EMAIL_SUFFIX = ".gserviceaccount.com"
+#: Room in ``/tmp`` besides the spooled uploads, bytes (see :func:`check_tmp_capacity`).
+#: What else lands in that emptyDir: files-api's prometheus_client multiprocess
+#: files (``PROMETHEUS_MULTIPROC_DIR``, created by gunicorn.conf.py under
+#: ``TMPDIR``): about 170 KiB per worker process (counter + histogram files,
+#: measured with 288 request label combinations), and a worker recycled by
+#: ``max_requests`` (every ~2000 requests) leaves its files until the pod
+#: restarts, so 64 MiB is a few hundred worker generations; plus incidental
+#: temp files of the libraries. The spool itself never overshoots:
+#: ``CappedSpool`` refuses the write that would pass ``MAX_UPLOAD_BYTES``.
+TMP_MARGIN_BYTES = 64 * 2**20
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+#: values.schema.json's ``quantity``: a number with an optional SI / binary suffix.
+_QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(m|Ki|Mi|Gi|Ti|k|M|G|T)?$")
+_QUANTITY_FACTORS = {"": 1, "m": Decimal("0.001"), "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
+                     "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
 _GSA_EMAIL = re.compile(r"^[a-z][-a-z0-9]{4,28}[a-z0-9]@[-a-z0-9.]+\.iam\.gserviceaccount\.com$")
 
 
@@ -441,6 +457,79 @@ def _read_values_file(path: Path, shown: str, service: str) -> dict[str, Any]:
     return data
 
 
+def quantity_bytes(quantity: Any) -> int:
+    """A Kubernetes quantity as the chart's schema allows it (``768Mi``, ``1G``, ``512``, a number) in bytes, rounded up.
+
+    Raises:
+        ReleaseValuesError: not such a quantity.
+    """
+    if isinstance(quantity, (int, float)) and not isinstance(quantity, bool) and quantity >= 0:
+        return math.ceil(Decimal(str(quantity)))
+    match = _QUANTITY.match(quantity) if isinstance(quantity, str) else None
+    _check(match is not None, "quantity", f"not a Kubernetes quantity: {quantity!r}")
+    number, suffix = match.groups()
+    return math.ceil(Decimal(number) * _QUANTITY_FACTORS[suffix or ""])
+
+
+def _layer_value(layers: Sequence[tuple[str, Mapping[str, Any]]], *path: str) -> tuple[Any, str]:
+    """The value at ``path`` in the last layer that sets it, and that layer's file (Helm's merge order)."""
+    for shown, data in reversed(layers):
+        node: Any = data
+        for key in path:
+            if not isinstance(node, Mapping) or key not in node:
+                break
+            node = node[key]
+        else:
+            return node, shown
+    return None, "(unset)"
+
+
+def check_tmp_capacity(layers: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
+    """``/tmp`` (the emptyDir, ``tmpSizeLimit``) holds the worst case of spooled uploads and fits the pod's storage.
+
+    files-api spools each upload to ``/tmp``; at most ``app.workers``
+    (``WEB_CONCURRENCY``) x ``app.maxConcurrentUploads``
+    (``MAX_CONCURRENT_UPLOADS``) x ``app.maxUploadBytes`` at once, plus
+    :data:`TMP_MARGIN_BYTES`. An emptyDir past its ``sizeLimit`` gets the pod
+    evicted, so ``tmpSizeLimit`` must cover that; and it must stay below the
+    app container's ``resources.requests.ephemeral-storage`` (GKE Autopilot
+    sets the limit to the request; logs count too). With ``app.maxUploadBytes``
+    set, ``app.workers`` and ``app.maxConcurrentUploads`` must be set too: the
+    chart does not rely on the app's defaults.
+
+    Args:
+        layers: ``(file shown in errors, values)`` in merge order: the chart's
+            defaults, ``environments/common/<service>.yaml``,
+            ``environments/<stack>/<service>.yaml``.
+
+    Raises:
+        ReleaseValuesError: the message names the file that sets the key, the
+            key, and the numbers.
+    """
+    tmp, tmp_file = _layer_value(layers, "tmpSizeLimit")
+    tmp_bytes = quantity_bytes(tmp)
+    max_upload, upload_file = _layer_value(layers, "app", "maxUploadBytes")
+    if int(max_upload or 0) > 0:
+        workers, workers_file = _layer_value(layers, "app", "workers")
+        uploads, uploads_file = _layer_value(layers, "app", "maxConcurrentUploads")
+        _check(int(workers or 0) > 0 and int(uploads or 0) > 0, f"{upload_file}: app.maxUploadBytes",
+               f"needs app.workers ({workers!r}, {workers_file}) and app.maxConcurrentUploads ({uploads!r}, "
+               f"{uploads_file}) set above 0: /tmp is sized from them, the chart does not rely on the app's defaults")
+        need = int(workers) * int(uploads) * int(max_upload) + TMP_MARGIN_BYTES
+        _check(tmp_bytes >= need, f"{tmp_file}: tmpSizeLimit",
+               f"{tmp} ({tmp_bytes} bytes) is below the worst case of spooled uploads, {need} bytes "
+               f"({need / 2**20:.0f} MiB) = app.workers {workers} ({workers_file}) x app.maxConcurrentUploads "
+               f"{uploads} ({uploads_file}) x app.maxUploadBytes {max_upload} ({upload_file}) + "
+               f"{TMP_MARGIN_BYTES // 2**20} MiB margin; an emptyDir past its size limit gets the pod evicted: "
+               "raise tmpSizeLimit (within resources.requests.ephemeral-storage) or lower "
+               "app.maxConcurrentUploads / app.workers")
+    storage, storage_file = _layer_value(layers, "resources", "requests", "ephemeral-storage")
+    if storage is not None:
+        _check(tmp_bytes < quantity_bytes(storage), f"{tmp_file}: tmpSizeLimit",
+               f"{tmp} must be below resources.requests.ephemeral-storage {storage} ({storage_file}): the "
+               "emptyDir counts against the pod's ephemeral storage, which GKE Autopilot limits to the request")
+
+
 def load_environment_values(stack: str, service: str, root: Optional[Path] = None) -> dict[str, Any]:
     """The service's Helm values for ``stack``: ``environments/common/<service>.yaml`` under ``environments/<stack>/<service>.yaml``.
 
@@ -451,21 +540,28 @@ def load_environment_values(stack: str, service: str, root: Optional[Path] = Non
     (unknown keys, wrong types and out-of-range values are rejected;
     ``required`` is not applied, the chart defaults and the stack fill the
     rest) and must not set a value the stack computes (image, service
-    account, database, ...).
+    account, database, ...). Over the chart's defaults, the result must pass
+    :func:`check_tmp_capacity` (``/tmp`` holds the worst case of spooled uploads).
 
     Returns:
         The merged mapping.
 
     Raises:
         ReleaseValuesError: missing file, not YAML, not a mapping, a schema
-            violation or a stack-owned key; the message names the file and the key.
+            violation, a stack-owned key or a ``/tmp`` too small; the message
+            names the file and the key.
     """
     _check(service in SERVICES, "service", f"unknown service {service!r}; expected one of {SERVICES}")
     _check(stack != COMMON_ENVIRONMENT, "stack", f"{COMMON_ENVIRONMENT!r} is not a stack")
+    defaults = yaml.safe_load((CHART_DIR / "values.yaml").read_text()) or {}
+    layers: list[tuple[str, Mapping[str, Any]]] = [(f"charts/{CHART_DIR.name}/values.yaml", defaults)]
     merged: dict[str, Any] = {}
     for layer in (COMMON_ENVIRONMENT, stack):
         shown = f"environments/{layer}/{service}.yaml"
-        merged = deep_merge(merged, _read_values_file(environment_file(layer, service, root), shown, service))
+        data = _read_values_file(environment_file(layer, service, root), shown, service)
+        layers.append((shown, data))
+        merged = deep_merge(merged, data)
+    check_tmp_capacity(layers)
     return merged
 
 

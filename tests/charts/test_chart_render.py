@@ -148,10 +148,18 @@ def test_environment_variables_follow_the_seams(release):
     assert env["LOG_LEVEL"] == values["app"]["logLevel"]
     if release.service == "extractor":
         assert env["UPLOADS_SUBSCRIPTION"] == f"{release.stack}-uploads-extractor"
-        assert "MAX_UPLOAD_BYTES" not in env
+        for name in ("MAX_UPLOAD_BYTES", "WEB_CONCURRENCY", "MAX_CONCURRENT_UPLOADS"):
+            assert name not in env, f"{name}: the extractor runs one gunicorn worker by design"
     else:
         assert env["MAX_UPLOAD_BYTES"] == "268435456"
         assert "UPLOADS_SUBSCRIPTION" not in env
+        # Set explicitly (the chart does not rely on gunicorn.conf.py's / the settings' defaults): /tmp is sized
+        # from workers x concurrent uploads x MAX_UPLOAD_BYTES (infra/releases.py check_tmp_capacity).
+        assert env["WEB_CONCURRENCY"] == str(values["app"]["workers"])
+        assert env["MAX_CONCURRENT_UPLOADS"] == str(values["app"]["maxConcurrentUploads"])
+        worst = int(env["WEB_CONCURRENCY"]) * int(env["MAX_CONCURRENT_UPLOADS"]) * int(env["MAX_UPLOAD_BYTES"])
+        tmp = [v for v in pod_spec(release)["volumes"] if v["name"] == "tmp"][0]["emptyDir"]["sizeLimit"]
+        assert worst + releases.TMP_MARGIN_BYTES <= releases.quantity_bytes(tmp), f"{release.stack}: /tmp {tmp}"
 
 
 def test_hpa_pdb_service(release):

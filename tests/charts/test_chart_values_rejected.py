@@ -37,6 +37,8 @@ def good_values(stack_root) -> dict:
     (lambda v: v["resources"]["limits"].update({"ephemeral-storage": None}), "ephemeral-storage"),
     (lambda v: v["image"].update(digest="latest"), "/image/digest"),
     (lambda v: v["app"].update(logLevel="LOUD"), "/app/logLevel"),
+    (lambda v: v["app"].update(workers=17), "/app/workers"),
+    (lambda v: v["app"].update(maxConcurrentUploads=65), "/app/maxConcurrentUploads"),
     (lambda v: v["autoscaling"].update(minReplicas="two"), "/autoscaling/minReplicas"),
     (lambda v: v.update({"global": {"imageRegistry": "r"}}), "imageRegistry"),
     (lambda v: v["cloudSqlProxy"]["resources"]["requests"].update(gpu="1"), "gpu"),
@@ -84,6 +86,8 @@ def test_the_schema_closes_every_object():
     (lambda v: v["route"]["gateway"].update(name=""), "route.enabled needs route.gateway.name"),
     (lambda v: v["database"].update(user=""), "database.user is required"),
     (lambda v: v["route"].update(healthCheck={"timeoutSec": 10}), "route.healthCheck.timeoutSec (10) must not exceed"),
+    (lambda v: v["app"].update(workers=0), "app.maxUploadBytes needs app.workers and app.maxConcurrentUploads"),
+    (lambda v: v["app"].pop("maxConcurrentUploads"), "app.maxUploadBytes needs app.workers and app.maxConcurrentUploads"),
 ])
 def test_template_rules_fail_with_a_message(mutate, expected, good_values, helm, tmp_path):
     values = copy.deepcopy(good_values["files-api"])

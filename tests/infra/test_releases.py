@@ -13,6 +13,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 import pytest
+import yaml
 
 from infra import releases
 from infra.settings import StackSettings, load_stack_settings
@@ -266,3 +267,94 @@ def test_migration_hook_service_account_gets_workload_identity(run):
     assert binding.inputs["serviceAccountId"] == \
         f"projects/{project}/serviceAccounts/{run.outputs.service_account_emails['files-api']}"
     assert binding.urn in run.release("files-api").dependencies
+
+
+# -- /tmp holds the worst case of spooled uploads (check_tmp_capacity) ------------------------------
+
+MiB = 2**20
+
+
+def _environments(tmp_path, **files: str):
+    """A copy of environments/ with ``files`` ({"dev/files-api.yaml": text, ...}) replaced."""
+    import shutil
+
+    shutil.copytree(releases.ENVIRONMENTS_DIR, tmp_path / "environments")
+    for name, text in files.items():
+        (tmp_path / "environments" / name).write_text(text)
+    return tmp_path
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_files_api_tmp_holds_every_workers_concurrent_uploads(stack):
+    """The stack files set WEB_CONCURRENCY / MAX_CONCURRENT_UPLOADS explicitly and /tmp covers their product."""
+    chart = releases.deep_merge(yaml.safe_load((releases.CHART_DIR / "values.yaml").read_text()),
+                                releases.load_environment_values(stack, "files-api"))
+    app = chart["app"]
+    assert app["workers"] >= 1 and app["maxConcurrentUploads"] >= 1 and app["maxUploadBytes"] == 256 * MiB
+    worst = app["workers"] * app["maxConcurrentUploads"] * app["maxUploadBytes"] + releases.TMP_MARGIN_BYTES
+    assert worst <= releases.quantity_bytes(chart["tmpSizeLimit"]) \
+        < releases.quantity_bytes(chart["resources"]["requests"]["ephemeral-storage"])
+    if stack == "dev":
+        assert app["maxConcurrentUploads"] == 1, "dev's 768Mi /tmp holds 2 workers x 1 upload, not x 2"
+
+
+def test_tmp_smaller_than_the_worst_case_is_rejected_naming_file_and_key(tmp_path):
+    """The combination dev had (768Mi for 2 workers x 2 uploads x 256 MiB) fails, naming the file and the numbers."""
+    root = _environments(tmp_path, **{"dev/files-api.yaml": (
+        "tmpSizeLimit: 768Mi\nresources:\n  requests: {cpu: 100m, memory: 256Mi, ephemeral-storage: 1Gi}\n"
+        "  limits: {cpu: '1', memory: 512Mi, ephemeral-storage: 1Gi}\napp:\n  maxConcurrentUploads: 2\n")})
+    with pytest.raises(releases.ReleaseValuesError) as info:
+        releases.load_environment_values("dev", "files-api", root)
+    message = str(info.value)
+    assert message.startswith("releases: environments/dev/files-api.yaml: tmpSizeLimit: 768Mi (805306368 bytes)")
+    assert "1140850688 bytes (1088 MiB)" in message
+    assert "app.workers 2 (environments/common/files-api.yaml)" in message
+    assert "app.maxConcurrentUploads 2 (environments/dev/files-api.yaml)" in message
+    assert "app.maxUploadBytes 268435456 (environments/common/files-api.yaml)" in message
+
+
+@pytest.mark.parametrize("tmp, ok", [("128Mi", True), (128 * MiB, True), ("134217727", False), ("127Mi", False)])
+def test_tmp_check_boundary_is_product_plus_margin(tmp_path, tmp, ok):
+    """1 worker x 1 upload x 64 MiB + 64 MiB margin = 128 MiB exactly: enough; one byte less is not."""
+    assert releases.TMP_MARGIN_BYTES == 64 * MiB
+    root = _environments(tmp_path, **{"dev/files-api.yaml": (
+        f"tmpSizeLimit: {tmp if isinstance(tmp, int) else repr(tmp)}\n"
+        f"app:\n  workers: 1\n  maxConcurrentUploads: 1\n  maxUploadBytes: {64 * MiB}\n")})
+    if ok:
+        assert releases.load_environment_values("dev", "files-api", root)["app"]["workers"] == 1
+    else:
+        with pytest.raises(releases.ReleaseValuesError, match="dev/files-api.yaml: tmpSizeLimit: .* is below the worst"):
+            releases.load_environment_values("dev", "files-api", root)
+
+
+def test_upload_limit_without_explicit_workers_and_concurrency_is_rejected(tmp_path):
+    """The chart must not rely on gunicorn's / the app's defaults: unset (chart default 0) is an error."""
+    common = (releases.ENVIRONMENTS_DIR / "common" / "files-api.yaml").read_text()
+    common = common.replace("  workers: 2\n", "")
+    root = _environments(tmp_path, **{"common/files-api.yaml": common})
+    with pytest.raises(releases.ReleaseValuesError,
+                       match=r"environments/common/files-api.yaml: app.maxUploadBytes: needs app.workers "
+                             r"\(0, charts/print-service/values.yaml\)"):
+        releases.load_environment_values("dev", "files-api", root)
+
+
+def test_tmp_must_stay_below_the_ephemeral_storage_request(tmp_path):
+    root = _environments(tmp_path, **{"prod/files-api.yaml": (
+        "tmpSizeLimit: 2Gi\nresources:\n  requests: {cpu: 250m, memory: 512Mi, ephemeral-storage: 2Gi}\n"
+        "  limits: {cpu: '2', memory: 1Gi, ephemeral-storage: 2Gi}\n")})
+    with pytest.raises(releases.ReleaseValuesError,
+                       match=r"environments/prod/files-api.yaml: tmpSizeLimit: 2Gi must be below "
+                             r"resources.requests.ephemeral-storage 2Gi \(environments/prod/files-api.yaml\)"):
+        releases.load_environment_values("prod", "files-api", root)
+
+
+@pytest.mark.parametrize("quantity, expected", [
+    ("768Mi", 768 * MiB), ("1.5Gi", 1536 * MiB), ("1G", 10**9), ("64k", 64000), (1024, 1024), ("1500m", 2)])
+def test_quantity_bytes(quantity, expected):
+    assert releases.quantity_bytes(quantity) == expected
+
+
+@pytest.mark.parametrize("quantity", ["1GB", "-1Mi", None, "", True])
+def test_quantity_bytes_rejects_what_the_schema_does(quantity):
+    with pytest.raises(releases.ReleaseValuesError, match="not a Kubernetes quantity"):
+        releases.quantity_bytes(quantity)

@@ -155,8 +155,19 @@ The service's environment variables (docs/seams.md), sorted as listed.
   value: {{ . | quote }}
 {{- end }}
 {{- if gt (int64 .Values.app.maxUploadBytes) 0 }}
+{{- if not (and (gt (int .Values.app.workers) 0) (gt (int .Values.app.maxConcurrentUploads) 0)) }}
+{{- fail "app.maxUploadBytes needs app.workers and app.maxConcurrentUploads (> 0): /tmp must hold workers x maxConcurrentUploads x maxUploadBytes, so the chart sets them instead of relying on the app's defaults" }}
+{{- end }}
 - name: MAX_UPLOAD_BYTES
   value: {{ int64 .Values.app.maxUploadBytes | quote }}
+{{- end }}
+{{- if gt (int .Values.app.workers) 0 }}
+- name: WEB_CONCURRENCY
+  value: {{ int .Values.app.workers | quote }}
+{{- end }}
+{{- if gt (int .Values.app.maxConcurrentUploads) 0 }}
+- name: MAX_CONCURRENT_UPLOADS
+  value: {{ int .Values.app.maxConcurrentUploads | quote }}
 {{- end }}
 {{- with .Values.app.iapAudience }}
 - name: IAP_AUDIENCE
