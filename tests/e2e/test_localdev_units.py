@@ -256,6 +256,7 @@ def test_reset_refuses_the_repository_itself() -> None:
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "refusing to delete" in proc.stderr
     assert (REPO_ROOT / "Makefile").exists()
+    assert not (REPO_ROOT / "run").exists(), "nothing may be written into the repository"
 
 
 # -- the demo's table ----------------------------------------------------------------------------------

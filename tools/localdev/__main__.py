@@ -63,10 +63,10 @@ def _reset(cfg: LocalConfig) -> int:
     if not cfg.data_dir.exists():
         print(f"localdev: nothing to reset ({cfg.data_dir} does not exist)")
         return 0
-    with data_lock(cfg):  # refuses while make dev runs on this folder
-        pass
     if cfg.data_dir.resolve() in (cfg.root, cfg.root.parent, Path("/")):
         raise PreflightError(f"refusing to delete {cfg.data_dir}: LOCALDEV_DATA_DIR points at the repository or above")
+    with data_lock(cfg):  # refuses while make dev runs on this folder
+        pass
     shutil.rmtree(cfg.data_dir)
     print(f"localdev: removed {cfg.data_dir}")
     return 0
