@@ -1,5 +1,6 @@
 """The GKE cluster (Autopilot, regional, private nodes), its node service account,
-the Kubernetes provider built from the cluster's outputs, and the services' namespace.
+the Kubernetes provider built from the cluster's outputs, and the services' namespace
+with its default-deny NetworkPolicy.
 
 Why Autopilot (docs/infra.md has the long form): Autopilot clusters are regional,
 use Shielded GKE nodes with Secure Boot, Workload Identity and Dataplane V2, and
@@ -36,6 +37,8 @@ GATEWAY_API_CHANNEL = "CHANNEL_STANDARD"
 DATAPLANE_V2 = "ADVANCED_DATAPATH"
 #: Pod Security Standard enforced on the services' namespace.
 POD_SECURITY_LEVEL = "restricted"
+#: The namespace's default-deny NetworkPolicy (every pod, ingress and egress).
+DEFAULT_DENY_POLICY = "default-deny"
 #: The exec credential plugin of kubectl for GKE (no static credentials in the kubeconfig).
 AUTH_PLUGIN = "gke-gcloud-auth-plugin"
 
@@ -151,7 +154,7 @@ def _dns_endpoint(config: object) -> str:
 
 
 class GkeCluster(pulumi.ComponentResource):
-    """Node service account, Autopilot cluster, Kubernetes provider and namespace.
+    """Node service account, Autopilot cluster, Kubernetes provider, namespace and its default-deny policy.
 
     Attributes:
         cluster: the ``container.Cluster``; ``cluster_name`` its name (Output[str]).
@@ -162,6 +165,8 @@ class GkeCluster(pulumi.ComponentResource):
             endpoint host it points at (IP or DNS endpoint, Output[str]).
         k8s_provider: the ``pulumi_kubernetes.Provider`` for this cluster.
         namespace_resource: the services' ``Namespace``; ``namespace`` its name (Output[str]).
+        default_deny: the namespace's default-deny ``NetworkPolicy`` (every pod,
+            ingress and egress; the releases' own policies allow what they need).
     """
 
     def __init__(self, name: str, args: GkeClusterArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
@@ -307,6 +312,27 @@ class GkeCluster(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, provider=self.k8s_provider),
         )
         self.namespace = self.namespace_resource.metadata.apply(lambda m: m["name"] if isinstance(m, dict) else m.name)
+
+        # Why: deny by default for every pod of the namespace, in both directions.
+        # Each Helm release's NetworkPolicies allow what its pods need (the
+        # service's, and the migration hook Job's own policy, a hook created before
+        # the Job); any other pod -- a debug pod, a future workload, a hook without
+        # a policy -- gets no traffic until a policy admits it. An empty podSelector
+        # selects every pod; policyTypes with no rules allow nothing
+        # (https://kubernetes.io/docs/concepts/services-networking/network-policies/#default-policies).
+        self.default_deny = k8s.networking.v1.NetworkPolicy(
+            "default-deny",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=DEFAULT_DENY_POLICY,
+                namespace=self.namespace,
+                labels={"app.kubernetes.io/part-of": "print-platform"},
+            ),
+            spec=k8s.networking.v1.NetworkPolicySpecArgs(
+                pod_selector=k8s.meta.v1.LabelSelectorArgs(),
+                policy_types=["Ingress", "Egress"],
+            ),
+            opts=pulumi.ResourceOptions(parent=self, provider=self.k8s_provider),
+        )
 
         self.register_outputs(
             {

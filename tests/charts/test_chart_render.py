@@ -180,9 +180,10 @@ def test_hpa_pdb_service(release):
 
 
 def test_network_policy_denies_by_default_and_allows_what_is_needed(release):
-    np = release.one("NetworkPolicy")
+    np = release.one("NetworkPolicy", release.service)
     spec = np["spec"]
-    assert spec["podSelector"] == {"matchLabels": {"app.kubernetes.io/instance": release.service}}
+    assert spec["podSelector"] == {"matchLabels": release.one("Deployment")["spec"]["selector"]["matchLabels"]}
+    assert "helm.sh/hook" not in np["metadata"].get("annotations", {}), "a release object, not a hook"
     assert spec["policyTypes"] == ["Ingress", "Egress"]
     sources = [peer.get("ipBlock", {}).get("cidr") for rule in spec["ingress"] for peer in rule["from"]]
     if release.service == "files-api":
@@ -207,6 +208,63 @@ def test_network_policy_denies_by_default_and_allows_what_is_needed(release):
     assert metadata[0]["to"] == [{"ipBlock": {"cidr": "169.254.169.254/32"}}]
     sql = [r for r in spec["egress"] if r["ports"] == [{"port": 3307, "protocol": "TCP"}]][0]
     assert sql["to"] == [{"ipBlock": {"cidr": c}} for c in release.values["networkPolicy"]["cloudSqlCidrs"]]
+
+
+HOOK = "helm.sh/hook"
+WEIGHT = "helm.sh/hook-weight"
+
+
+def _selects(policy, pod_labels) -> bool:
+    selector = policy["spec"]["podSelector"]
+    assert set(selector) <= {"matchLabels"}, selector
+    return all(pod_labels.get(k) == v for k, v in selector.get("matchLabels", {}).items())
+
+
+def test_every_pod_has_a_network_policy_in_place_when_it_starts(release):
+    """The namespace denies everything by default (infra/gke.py), so each pod needs a policy of its own that exists
+    before the pod: a hook pod (the pre-install migration Job runs before the release's objects exist) needs a hook
+    policy for each of its events with a lower hook-weight; a release pod a release policy (Helm installs
+    NetworkPolicy before Deployment)."""
+    policies = [o for o in release.objects if o["kind"] == "NetworkPolicy"]
+    for obj in release.objects:
+        if obj["kind"] not in ("Deployment", "Job"):
+            continue
+        labels = obj["spec"]["template"]["metadata"]["labels"]
+        annotations = obj["metadata"].get("annotations", {})
+        matching = [p for p in policies if _selects(p, labels)]
+        where = f"{release.stack}/{release.service} {obj['kind']} {obj['metadata']['name']}"
+        if HOOK not in annotations:
+            assert [p for p in matching if HOOK not in p["metadata"].get("annotations", {})], where
+            continue
+        events = set(annotations[HOOK].split(","))
+        before = [p for p in matching if HOOK in p["metadata"].get("annotations", {})
+                  and events <= set(p["metadata"]["annotations"][HOOK].split(","))
+                  and int(p["metadata"]["annotations"][WEIGHT]) < int(annotations[WEIGHT])]
+        assert before, f"{where}: no hook NetworkPolicy selecting its pods created before it ({events})"
+
+
+def test_migration_hook_network_policy_allows_the_jobs_egress_only(rendered):
+    for stack in STACKS:
+        r = rendered[(stack, "files-api")]
+        job, np = r.one("Job"), r.one("NetworkPolicy", "files-api-migrate")
+        annotations = np["metadata"]["annotations"]
+        assert annotations[HOOK] == job["metadata"]["annotations"][HOOK] == "pre-install,pre-upgrade"
+        sa = r.one("ServiceAccount", "files-api-migrate")["metadata"]["annotations"]
+        assert int(sa[WEIGHT]) <= int(annotations[WEIGHT]) < int(job["metadata"]["annotations"][WEIGHT])
+        # Not deleted on hook-succeeded: a tool that deletes per hook would drop it before the Job runs.
+        assert annotations["helm.sh/hook-delete-policy"] == "before-hook-creation"
+        assert np["spec"]["podSelector"]["matchLabels"] == {
+            "app.kubernetes.io/name": "print-service-migrate", "app.kubernetes.io/instance": "files-api"}
+        assert _selects(np, job["spec"]["template"]["metadata"]["labels"])
+        assert not _selects(np, r.one("Deployment")["spec"]["template"]["metadata"]["labels"])
+        assert np["spec"]["policyTypes"] == ["Ingress", "Egress"] and "ingress" not in np["spec"]
+        # DNS, metadata server (Workload Identity), Google APIs (Cloud SQL Admin), Cloud SQL: the service's egress.
+        assert np["spec"]["egress"] == r.one("NetworkPolicy", "files-api")["spec"]["egress"]
+        ports = {(p["port"], p["protocol"]) for rule in np["spec"]["egress"] for p in rule["ports"]}
+        assert ports == {(53, "UDP"), (53, "TCP"), (80, "TCP"), (988, "TCP"), (443, "TCP"), (3307, "TCP")}
+    for stack in STACKS:
+        assert [o["metadata"]["name"] for o in rendered[(stack, "extractor")].objects
+                if o["kind"] == "NetworkPolicy"] == ["extractor"]
 
 
 def test_files_api_route_health_check_armor_and_iap(rendered):

@@ -179,3 +179,19 @@ def test_services_namespace_enforces_restricted_pod_security(run: Capture, setti
     namespace = run.one("kubernetes:core/v1:Namespace")
     assert namespace.inputs["metadata"]["name"] == settings.names.namespace
     assert namespace.inputs["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+
+
+def test_services_namespace_denies_all_traffic_by_default(run: Capture, settings: StackSettings):
+    """Every pod of the namespace is isolated in both directions unless a release's policy admits its traffic."""
+    namespace = run.one("kubernetes:core/v1:Namespace")
+    (policy,) = run.of_type("kubernetes:networking.k8s.io/v1:NetworkPolicy")
+    assert policy.inputs["metadata"]["name"] == gke.DEFAULT_DENY_POLICY
+    assert policy.inputs["metadata"]["namespace"] == settings.names.namespace
+    spec = policy.inputs["spec"]
+    assert spec["podSelector"] == {}, "an empty selector selects every pod of the namespace"
+    assert spec["policyTypes"] == ["Ingress", "Egress"]
+    assert "ingress" not in spec and "egress" not in spec, "no rule: nothing allowed"
+    # Wired like its siblings: a child of the GKE component, through the cluster's provider, after the namespace.
+    assert policy.parent == namespace.parent
+    assert policy.provider == namespace.provider
+    assert namespace.urn in policy.dependencies

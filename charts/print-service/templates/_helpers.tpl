@@ -55,17 +55,24 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 
 {{/*
-Labels of the migration Job's pods: the release's instance label (so the
-release's NetworkPolicy applies) but another name, outside the Service's selector.
+Labels of the migration Job's pods: the release's instance label but another
+name, outside the Service's selector (and the service's NetworkPolicy's).
 */}}
 {{- define "print-service.migrateLabels" -}}
 helm.sh/chart: {{ include "print-service.chart" . }}
-app.kubernetes.io/name: {{ printf "%s-migrate" (include "print-service.name" .) | trunc 63 | trimSuffix "-" }}
-app.kubernetes.io/instance: {{ .Release.Name }}
+{{ include "print-service.migrateSelectorLabels" . }}
 app.kubernetes.io/component: migrations
 app.kubernetes.io/part-of: print-platform
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{/*
+Selector labels of the migration Job's pods (its NetworkPolicy's podSelector).
+*/}}
+{{- define "print-service.migrateSelectorLabels" -}}
+app.kubernetes.io/name: {{ printf "%s-migrate" (include "print-service.name" .) | trunc 63 | trimSuffix "-" }}
+app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 
 {{/*
@@ -243,4 +250,80 @@ https://github.com/GoogleCloudPlatform/cloud-sql-proxy#configuring-healthchecks
     {{- toYaml $p.resources | nindent 4 }}
   securityContext:
     {{- include "print-service.containerSecurityContext" . | nindent 4 }}
+{{- end }}
+
+
+{{/*
+NetworkPolicy egress rules of every pod of the release (the service's and the
+migration Job's, each selected by its own policy): DNS, the GKE metadata
+server, Google APIs on 443 and, with the Cloud SQL Auth Proxy, Cloud SQL on 3307.
+*/}}
+{{- define "print-service.networkPolicyEgress" -}}
+{{- $np := .Values.networkPolicy -}}
+# DNS: kube-dns pods, the kube-dns Service address (the cluster's Service
+# range: NodeLocal DNSCache, on by default in Autopilot, answers there from
+# the host network), NodeLocal DNSCache's link-local address, and the GKE
+# metadata server, which serves Cloud DNS for GKE (the only DNS provider of
+# new Autopilot clusters: the pods' resolv.conf names 169.254.169.254).
+- to:
+    - namespaceSelector:
+        matchLabels:
+          kubernetes.io/metadata.name: kube-system
+      podSelector:
+        matchLabels:
+          k8s-app: kube-dns
+    {{- range $np.dnsCidrs }}
+    - ipBlock:
+        cidr: {{ . }}
+    {{- end }}
+    {{- with $np.nodeLocalDnsIp }}
+    - ipBlock:
+        cidr: {{ . }}/32
+    {{- end }}
+    - ipBlock:
+        cidr: 169.254.169.254/32
+  ports:
+    - port: 53
+      protocol: UDP
+    - port: 53
+      protocol: TCP
+# The GKE metadata server (Workload Identity tokens): 169.254.169.254:80,
+# and 169.254.169.252:988 on GKE Dataplane V2
+# (https://cloud.google.com/kubernetes-engine/docs/how-to/workload-identity#restrict-network).
+- to:
+    - ipBlock:
+        cidr: 169.254.169.254/32
+  ports:
+    - port: 80
+      protocol: TCP
+- to:
+    - ipBlock:
+        cidr: 169.254.169.252/32
+  ports:
+    - port: 988
+      protocol: TCP
+# Google APIs (Cloud Storage, Pub/Sub, Cloud SQL Admin, Monitoring) over HTTPS.
+- to:
+    {{- range $np.googleApisCidrs }}
+    - ipBlock:
+        cidr: {{ .cidr }}
+        {{- with .except }}
+        except:
+          {{- toYaml . | nindent 10 }}
+        {{- end }}
+    {{- end }}
+  ports:
+    - port: 443
+      protocol: TCP
+{{- if .Values.cloudSqlProxy.instanceConnectionName }}
+# Cloud SQL private IP: the Auth Proxy connects to the instance's server-side proxy on 3307.
+- to:
+    {{- range $np.cloudSqlCidrs }}
+    - ipBlock:
+        cidr: {{ . }}
+    {{- end }}
+  ports:
+    - port: 3307
+      protocol: TCP
+{{- end }}
 {{- end }}
