@@ -74,20 +74,56 @@ def test_subscription_body_is_the_dev_stack_pubsub_settings(tmp_path: Path) -> N
     assert body["retry_policy"] == {"minimumBackoff": ps.minimum_backoff, "maximumBackoff": ps.maximum_backoff}
 
 
-def test_services_get_the_environment_the_chart_derives_from_their_dev_values(tmp_path: Path) -> None:
-    """LOG_LEVEL, graceful/drain timeouts, upload limit and extraEnv as the chart renders them for dev."""
+#: Chart variables the local platform sets itself from the stack's names and its own ports
+#: (``LocalConfig.process_env`` / ``service_overrides``), and ones that only apply in the cloud.
+LOCAL_FROM_STACK = {"PORT", "GOOGLE_CLOUD_PROJECT", "UPLOADS_BUCKET", "UPLOADS_SUBSCRIPTION", "DATABASE_URL"}
+CLOUD_ONLY = {"IAP_AUDIENCE", "TMPDIR"}
+
+
+def _rendered_container_env(service: str) -> dict[str, str]:
+    """The app container's env of ``service``'s Deployment, rendered by the real ``helm template`` for dev."""
+    from tools import install_helm, render
+
+    try:
+        helm = install_helm.helm_path()
+    except install_helm.InstallError:
+        install_helm.install()
+        helm = install_helm.TARGET
+    specs, _ = render.releases_from_settings("dev", placeholder_digest=render.PLACEHOLDER_DIGEST)
+    (spec,) = [s for s in specs if s.name == service]
+    docs = [d for d in yaml.safe_load_all(render.helm_template(spec, helm)) if d and d.get("kind") == "Deployment"]
+    (deployment,) = docs
+    (container,) = [c for c in deployment["spec"]["template"]["spec"]["containers"] if c["name"] != "cloud-sql-proxy"]
+    return {e["name"]: e["value"] for e in container["env"] if "value" in e}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("service", ["files-api", "extractor"])
+def test_service_env_is_what_the_dev_chart_renders(tmp_path: Path, service: str) -> None:
+    """Drift guard: ``service_env`` mirrors the chart's env template; a chart change must not diverge silently.
+
+    Every variable of the rendered Deployment is either produced by ``service_env`` with
+    the same value, or set by the local platform from the stack (same value where it is
+    a name), or cloud-only.
+    """
+    chart_env = _rendered_container_env(service)
     cfg = _cfg(tmp_path)
-    for service in ("files-api", "extractor"):
-        values = helm_values("dev", service)
-        env = cfg.service_overrides(service)
-        assert env["LOG_LEVEL"] == values["app"]["logLevel"]
-        assert env["GUNICORN_CMD_ARGS"] == f"--graceful-timeout={values['shutdown']['gracefulTimeoutSeconds']}"
-        for name, value in (values["app"].get("extraEnv") or {}).items():
-            assert env[name] == str(value)
-        drain = int(values["shutdown"].get("drainTimeoutSeconds") or 0)
-        assert env.get("DRAIN_TIMEOUT_SECONDS") == (str(values["shutdown"]["drainTimeoutSeconds"]) if drain else None)
-        upload = int(values["app"].get("maxUploadBytes") or 0)
-        assert env.get("MAX_UPLOAD_BYTES") == (str(upload) if upload else None)
+    local = cfg.service_overrides(service)
+    unexplained = set(chart_env) - set(cfg.services[service]) - LOCAL_FROM_STACK - CLOUD_ONLY
+    assert not unexplained, f"{service}: chart variables service_env does not mirror: {sorted(unexplained)}"
+    for name, value in cfg.services[service].items():
+        assert chart_env.get(name) == value, f"{service}: {name} is {value!r} locally, {chart_env.get(name)!r} in the chart"
+    process = cfg.process_env("run-1", base={})
+    for name in ("GOOGLE_CLOUD_PROJECT", "UPLOADS_BUCKET", "UPLOADS_SUBSCRIPTION"):
+        if name in chart_env:
+            assert process[name] == chart_env[name], f"{service}: {name} differs from the stack's"
+    assert local["PORT"] == chart_env["PORT"]  # default ports are the images' ports
+    if "DATABASE_URL" in chart_env:
+        assert process["DATABASE_URL"].rsplit("/", 1)[1] == chart_env["DATABASE_URL"].rsplit("/", 1)[1]
+
+
+def test_service_overrides_add_port_and_log_level(tmp_path: Path) -> None:
+    cfg = _cfg(tmp_path)
     assert "DRAIN_TIMEOUT_SECONDS" in cfg.service_overrides("extractor"), "the extractor drains on SIGTERM"
     assert cfg.service_overrides("files-api")["PORT"] == "8080"
     assert cfg.service_overrides("extractor")["PORT"] == "8081"

@@ -83,11 +83,15 @@ def _port(environ: Mapping[str, str], spec: PortSpec) -> int:
 def service_env(values: Mapping[str, Any]) -> dict[str, str]:
     """Environment variables the chart derives from a service's Helm values (the subset that applies locally).
 
-    Mirrors ``charts/print-service/templates/_helpers.tpl``: ``app.logLevel`` ->
-    ``LOG_LEVEL``; ``app.maxUploadBytes`` (> 0) -> ``MAX_UPLOAD_BYTES``;
-    ``shutdown.gracefulTimeoutSeconds`` -> ``GUNICORN_CMD_ARGS=--graceful-timeout=N``;
-    ``shutdown.drainTimeoutSeconds`` (> 0) -> ``DRAIN_TIMEOUT_SECONDS``;
-    ``app.extraEnv`` as given. Cloud-only variables (IAP, Cloud SQL user) are left out.
+    Mirrors ``print-service.env`` in ``charts/print-service/templates/_helpers.tpl``:
+    ``app.logLevel`` -> ``LOG_LEVEL``; ``app.maxUploadBytes`` (> 0) -> ``MAX_UPLOAD_BYTES``;
+    ``app.workers`` (> 0) -> ``WEB_CONCURRENCY``; ``app.maxConcurrentUploads`` (> 0) ->
+    ``MAX_CONCURRENT_UPLOADS``; ``shutdown.gracefulTimeoutSeconds`` ->
+    ``GUNICORN_CMD_ARGS=--graceful-timeout=N``; ``shutdown.drainTimeoutSeconds`` (> 0)
+    -> ``DRAIN_TIMEOUT_SECONDS``; ``app.extraEnv`` as given. The rest of the chart's
+    variables are stack outputs the local platform sets itself (``process_env``) or
+    cloud-only (IAP audience, ``TMPDIR``). ``tests/e2e/test_localdev_units.py``
+    renders the dev chart with ``helm template`` and fails when the two diverge.
 
     Raises:
         LocalConfigError: ``app``/``shutdown``/``extraEnv`` is not a mapping.
@@ -103,6 +107,10 @@ def service_env(values: Mapping[str, Any]) -> dict[str, str]:
         env["LOG_LEVEL"] = str(app["logLevel"])
     if int(app.get("maxUploadBytes") or 0) > 0:
         env["MAX_UPLOAD_BYTES"] = str(int(app["maxUploadBytes"]))
+    if int(app.get("workers") or 0) > 0:
+        env["WEB_CONCURRENCY"] = str(int(app["workers"]))
+    if int(app.get("maxConcurrentUploads") or 0) > 0:
+        env["MAX_CONCURRENT_UPLOADS"] = str(int(app["maxConcurrentUploads"]))
     if shutdown.get("gracefulTimeoutSeconds"):
         env["GUNICORN_CMD_ARGS"] = f"--graceful-timeout={int(shutdown['gracefulTimeoutSeconds'])}"
     if int(shutdown.get("drainTimeoutSeconds") or 0) > 0:
