@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from checkov_support import run_checkov
 from tools.plan_diff_report import MARKER_TEMPLATE
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -189,30 +190,8 @@ def test_actionlint_rejects_script_injection_and_unquoted_variables(tmp_path):
     assert "SC2086" in result.stdout and "potentially untrusted" in result.stdout
 
 
-def _checkov_version() -> str:
-    match = re.search(r"^CHECKOV_VERSION\s*:=\s*(\S+)\s*$", (ROOT / "Makefile").read_text(), re.MULTILINE)
-    assert match, "Makefile defines no CHECKOV_VERSION"
-    return match.group(1)
-
-
-def _uv() -> str:
-    found = shutil.which("uv") or str(ROOT / ".tools" / "bin" / "uv")
-    assert Path(found).exists(), "uv missing: run `make setup`"
-    return found
-
-
 @pytest.mark.slow
 def test_checkov_github_actions_checks_pass():
-    result = subprocess.run(
-        [
-            _uv(), "tool", "run", "--from", f"checkov=={_checkov_version()}", "checkov",
-            "--skip-download", "--framework", "github_actions", "-d", str(WORKFLOWS), "--compact", "--quiet",
-        ],
-        cwd=ROOT,
-        env={**os.environ, "BC_SKIP_MAPPING": "TRUE", "UV_PYTHON_DOWNLOADS": "never"},
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    result = run_checkov("github_actions", WORKFLOWS, "--compact", "--quiet", cwd=ROOT)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert "Failed checks: 0" in result.stdout and "Passed checks:" in result.stdout

@@ -1,7 +1,7 @@
 """checkov (offline, pinned) over every rendered release: zero failed checks.
 
-checkov runs isolated (``uv tool run --from checkov==<Makefile CHECKOV_VERSION>``)
-because its dependency tree clashes with pulumi's. It scans the manifests
+checkov runs isolated (``uv tool run --from checkov==<Makefile CHECKOV_VERSION>``,
+tests/checkov_support.py) because its dependency tree clashes with pulumi's. It scans the manifests
 ``helm template`` renders for each stack (``--framework kubernetes``): the
 chart's defaults alone are not deployable (no image digest), the stacks' values
 are what runs. A skip, if ever needed, is a ``checkov.io/skip<N>:
@@ -10,31 +10,16 @@ CKV_K8S_xx=<reason>`` annotation in the chart's templates; today there is none.
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import subprocess
 
 import pytest
 
-from chart_support import ROOT
+from checkov_support import run_checkov
 from infra import releases
 
 pytestmark = pytest.mark.slow
 
 SKIP = re.compile(r"checkov\.io/skip\d+:\s*(\S+?)=(.*)$")
-
-
-def _checkov_version() -> str:
-    match = re.search(r"^CHECKOV_VERSION\s*:=\s*(\S+)\s*$", (ROOT / "Makefile").read_text(), re.MULTILINE)
-    assert match, "Makefile defines no CHECKOV_VERSION"
-    return match.group(1)
-
-
-def _uv() -> str:
-    found = shutil.which("uv") or str(ROOT / ".tools" / "bin" / "uv")
-    assert os.path.exists(found), "uv missing: run `make setup`"
-    return found
 
 
 def test_every_skip_in_the_chart_names_a_check_and_a_reason():
@@ -54,11 +39,7 @@ def test_every_skip_in_the_chart_names_a_check_and_a_reason():
 def test_checkov_passes_on_every_rendered_release(rendered, tmp_path):
     for (stack, service), r in rendered.items():
         (tmp_path / f"{stack}-{service}.yaml").write_text(r.text)
-    result = subprocess.run(
-        [_uv(), "tool", "run", "--from", f"checkov=={_checkov_version()}", "checkov",
-         "--skip-download", "--framework", "kubernetes", "-d", str(tmp_path), "-o", "json"],
-        cwd=tmp_path, env={**os.environ, "BC_SKIP_MAPPING": "TRUE", "UV_PYTHON_DOWNLOADS": "never"},
-        capture_output=True, text=True, timeout=600)
+    result = run_checkov("kubernetes", tmp_path, "-o", "json", cwd=tmp_path)
     assert result.returncode in (0, 1), result.stderr[-3000:]
     report = json.loads(result.stdout)
     reports = report if isinstance(report, list) else [report]
