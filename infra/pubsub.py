@@ -16,6 +16,9 @@ import pulumi_gcp as gcp
 #: Retention of the dead-letter subscription: the API maximum (7 days), so a
 #: dead-lettered message can be inspected and replayed after a weekend.
 DEAD_LETTER_RETENTION = "604800s"
+#: Ack deadline of the dead-letter subscription (messages there are inspected by
+#: hand, not processed). The local platform creates it with the same value.
+DEAD_LETTER_ACK_DEADLINE_SECONDS = 60
 #: Subscriptions never expire from inactivity (an empty ``ttl`` means "never").
 NEVER_EXPIRE = ""
 
@@ -76,7 +79,7 @@ class PubSub(pulumi.ComponentResource):
             name=args.dead_letter_subscription,
             project=args.project,
             topic=self.dead_letter_topic.id,
-            ack_deadline_seconds=60,
+            ack_deadline_seconds=DEAD_LETTER_ACK_DEADLINE_SECONDS,
             message_retention_duration=DEAD_LETTER_RETENTION,
             retain_acked_messages=False,
             expiration_policy=gcp.pubsub.SubscriptionExpirationPolicyArgs(ttl=NEVER_EXPIRE),

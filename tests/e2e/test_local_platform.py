@@ -214,7 +214,7 @@ def test_nothing_lost_nothing_doubled(pipeline_run: PipelineRun, platform: Local
 
 def test_emulator_has_the_dev_stack_names_and_settings(platform: LocalPlatform) -> None:
     """Subscription and topics as infra.settings derives them for the dev stack (not copies)."""
-    from infra.pubsub import DEAD_LETTER_RETENTION
+    from infra.pubsub import DEAD_LETTER_ACK_DEADLINE_SECONDS, DEAD_LETTER_RETENTION
     from infra.settings import load_stack_settings
 
     stack = load_stack_settings("dev")
@@ -232,6 +232,7 @@ def test_emulator_has_the_dev_stack_names_and_settings(platform: LocalPlatform) 
     dead = requests.get(f"{base}/subscriptions/{names.dead_letter_subscription}", timeout=10).json()
     assert dead["topic"] == f"projects/{stack.project}/topics/{names.dead_letter_topic}"
     assert dead["messageRetentionDuration"] == DEAD_LETTER_RETENTION
+    assert dead["ackDeadlineSeconds"] == DEAD_LETTER_ACK_DEADLINE_SECONDS
     resp = requests.get(f"{platform.cfg.storage_host}/storage/v1/b/{names.uploads_bucket}", timeout=10)
     assert resp.status_code == 200
 

@@ -14,7 +14,7 @@ import yaml
 
 from infra.settings import load_stack_settings
 from tools.localdev import stages
-from tools.localdev.bootstrap import subscription_body
+from tools.localdev.bootstrap import dead_letter_subscription_body, subscription_body
 from tools.localdev.client import ApiError, Upload
 from tools.localdev.config import PORTS, LocalConfig, LocalConfigError, helm_values, service_env
 from tools.localdev.demo import facts, table
@@ -72,6 +72,29 @@ def test_subscription_body_is_the_dev_stack_pubsub_settings(tmp_path: Path) -> N
     assert body["message_retention_duration"] == ps.message_retention_duration
     assert body["dead_letter_policy"]["maxDeliveryAttempts"] == ps.max_delivery_attempts
     assert body["retry_policy"] == {"minimumBackoff": ps.minimum_backoff, "maximumBackoff": ps.maximum_backoff}
+
+
+@pytest.mark.slow
+def test_emulator_topics_and_subscriptions_are_what_the_program_previews_for_dev(tmp_path: Path) -> None:
+    """The bodies bootstrap sends to the emulator equal the Pulumi program's inputs (offline preview of dev)."""
+    import json
+
+    from tools.devstack.pubsub import _camel
+
+    proc = subprocess.run([sys.executable, "-m", "tools.preview", "--stack", "dev", "--format", "json"],
+                          cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+    resources = json.loads(proc.stdout)["resources"]
+    kinds = ("gcp:pubsub/topic:Topic", "gcp:pubsub/subscription:Subscription")
+    inputs = {r["inputs"]["name"]: r["inputs"] for r in resources if r["type"] in kinds}
+    cfg = _cfg(tmp_path)
+    names = cfg.stack.names
+    assert {names.uploads_topic, names.dead_letter_topic} <= set(inputs)
+    for name, body, topic in ((names.extractor_subscription, subscription_body(cfg), names.uploads_topic),
+                              (names.dead_letter_subscription, dead_letter_subscription_body(), names.dead_letter_topic)):
+        program = inputs[name]
+        assert program["topic"] == f"projects/{cfg.project}/topics/{topic}"
+        for key, value in body.items():
+            assert program[_camel(key)] == value, f"{name}: {key} is {value!r} locally, {program[_camel(key)]!r} in the program"
 
 
 #: Chart variables the local platform sets itself from the stack's names and its own ports

@@ -10,7 +10,7 @@ lets the dependent processes start (``stages``):
 2. Pub/Sub emulator: the uploads topic, the dead-letter topic, the extractor
    subscription (ack deadline, retention, retry backoff, dead-letter policy
    with max delivery attempts, from ``StackSettings.pubsub``) and the
-   dead-letter inspection subscription (retention as ``infra.pubsub``) ->
+   dead-letter inspection subscription (ack deadline, retention as ``infra.pubsub``) ->
    stage ``pubsub`` (fake-gcs-server may start: its notification topic exists);
 3. fake-gcs-server: the uploads bucket -> stage ``services``;
 4. files-api and extractor ``/readyz`` -> stage ``ready``; prints the URLs.
@@ -32,7 +32,7 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any
 
-from infra.pubsub import DEAD_LETTER_RETENTION
+from infra.pubsub import DEAD_LETTER_ACK_DEADLINE_SECONDS, DEAD_LETTER_RETENTION
 
 from . import stages
 from .config import LocalConfig
@@ -71,6 +71,11 @@ def subscription_body(cfg: LocalConfig) -> dict[str, Any]:
             "maxDeliveryAttempts": ps.max_delivery_attempts,
         },
     }
+
+
+def dead_letter_subscription_body() -> dict[str, Any]:
+    """The dead-letter inspection subscription's fields, the constants ``infra.pubsub.PubSub`` uses."""
+    return {"ack_deadline_seconds": DEAD_LETTER_ACK_DEADLINE_SECONDS, "message_retention_duration": DEAD_LETTER_RETENTION}
 
 
 def _http_ok(url: str) -> bool:
@@ -121,7 +126,7 @@ class Bootstrap:
         self.pubsub.create_topic(names.dead_letter_topic)
         self.pubsub.create_subscription(names.uploads_topic, names.extractor_subscription, **subscription_body(self.cfg))
         self.pubsub.create_subscription(names.dead_letter_topic, names.dead_letter_subscription,
-                                        message_retention_duration=DEAD_LETTER_RETENTION)
+                                        **dead_letter_subscription_body())
         log.info("topics %s, %s and subscriptions %s, %s ready", names.uploads_topic, names.dead_letter_topic,
                  names.extractor_subscription, names.dead_letter_subscription)
 
