@@ -79,7 +79,11 @@ def test_ci_runs_tests_and_the_offline_diff_for_both_stacks_without_write_access
     ci = load("ci.yml")
     assert set(ci["on"]) == {"pull_request", "push"}
     test = ci["jobs"]["test"]
-    assert any("bash .ci/run" in str(s.get("run", "")) for s in steps(test))
+    runs = [str(s.get("run", "")) for s in steps(test)]
+    assert any("bash .ci/run" in r for r in runs)
+    # The e2e tests start the local platform: the Pub/Sub emulator and Java are installed before.
+    emulator = next(i for i, r in enumerate(runs) if "google-cloud-cli-pubsub-emulator" in r)
+    assert "openjdk-17-jre-headless" in runs[emulator] and emulator < next(i for i, r in enumerate(runs) if ".ci/run" in r)
     diff = ci["jobs"]["preview-diff"]
     assert diff["strategy"]["matrix"]["stack"] == STACKS
     assert diff["permissions"] == {"contents": "read"}
