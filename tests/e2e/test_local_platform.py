@@ -275,3 +275,29 @@ def test_ctrl_c_stops_everything_and_data_survives_a_restart(pipeline_run: Pipel
         assert after[file_id]["status"] == before["status"]
         assert after[file_id]["metadata"] == before["metadata"]
     print(f"scenario {pipeline_run.seconds:.1f}s, Ctrl-C stop {stop_seconds:.1f}s")
+
+
+def test_make_demo_prints_the_table_and_the_web_page_lists_the_same(platform: LocalPlatform, manifest: ModuleType,
+                                                                    tmp_path) -> None:
+    """``make demo`` (``python -m tools.localdev demo``) against the running platform: after the restart
+    above, so its extra uploads do not disturb the counts of the scenario."""
+    import shutil
+    import subprocess
+    import sys
+
+    picked = ["cura/cura_slicer.gcode", "3mf/box.3mf", "broken/benchy_git_lfs_pointer.gcode"]
+    for rel in picked:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(manifest.SAMPLES / rel, tmp_path / rel)
+    proc = subprocess.run([sys.executable, "-m", "tools.localdev", "demo", "--samples", str(tmp_path)],
+                          cwd=platform.cfg.root, env=platform.env, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = {line.split()[0]: line for line in proc.stdout.splitlines() if line.split() and line.split()[0] in picked}
+    assert set(rows) == set(picked), proc.stdout
+    assert " processed " in rows["cura/cura_slicer.gcode"] and " processed " in rows["3mf/box.3mf"]
+    assert " failed " in rows["broken/benchy_git_lfs_pointer.gcode"]
+    assert manifest.EXPECTED_FAILURES["broken/benchy_git_lfs_pointer.gcode"] in rows["broken/benchy_git_lfs_pointer.gcode"]
+    assert "3 files in" in proc.stdout and f"{platform.cfg.files_api_url}/" in proc.stdout
+    page = requests.get(f"{platform.cfg.files_api_url}/", timeout=10).text
+    for rel in picked:
+        assert rel.rsplit("/", 1)[1] in page
