@@ -318,6 +318,15 @@ def test_reset_refuses_the_repository_itself() -> None:
     assert not (REPO_ROOT / "run").exists(), "nothing may be written into the repository"
 
 
+def test_reset_refuses_a_folder_of_the_repository() -> None:
+    env = {**os.environ, "LOCALDEV_DATA_DIR": "docs"}
+    proc = subprocess.run([sys.executable, "-m", "tools.localdev", "reset"], cwd=REPO_ROOT, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "tracked by git" in proc.stderr
+    assert (REPO_ROOT / "docs" / "local.md").exists()
+    assert not (REPO_ROOT / "docs" / "run").exists(), "nothing may be written into the repository"
+
+
 # -- the demo's table ----------------------------------------------------------------------------------
 
 

@@ -57,14 +57,30 @@ def _start(cfg: LocalConfig, args: argparse.Namespace) -> int:
     return 127  # not reached
 
 
+def _tracked(root: Path, folder: Path) -> bool:
+    """True when git tracks a file under ``folder`` (False when git or the repository is unavailable)."""
+    import subprocess
+
+    try:
+        proc = subprocess.run(["git", "-C", str(root), "ls-files", "--", str(folder)],
+                              capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return proc.returncode == 0 and bool(proc.stdout.strip())
+
+
 def _reset(cfg: LocalConfig) -> int:
     from .runner import PreflightError, data_lock
 
     if not cfg.data_dir.exists():
         print(f"localdev: nothing to reset ({cfg.data_dir} does not exist)")
         return 0
-    if cfg.data_dir.resolve() in (cfg.root, cfg.root.parent, Path("/")):
+    data_dir = cfg.data_dir.resolve()
+    if cfg.root.is_relative_to(data_dir):
         raise PreflightError(f"refusing to delete {cfg.data_dir}: LOCALDEV_DATA_DIR points at the repository or above")
+    if data_dir.is_relative_to(cfg.root) and _tracked(cfg.root, data_dir):
+        raise PreflightError(f"refusing to delete {cfg.data_dir}: it holds files tracked by git (LOCALDEV_DATA_DIR "
+                             "must be a folder of its own, e.g. the default .local)")
     with data_lock(cfg):  # refuses while make dev runs on this folder
         pass
     shutil.rmtree(cfg.data_dir)
