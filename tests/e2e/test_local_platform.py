@@ -246,6 +246,42 @@ def test_web_page_and_api_docs_are_served(pipeline_run: PipelineRun, platform: L
     assert requests.get(f"{platform.cfg.files_api_url}/openapi.json", timeout=10).json()["paths"]
 
 
+def _listeners(ports: set[int]) -> dict[int, set[str]]:
+    """``{port: {local address, ...}}`` of the listening TCP sockets on ``ports`` (Linux ``/proc/net/tcp*``)."""
+    import ipaddress
+
+    found: dict[int, set[str]] = {}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = open(table).read().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            address_hex, port_hex = fields[1].split(":")
+            if fields[3] != "0A" or int(port_hex, 16) not in ports:  # 0A: LISTEN
+                continue
+            # The kernel prints each 32-bit word of the address in host (little-endian) byte order.
+            raw = b"".join(bytes.fromhex(address_hex[i:i + 8])[::-1] for i in range(0, len(address_hex), 8))
+            address = ipaddress.ip_address(raw)
+            if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+                address = address.ipv4_mapped
+            found.setdefault(int(port_hex, 16), set()).add(str(address))
+    return found
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/net/tcp"), reason="reads Linux /proc/net/tcp")
+def test_every_server_listens_on_loopback_only(platform: LocalPlatform) -> None:
+    import ipaddress
+
+    ports = set(platform.cfg.ports.values())
+    listeners = _listeners(ports)
+    assert set(listeners) == ports, f"nothing listens on {sorted(ports - set(listeners))}"
+    for port, addresses in listeners.items():
+        assert all(ipaddress.ip_address(a).is_loopback for a in addresses), \
+            f"port {port} listens on {sorted(addresses)}, not on loopback only"
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
