@@ -20,7 +20,7 @@ export UV_PROJECT_ENVIRONMENT := $(CURDIR)/.venv
 export UV_COMPILE_BYTECODE := 1
 RUN := $(UV) run --frozen --quiet
 
-.PHONY: help setup test test-fast preview render preview-diff lint-workflows dev dev-reset demo helm lint clean
+.PHONY: help setup test test-fast preview render preview-diff lint-workflows dev dev-reset demo helm clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-14s %s\n", $$1, $$2}'
