@@ -425,7 +425,9 @@ def validate_firewall_ingress(args: ResourceValidationArgs, report: ReportViolat
     The load balancer and its health checks come from Google's ranges
     (https://cloud.google.com/load-balancing/docs/health-check-concepts#ip-ranges); nothing
     needs to reach the nodes from anywhere (https://cloud.google.com/firewall/docs/firewalls).
-    Deny rules from everywhere are fine. ``direction`` defaults to INGRESS.
+    Deny rules from everywhere are fine. ``direction`` defaults to INGRESS; an INGRESS rule
+    with no ``sourceRanges``, ``sourceTags`` or ``sourceServiceAccounts`` applies to 0.0.0.0/0
+    (https://cloud.google.com/firewall/docs/firewalls#sources_for_rules), so it counts as "from anywhere".
     """
     if args.resource_type != FIREWALL:
         return
@@ -434,7 +436,12 @@ def validate_firewall_ingress(args: ResourceValidationArgs, report: ReportViolat
         return
     if props.get("disabled") is True:
         return
-    wide = [c for c in props.get("sourceRanges") or [] if _is_everywhere(str(c))]
+    ranges = props.get("sourceRanges") or []
+    if not ranges and not props.get("sourceTags") and not props.get("sourceServiceAccounts"):
+        report(f"{_where(args)}: INGRESS allow rule without sourceRanges, sourceTags or "
+               "sourceServiceAccounts: GCP then applies it to 0.0.0.0/0.")
+        return
+    wide = [c for c in ranges if _is_everywhere(str(c))]
     if wide:
         report(f"{_where(args)}: sourceRanges {wide} on an INGRESS allow rule opens it to the whole internet.")
 

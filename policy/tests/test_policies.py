@@ -146,6 +146,9 @@ CASES = [
     ("firewall-no-ingress-from-anywhere", "gcp:compute/firewall:Firewall",
      {"direction": "INGRESS", "denies": [{"protocol": "all"}], "sourceRanges": ["0.0.0.0/0"]},
      with_(FW_OK, "direction", ...) | {"sourceRanges": ["::/0"]}, ["::/0"]),
+    ("firewall-no-ingress-from-anywhere", "gcp:compute/firewall:Firewall",
+     with_(FW_OK, "sourceRanges", ...) | {"sourceTags": ["bastion"]},
+     with_(FW_OK, "sourceRanges", ...), ["without sourceRanges", "0.0.0.0/0"]),
 ]
 
 
