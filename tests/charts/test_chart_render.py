@@ -72,6 +72,18 @@ def test_pod_and_container_security(release):
         assert sc["runAsNonRoot"] is True
     tmp = [v for v in spec["volumes"] if v["name"] == "tmp"]
     assert tmp and "emptyDir" in tmp[0]
+
+
+def test_pods_run_as_the_images_own_user(release):
+    """The chart's UID/GID is the service image's numeric USER (one fact, two files)."""
+    dockerfile = (ROOT / "apps" / release.service / "Dockerfile").read_text()
+    (user,) = re.findall(r"^USER\s+(\d+):(\d+)\s*$", dockerfile, re.MULTILINE)
+    uid, gid = int(user[0]), int(user[1])
+    spec = pod_spec(release)
+    assert (spec["securityContext"]["runAsUser"], spec["securityContext"]["runAsGroup"]) == (uid, gid)
+    assert spec["securityContext"]["fsGroup"] == gid
+    for c in spec["containers"] + spec.get("initContainers", []):
+        assert (c["securityContext"]["runAsUser"], c["securityContext"]["runAsGroup"]) == (uid, gid), c["name"]
     assert {"name": "tmp", "mountPath": "/tmp"} in spec["containers"][0]["volumeMounts"]
 
 

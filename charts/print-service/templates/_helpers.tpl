@@ -112,13 +112,15 @@ Fails when the extractor's drain does not fit in gunicorn's graceful timeout.
 
 {{/*
 Pod-level security context: non-root, seccomp RuntimeDefault.
-UID/GID 65532 is the conventional "nonroot" user of distroless images.
+UID/GID 10001 is the images' own USER (each service's Dockerfile; tests/charts checks they
+agree), so the app runs as the user its files were installed for. The Cloud SQL
+Auth Proxy (distroless, writes no files) runs under the same non-root UID.
 */}}
 {{- define "print-service.podSecurityContext" -}}
 runAsNonRoot: true
-runAsUser: 65532
-runAsGroup: 65532
-fsGroup: 65532
+runAsUser: 10001
+runAsGroup: 10001
+fsGroup: 10001
 seccompProfile:
   type: RuntimeDefault
 {{- end }}
@@ -129,8 +131,8 @@ capabilities dropped.
 */}}
 {{- define "print-service.containerSecurityContext" -}}
 runAsNonRoot: true
-runAsUser: 65532
-runAsGroup: 65532
+runAsUser: 10001
+runAsGroup: 10001
 allowPrivilegeEscalation: false
 readOnlyRootFilesystem: true
 privileged: false
