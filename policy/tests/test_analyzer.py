@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import runpy
 
-import pytest
 import yaml
 from google.protobuf import json_format, struct_pb2
 from pulumi.runtime import proto
@@ -29,11 +28,17 @@ def servicer() -> _PolicyAnalyzerServicer:
 
 
 def analyze(svc, rtype: str, props: dict, *, stack: str = "prod", name: str = "res", protect: bool = True):
+    return analyze_resource(svc, {"type": rtype, "inputs": props, "name": name, "protect": protect,
+                                  "urn": f"urn:pulumi:{stack}::print-platform::{rtype}::{name}"})
+
+
+def analyze_resource(svc, resource: dict):
+    """Diagnostics for one resource of a preview document (``urn``, ``type``, ``name``, ``protect``, ``inputs``)."""
     struct = struct_pb2.Struct()
-    json_format.ParseDict(props, struct)
+    json_format.ParseDict(resource["inputs"], struct)
     request = proto.AnalyzeRequest(
-        type=rtype, properties=struct, urn=f"urn:pulumi:{stack}::print-platform::{rtype}::{name}", name=name,
-        options=proto.AnalyzerResourceOptions(protect=protect))
+        type=resource["type"], properties=struct, urn=resource["urn"], name=resource["name"],
+        options=proto.AnalyzerResourceOptions(protect=bool(resource["protect"])))
     return svc.Analyze(request, None).diagnostics
 
 

@@ -17,7 +17,6 @@ import copy
 import json
 import os
 import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Optional
@@ -54,7 +53,7 @@ def documents() -> dict[str, dict]:
             pytest.fail("no interpreter for the offline preview (PREVIEW_PYTHON or .venv/bin/python)")
         pytest.skip("no program virtualenv for the offline preview (run `make setup` or set PREVIEW_PYTHON)")
     with ThreadPoolExecutor(max_workers=len(STACKS)) as pool:
-        docs = dict(zip(STACKS, pool.map(lambda s: _preview(python, s), STACKS)))
+        docs = dict(zip(STACKS, pool.map(lambda s: _preview(python, s), STACKS), strict=True))
     for stack, doc in docs.items():
         assert doc["stack"] == stack
     return docs
@@ -141,3 +140,19 @@ def test_dev_would_fail_the_prod_protection_rules(documents):
     violations = evaluate(documents["dev"], config={"requireDeletionProtection": True})
     fired = {v[0] for v in violations if v[1] == "mandatory"}
     assert fired == {"cloudsql-deletion-protection", "gke-deletion-protection", "stateful-resources-protected"}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_no_mandatory_violation_through_the_analyzer(documents, stack):
+    """The same, with every resource sent as an engine ``AnalyzeRequest`` (gRPC struct, pulumi_policy's
+    deserialisation and unknown-checking proxies over nested blocks and lists)."""
+    from test_analyzer import MANDATORY, analyze_resource, servicer
+
+    svc = servicer()
+    diagnostics = [d for r in documents[stack]["resources"] for d in analyze_resource(svc, r)]
+    mandatory = [f"[{d.policyName}] {d.message}" for d in diagnostics if d.enforcementLevel == MANDATORY]
+    assert mandatory == []
+    prod_sql = [r for r in documents[stack]["resources"] if r["type"] == pack.SQL_INSTANCE][0]
+    broken = copy.deepcopy(prod_sql)
+    broken["inputs"]["settings"]["ipConfiguration"]["sslMode"] = "ALLOW_UNENCRYPTED_AND_ENCRYPTED"
+    assert [d.policyName for d in analyze_resource(svc, broken)] == ["cloudsql-private-ip-ssl"]
