@@ -149,6 +149,8 @@ def test_deploy_dev_on_main_prod_on_tag_or_manual_behind_the_environment():
     stack = load("deploy-stack.yml")
     (job,) = stack["jobs"].values()
     assert job["environment"] == "${{ inputs.stack }}"
+    (up,) = [a for a in uses(job, "pulumi/actions") if a["with"].get("command") == "up"]
+    assert up["with"]["policyPacks"] == "${{ steps.setup.outputs.policy-packs }}", "the policy pack gates deploys too"
     builds = uses(job, "docker/build-push-action")
     assert {b["id"] for b in builds} == {"files-api", "extractor"}
     for build in builds:
