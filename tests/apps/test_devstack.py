@@ -176,12 +176,20 @@ def test_cli_runs_postgres_in_the_foreground():
     proc = subprocess.Popen([sys.executable, "-m", "tools.devstack", "postgres", "--port", str(port), "--data-dir", root],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        deadline = time.monotonic() + 30
-        while not port_open("127.0.0.1", port) and time.monotonic() < deadline:
+        # The port opens before the server accepts sessions ("the database system is
+        # starting up"): wait for a real session, as the launchers' is_ready does.
+        dsn, deadline, answer = f"postgresql://postgres@127.0.0.1:{port}/postgres", time.monotonic() + 30, None
+        while answer is None and time.monotonic() < deadline:
             assert proc.poll() is None, proc.stdout.read().decode()
-            time.sleep(0.2)
-        with psycopg.connect(f"postgresql://postgres@127.0.0.1:{port}/postgres", connect_timeout=5) as conn:
-            assert conn.execute("SELECT 1").fetchone() == (1,)
+            if port_open("127.0.0.1", port):
+                try:
+                    with psycopg.connect(dsn, connect_timeout=2) as conn:
+                        answer = conn.execute("SELECT 1").fetchone()
+                except psycopg.OperationalError:
+                    pass
+            if answer is None:
+                time.sleep(0.2)
+        assert answer == (1,), "postgres did not accept a session within 30 s"
     finally:
         os.killpg(proc.pid, signal.SIGINT)
         assert proc.wait(timeout=30) == 0
