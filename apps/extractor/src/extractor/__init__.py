@@ -1,0 +1,1 @@
+"""The extractor service: Pub/Sub pull worker (``worker``), its health app, and the metadata library (``metadata``)."""
