@@ -229,6 +229,18 @@ def _num(match: re.Match[str], group: str | int = "v") -> float | None:
     return parse_number(match.group(group))
 
 
+def _first_amount(table: str, key: str, regex: str) -> None:
+    """Register a rule: group ``v`` (a number) is the first-wins candidate ``key`` of
+    ``facts.<table>`` (``length_mm`` or ``mass_g``), one slicer's stated total."""
+
+    def handler(facts: GcodeFacts, m: re.Match[str]) -> None:
+        value = _num(m)
+        if value is not None:
+            getattr(facts, table).setdefault(key, value)
+
+    _rule(regex)(handler)
+
+
 def _first_fact(name: str, convert: Callable[[str], Any], *regexes: str) -> None:
     """Register one rule per regex (in this order): group ``v``, converted, is a first-wins value of ``name``."""
     for regex in regexes:
@@ -376,25 +388,9 @@ def _prusa_filament_g(facts: GcodeFacts, m: re.Match[str]) -> None:
         facts.mass_g["prusa_g"] = sum(values)
 
 
-@_rule(r"^total filament used \[g\] = (?P<v>" + _NUM + r")$")
-def _prusa_total_g(facts: GcodeFacts, m: re.Match[str]) -> None:
-    value = _num(m)
-    if value is not None and "prusa_total_g" not in facts.mass_g:
-        facts.mass_g["prusa_total_g"] = value
-
-
-@_rule(r"^total filament length \[mm\] : (?P<v>" + _NUM + r")$")
-def _bambu_length(facts: GcodeFacts, m: re.Match[str]) -> None:
-    value = _num(m)
-    if value is not None and "bambu_total_mm" not in facts.length_mm:
-        facts.length_mm["bambu_total_mm"] = value
-
-
-@_rule(r"^total filament weight \[g\] : (?P<v>" + _NUM + r")$")
-def _bambu_weight(facts: GcodeFacts, m: re.Match[str]) -> None:
-    value = _num(m)
-    if value is not None and "bambu_total_g" not in facts.mass_g:
-        facts.mass_g["bambu_total_g"] = value
+_first_amount("mass_g", "prusa_total_g", r"^total filament used \[g\] = (?P<v>" + _NUM + r")$")
+_first_amount("length_mm", "bambu_total_mm", r"^total filament length \[mm\] : (?P<v>" + _NUM + r")$")
+_first_amount("mass_g", "bambu_total_g", r"^total filament weight \[g\] : (?P<v>" + _NUM + r")$")
 
 
 @_rule(r"^filament used = (?P<v>" + _NUM + r")mm\b")
@@ -416,18 +412,8 @@ def _ideamaker_filament(facts: GcodeFacts, m: re.Match[str]) -> None:
         facts.length_parts.setdefault("ideamaker_mm", {}).setdefault(m.group("tool"), value)
 
 
-@_rule(r"^Filament length: (?P<v>" + _NUM + r") mm\b")
-def _s3d_length(facts: GcodeFacts, m: re.Match[str]) -> None:
-    value = _num(m)
-    if value is not None and "s3d_mm" not in facts.length_mm:
-        facts.length_mm["s3d_mm"] = value
-
-
-@_rule(r"^Plastic weight: (?P<v>" + _NUM + r") g\b")
-def _s3d_weight(facts: GcodeFacts, m: re.Match[str]) -> None:
-    value = _num(m)
-    if value is not None and "s3d_g" not in facts.mass_g:
-        facts.mass_g["s3d_g"] = value
+_first_amount("length_mm", "s3d_mm", r"^Filament length: (?P<v>" + _NUM + r") mm\b")
+_first_amount("mass_g", "s3d_g", r"^Plastic weight: (?P<v>" + _NUM + r") g\b")
 
 
 @_rule(r"^Ext (?P<tool>\d+) = +(?P<v>" + _NUM + r") mm\b")
