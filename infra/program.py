@@ -22,7 +22,7 @@ from typing import Any, Optional
 
 import pulumi
 
-from infra import database, gke, iam, network, pubsub, registry, storage
+from infra import apis, database, gke, iam, network, pubsub, registry, storage
 from infra import loadbalancer as edge
 from infra import releases as apps
 from infra import monitoring as alerting
@@ -84,6 +84,12 @@ def build(settings: StackSettings) -> Platform:
     cfg = settings.config
     names = settings.names
     labels = labels_for(settings)
+
+    # The APIs first; every resource registered after this waits for its API's Service
+    # (one transformation for the whole stack, see infra/apis.py).
+    services = apis.ApiServices("apis", apis.ApiServicesArgs(
+        project=settings.project, services=apis.platform_apis(cfg.load_balancer.iap.enabled)))
+    pulumi.runtime.register_stack_transformation(services.transformation)
 
     net = network.Network(
         "network",
