@@ -50,7 +50,7 @@ helm: $(CURDIR)/.tools/bin/python ## install the pinned, checksum-verified helm 
 render: setup helm ## write each release's manifests of STACK to build/rendered/<stack>/<release>.yaml (real helm template)
 	@$(RUN) python -m tools.render --stack $(STACK)
 
-preview: setup ## offline `pulumi preview` of STACK under the mock runtime (FORMAT=text|json)
+preview: setup ## offline `pulumi preview` of STACK under the mock runtime (FORMAT=text|json; STACK=bootstrap: the bootstrap program)
 	@$(RUN) python -m tools.preview --stack $(STACK) --format $(FORMAT)
 
 preview-diff: setup helm ## Markdown plan diff of STACK (or STACK="dev prod") between git ref BASE and the working tree (resources + rendered manifests)

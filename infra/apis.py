@@ -253,7 +253,8 @@ class ApiServices(pulumi.ComponentResource):
     same for APIs that depend on it.
 
     Attributes:
-        services: ``{service name: projects.Service}``.
+        services: ``{service name: projects.Service}``; each Service is named
+            ``<component name>-<api short name>`` (``apis-compute``), unique per project.
     """
 
     def __init__(self, name: str, args: ApiServicesArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
@@ -264,7 +265,7 @@ class ApiServices(pulumi.ComponentResource):
             if service in self.services:
                 raise ValueError(f"apis: {service} listed twice")
             self.services[service] = gcp.projects.Service(
-                service.split(".")[0],
+                f"{name}-{service.split('.')[0]}",
                 project=args.project,
                 service=service,
                 disable_on_destroy=False,
@@ -305,3 +306,26 @@ class ApiServices(pulumi.ComponentResource):
             return None
         opts = pulumi.ResourceOptions.merge(args.opts, pulumi.ResourceOptions(depends_on=[service]))
         return pulumi.ResourceTransformationResult(args.props, opts)
+
+
+def wait_for_apis(
+    services: Mapping[str, ApiServices], default_project: str
+) -> "pulumi.ResourceTransformation":
+    """A resource transformation for programs that touch several projects (the bootstrap).
+
+    Args:
+        services: ``{project id: ApiServices}`` of each project.
+        default_project: the project of resources whose ``project`` input is not a plain
+            string (e.g. bucket or key IAM members, which name their resource instead).
+
+    Returns:
+        A transformation that applies :meth:`ApiServices.transformation` of the
+        resource's project (its ``project`` input, else ``default_project``).
+    """
+
+    def transformation(args: pulumi.ResourceTransformationArgs) -> Optional[pulumi.ResourceTransformationResult]:
+        project = args.props.get("project") if isinstance(args.props, Mapping) else None
+        owner = services.get(project if isinstance(project, str) else default_project)
+        return owner.transformation(args) if owner is not None else None
+
+    return transformation

@@ -4,6 +4,7 @@ Usage::
 
     python -m tools.preview --stack dev [--format text|json]
     make preview STACK=prod FORMAT=json
+    make -s preview STACK=bootstrap FORMAT=json   # the bootstrap program (infra/bootstrap)
 
 ``text`` prints the resource tree the way ``pulumi preview`` does (type, name, parent
 by indentation, ``[protect]`` on protected resources), the stack outputs and a summary.
@@ -28,6 +29,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Optional, Sequence
 
+from infra.bootstrap.settings import STACK as BOOTSTRAP_STACK
 from infra.settings import ConfigError
 from tools.mock_runtime import STACK_TYPE, Capture, Registration, run_stack
 
@@ -89,12 +91,18 @@ def render_text(capture: Capture) -> str:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """CLI entry point; returns the exit status."""
     parser = argparse.ArgumentParser(prog="python -m tools.preview", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--stack", required=True, help="stack name: reads Pulumi.<stack>.yaml")
+    parser.add_argument("--stack", required=True, help="stack name: reads Pulumi.<stack>.yaml (bootstrap: infra/bootstrap/Pulumi.bootstrap.yaml)")
     parser.add_argument("--format", choices=("text", "json"), default="text")
     parser.add_argument("--root", type=Path, default=None, help="repository root (default: this checkout)")
     args = parser.parse_args(argv)
 
-    capture = run_stack(args.stack, root=args.root)
+    if args.stack == BOOTSTRAP_STACK:
+        # The bootstrap project's one stack (infra/bootstrap/Pulumi.bootstrap.yaml).
+        from tools.mock_bootstrap import run_bootstrap_stack
+
+        capture = run_bootstrap_stack(args.stack, root=args.root)
+    else:
+        capture = run_stack(args.stack, root=args.root)
     if capture.error is not None:
         if isinstance(capture.error, ConfigError):
             print(f"error: {capture.error}", file=sys.stderr)
