@@ -201,3 +201,62 @@ def test_checkov_github_actions_checks_pass():
     result = run_checkov("github_actions", WORKFLOWS, "--compact", "--quiet", cwd=ROOT)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert "Failed checks: 0" in result.stdout and "Passed checks:" in result.stdout
+
+
+# --------------------------------------------------------------------------- CI variables
+
+
+_READ = re.compile(r"\b(vars|secrets)\.([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def _reads(node: object) -> set[tuple[str, str]]:
+    """``(vars|secrets, NAME)`` read anywhere in a parsed workflow node (comments excluded)."""
+    return set(_READ.findall(yaml.safe_dump(node)))
+
+
+def _bootstrap_variables() -> tuple[set[str], dict[str, set[str]]]:
+    """Repository-level and per-environment variable names the bootstrap program outputs."""
+    from tools.mock_bootstrap import run_bootstrap_stack
+
+    capture = run_bootstrap_stack()
+    assert capture.error is None, capture.error
+    outputs = capture.outputs
+    return set(outputs["github_repository_variables"]), {
+        env: set(names) for env, names in outputs["github_environment_variables"].items()
+    }
+
+
+def _docs_variables() -> dict[str, str]:
+    """The "CI variables" table of docs/infra.md: ``{NAME: scope}``."""
+    text = (ROOT / "docs" / "infra.md").read_text()
+    section = text.split("### CI variables", 1)[1].split("\n#", 1)[0]
+    return dict(re.findall(r"^\| `([A-Z0-9_]+)` \| ([a-z]+) \|", section, re.M))
+
+
+def test_workflows_read_only_variables_the_bootstrap_program_outputs():
+    repository, environments = _bootstrap_variables()
+    assert set(environments) == set(STACKS)
+    in_every_environment = set.intersection(*environments.values())
+    read: set[str] = set()
+    for path in all_workflows():
+        workflow = load(path.name)
+        outside_jobs = {k: v for k, v in workflow.items() if k != "jobs"}
+        for kind, name in _reads(outside_jobs):
+            assert kind == "vars" and name in repository, f"{path.name}: reads {kind}.{name}"
+            read.add(name)
+        for job_name, job in workflow["jobs"].items():
+            allowed = repository | (in_every_environment if "environment" in job else set())
+            for kind, name in _reads(job):
+                assert kind == "vars", f"{path.name}: job {job_name} reads secrets.{name} (no secret exists: keyless)"
+                assert name in allowed, f"{path.name}: job {job_name} reads vars.{name}, which the bootstrap does not output"
+                read.add(name)
+    # The deploy and preview workflows need every variable the bootstrap outputs.
+    assert read == repository | in_every_environment
+
+
+def test_one_docs_table_names_every_ci_variable_with_its_scope():
+    repository, environments = _bootstrap_variables()
+    table = _docs_variables()
+    expected = {name: "repository" for name in repository}
+    expected.update({name: "environment" for names in environments.values() for name in names})
+    assert table == expected
