@@ -8,8 +8,9 @@ federation (``roles/iam.workloadIdentityUser`` for one federated subject; no key
   On the stack's project, exactly :func:`infra.apis.deploy_roles` of the stack's APIs;
   read/write of the stack's state prefix; encrypt/decrypt with the stack's key.
 - **preview** (``<stack>-preview``): pull-request runs of the repository. On the stack's
-  project, :func:`infra.apis.preview_roles` (read-only) plus a custom role reading the
-  Helm release records (Kubernetes Secrets) that ``pulumi preview --refresh`` reads;
+  project, :func:`infra.apis.preview_roles` (read-only) plus a custom role with
+  :data:`PREVIEW_READER_PERMISSIONS` (the cluster's DNS endpoint and the Helm release
+  records, Kubernetes Secrets, that ``pulumi preview --refresh`` reads);
   read of the stack's state prefix; decrypt with the stack's key.
 
 Sources: https://cloud.google.com/storage/docs/access-control/iam#conditions (object name
@@ -35,8 +36,10 @@ STATE_LIST_ROLE = "roles/storage.legacyBucketReader"
 #: Roles on the stack's secrets key.
 DEPLOY_KEY_ROLE = "roles/cloudkms.cryptoKeyEncrypterDecrypter"
 PREVIEW_KEY_ROLE = "roles/cloudkms.cryptoKeyDecrypter"
-#: What the preview reads that container.viewer does not: Helm v3's release records.
-HELM_RECORD_PERMISSIONS = ("container.secrets.get", "container.secrets.list")
+#: What the preview needs beyond the predefined viewer roles: reaching the cluster's
+#: IAM-authorised DNS endpoint (checked on container.clusters.connect) and reading Helm v3's
+#: release records, which Helm stores as Kubernetes Secrets (container.viewer excludes them).
+PREVIEW_READER_PERMISSIONS = ("container.clusters.connect", "container.secrets.get", "container.secrets.list")
 
 
 def _short(role: str) -> str:
@@ -57,7 +60,7 @@ class CiIdentityArgs:
         stack_project: the platform stack's project (where the roles are granted).
         deploy_account_id, preview_account_id: service account ids.
         deploy_roles, preview_roles: project roles (from :mod:`infra.apis`).
-        preview_role_id: id of the custom Helm-records reader role in the stack project.
+        preview_role_id: id of the custom preview reader role in the stack project.
         deploy_principal, preview_principal: the federated ``principal://`` members.
         state_bucket: the state bucket's name (Output of the bucket, so grants wait for it).
         state_bucket_name: the same name as a plain string (for the IAM condition).
@@ -119,18 +122,19 @@ class CiIdentity(pulumi.ComponentResource):
         for role in args.preview_roles:
             gcp.projects.IAMMember(f"{s}-preview-{_short(role)}", project=args.stack_project, role=role,
                                    member=self.preview.member, opts=child)
-        self.helm_reader = gcp.projects.IAMCustomRole(
-            f"{s}-helm-records-reader",
+        self.preview_reader = gcp.projects.IAMCustomRole(
+            f"{s}-preview-reader",
             project=args.stack_project,
             role_id=args.preview_role_id,
-            title="Pulumi preview: Helm release records",
-            description="Read the Kubernetes Secrets holding Helm v3 release records (pulumi preview --refresh).",
-            permissions=list(HELM_RECORD_PERMISSIONS),
+            title="Pulumi preview: cluster and Helm records",
+            description="Connect to the cluster's DNS endpoint and read the Helm v3 release records "
+                        "(Kubernetes Secrets) that pulumi preview --refresh reads.",
+            permissions=list(PREVIEW_READER_PERMISSIONS),
             stage="GA",
             opts=child,
         )
-        gcp.projects.IAMMember(f"{s}-preview-helm-records-reader", project=args.stack_project,
-                               role=self.helm_reader.name, member=self.preview.member, opts=child)
+        gcp.projects.IAMMember(f"{s}-preview-reader", project=args.stack_project,
+                               role=self.preview_reader.name, member=self.preview.member, opts=child)
 
         # The stack's state (its prefix only) and secrets key.
         condition = gcp.storage.BucketIAMMemberConditionArgs(

@@ -180,7 +180,7 @@ class BootstrapNames(BaseModel):
             provider="github",
             deploy_accounts={s: f"{s}-deploy" for s in stacks},
             preview_accounts={s: f"{s}-preview" for s in stacks},
-            preview_role="pulumiPreviewHelmReader",
+            preview_role="pulumiPreviewReader",
         )
 
 

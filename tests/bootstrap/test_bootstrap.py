@@ -163,7 +163,7 @@ def test_ci_roles_on_each_stack_project_come_from_the_api_list(run: Capture, set
             [*apis.preview_roles(listed), custom])
         assert {m.inputs["member"] for m in on_project} == {deploy, preview_sa}
         (role,) = [r for r in run.of_type("gcp:projects/iAMCustomRole:IAMCustomRole") if r.inputs["project"] == platform.project]
-        assert sorted(role.inputs["permissions"]) == sorted(ci_identity.HELM_RECORD_PERMISSIONS)
+        assert sorted(role.inputs["permissions"]) == sorted(ci_identity.PREVIEW_READER_PERMISSIONS)
     # nothing is granted on the seed project itself
     assert not [m for m in members if m.inputs["project"] == settings.project]
 
