@@ -260,3 +260,15 @@ def test_one_docs_table_names_every_ci_variable_with_its_scope():
     expected = {name: "repository" for name in repository}
     expected.update({name: "environment" for names in environments.values() for name in names})
     assert table == expected
+
+
+def test_deploy_triggers_are_refs_the_identity_provider_admits():
+    """deploy.yml's triggers and the bootstrap's deployRefs describe the same refs."""
+    from infra.bootstrap.settings import load_bootstrap_settings
+
+    refs = {stack: set(ci.deploy_refs) for stack, ci in load_bootstrap_settings().config.stacks.items()}
+    push = load("deploy.yml")["on"]["push"]
+    assert {f"refs/heads/{branch}" for branch in push["branches"]} <= refs["dev"]
+    assert {f"refs/tags/{tag}" for tag in push["tags"]} <= refs["prod"]
+    # A manual prod run is made from the default branch.
+    assert "refs/heads/main" in refs["prod"]
