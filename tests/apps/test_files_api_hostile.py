@@ -300,3 +300,59 @@ def test_every_retryable_503_has_retry_after(make_files_api, files_api, clean_db
             resp = client.open(path, method=method)
         assert_problem(resp, 503)
         assert int(resp.headers["Retry-After"]) > 0, (method, path)
+
+
+# -- the OpenAPI document tells the truth ------------------------------------------------------------
+
+
+def test_openapi_document_tells_the_truth(files_api, make_files_api, clean_db, samples_dir):
+    import re
+
+    from files_api.repository import CURSOR_PATTERN
+    from files_api.uploads import MAX_FILENAME_BYTES
+    from pipeline_core.formats import EXTENSIONS
+
+    spec = files_api.get("/openapi.json").get_json()
+    schemas = spec["components"]["schemas"]
+    post = spec["paths"]["/v1/files"]["post"]
+
+    # The 413 body's extra member is in its schema, and a real 413 fits it.
+    assert post["responses"]["413"]["content"]["application/problem+json"]["schema"]["$ref"].endswith("/TooLargeProblem")
+    too_large = schemas["TooLargeProblem"]
+    assert "max_upload_bytes" in too_large["required"]
+    body = _upload(make_files_api(max_upload_bytes=10).test_client(), b"G" * 11, "big.gcode").get_json()
+    assert set(too_large["required"]) <= set(body) <= set(too_large["properties"]), body
+    assert schemas["ProblemSchema"].get("additionalProperties", True) is not False  # RFC 9457 extension members
+
+    # The upload rules: non-empty file, name rules with the byte limit and every accepted ending; 408 listed.
+    part = post["requestBody"]["content"]["multipart/form-data"]["schema"]["properties"]["file"]
+    assert part["minLength"] == 1
+    assert f"at most {MAX_FILENAME_BYTES} UTF-8 bytes" in post["description"] and "control characters" in post["description"]
+    assert all(ending in post["description"] for ending in EXTENSIONS)
+    assert {"201", "400", "408", "413", "415", "503"} <= set(post["responses"])
+
+    # The download's real Content-Types.
+    content = spec["paths"]["/v1/files/{file_id}/content"]["get"]["responses"]["200"]["content"]
+    assert set(content) == {ct for _, ct in EXTENSIONS.values()}
+    stl = _upload(files_api, (samples_dir / "stl/binary/origin_inside.STL").read_bytes(), "cube.stl")
+    assert files_api.get(f"{stl.headers['Location']}/content").mimetype in content
+
+    # The cursor format: documented by a pattern, issued in it, and every string of it is accepted.
+    params = {p["name"]: p for p in spec["paths"]["/v1/files"]["get"]["parameters"]}
+    assert params["cursor"]["schema"]["pattern"] == CURSOR_PATTERN
+    assert schemas["FilePage"]["properties"]["next_cursor"]["pattern"] == CURSOR_PATTERN
+    _upload(files_api, b"G28\n", "second.gcode")
+    issued = files_api.get("/v1/files?limit=1").get_json()["next_cursor"]
+    assert re.fullmatch(CURSOR_PATTERN, issued)
+    for made_up in ["0." + "0" * 32, "9" * 16 + "." + "f" * 32, issued]:
+        assert files_api.get(f"/v1/files?cursor={made_up}").status_code == 200
+    assert "nullable" not in params["status"]["schema"] and "nullable" not in params["cursor"]["schema"]
+
+    # Every status is listed (no catch-all), and every 503 promises Retry-After.
+    for path, operations in spec["paths"].items():
+        for method, op in operations.items():
+            if method == "parameters":
+                continue
+            assert "default" not in op["responses"], (method, path)
+            if "503" in op["responses"]:
+                assert op["responses"]["503"]["headers"]["Retry-After"]["required"] is True, (method, path)

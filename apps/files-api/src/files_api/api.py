@@ -94,7 +94,10 @@ def _file_id(raw: str) -> uuid.UUID:
     requestBody={"required": True, "content": {"multipart/form-data": {"schema": {
         "type": "object", "required": ["file"],
         "properties": {"file": {"type": "string", "format": "binary", "minLength": 1,
-                                "description": f"the print file ({_ENDINGS}); not empty"}}}}}},
+                                "description": f"the print file ({_ENDINGS}); not empty"}}},
+        "encoding": {"file": {"headers": {"Content-Disposition": {
+            "description": "the part's file name carries the print file's name and ending",
+            "schema": {"type": "string"}, "example": 'form-data; name="file"; filename="part.gcode"'}}}}}}},
     **_problems(400, 401, 408, 413, 415, 503),
 )
 @blp.response(201, FileSchema, description="stored; Location names the new file",
