@@ -16,9 +16,11 @@ that arrive on its kept-alive connections but answers each with
 (only connections idle for the whole drain are then closed unanswered, as any
 keep-alive timeout would).
 
-It also honours ``Connection: close`` set by the application (gunicorn drops
-hop-by-hop headers the app sets): files-api's 408 for a stalled upload body
-must end the connection (RFC 9110 section 15.5.9).
+It also ends the connection after a response when the application asks for
+it with ``environ[files_api.uploads.CLOSE_CONNECTION_KEY]`` (PEP 3333 keeps
+hop-by-hop headers such as ``Connection`` out of applications, and gunicorn
+drops them): after a 408 for a stalled upload body (RFC 9110 section 15.5.9)
+or a 400 for a body cut short, the unread rest of the body cannot be skipped.
 
 Use with ``worker_class = "files_api.gunicorn_worker.DrainingThreadWorker"``.
 """
@@ -30,12 +32,10 @@ from typing import Any
 
 from gunicorn.workers.gthread import ThreadWorker
 
+from .uploads import CLOSE_CONNECTION_KEY
+
 #: Longest drain of a stopping worker, in seconds (also bounded by half of ``graceful_timeout``).
 DRAIN_SECONDS = 5.0
-
-
-def _asks_close(headers: list[tuple[str, str]]) -> bool:
-    return any(name.lower() == "connection" and "close" in value.lower() for name, value in headers)
 
 
 class DrainingThreadWorker(ThreadWorker):
@@ -107,7 +107,7 @@ class DrainingThreadWorker(ThreadWorker):
             response = getattr(start_response, "__self__", None)  # gunicorn.http.wsgi.Response
 
             def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-                if response is not None and (worker.draining or _asks_close(headers)):
+                if response is not None and (worker.draining or environ.get(CLOSE_CONNECTION_KEY)):
                     response.force_close()
                 return start_response(status, headers, exc_info)
 

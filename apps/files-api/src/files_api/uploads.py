@@ -40,6 +40,10 @@ from .problems import Problem
 MAX_FILENAME_BYTES = 200
 #: Slack for the multipart framing (boundaries, part headers) on top of the file size.
 MULTIPART_OVERHEAD_BYTES = 64 * 1024
+#: WSGI environ key the app sets when the connection must end after this response (a body
+#: left half-read). Not a ``Connection: close`` header: PEP 3333 forbids hop-by-hop headers in
+#: applications. ``files_api.gunicorn_worker`` honours it.
+CLOSE_CONNECTION_KEY = "files_api.close_connection"
 #: Unicode categories refused in names: control characters (C0, DEL, C1) and lone surrogates.
 _REFUSED_CATEGORIES = ("Cc", "Cs")
 
@@ -75,8 +79,7 @@ class BodyStalled(Problem):
 
     def __init__(self, idle_seconds: float, received: int) -> None:
         super().__init__(408, f"no data for {idle_seconds:g} s after {received} bytes of the request body "
-                              "(UPLOAD_IDLE_TIMEOUT_SECONDS); nothing was stored",
-                         headers={"Connection": "close"})
+                              "(UPLOAD_IDLE_TIMEOUT_SECONDS); nothing was stored")
 
 
 class IncompleteBody(Problem):
@@ -88,13 +91,17 @@ class IncompleteBody(Problem):
                       "announced; nothing was stored")
         else:
             detail = f"the request body ended before its last chunk (after {received} bytes); nothing was stored"
-        super().__init__(400, detail, headers={"Connection": "close"})
+        super().__init__(400, detail)
 
 
 class RequestBody:
     """``wsgi.input`` that refuses to end early and to wait forever.
 
+    On either failure it sets ``environ[CLOSE_CONNECTION_KEY]``: the rest of
+    the body is not read, so the connection cannot carry another request.
+
     Args:
+        environ: the request's WSGI environ.
         raw: the server's input stream.
         expected: the request's ``Content-Length`` (None when chunked).
         idle_seconds: longest wait for the next body bytes; applied to
@@ -109,8 +116,9 @@ class RequestBody:
             reader failed (connection reset, chunked body cut short).
     """
 
-    def __init__(self, raw: Any, expected: int | None, idle_seconds: float,
+    def __init__(self, environ: dict[str, Any], raw: Any, expected: int | None, idle_seconds: float,
                  sock: socket.socket | None = None) -> None:
+        self._environ = environ
         self._raw = raw
         self.expected = expected
         self.idle_seconds = idle_seconds
@@ -139,12 +147,15 @@ class RequestBody:
         try:
             data = call(size)
         except TimeoutError:
+            self._environ[CLOSE_CONNECTION_KEY] = True
             raise BodyStalled(self.idle_seconds, self.received) from None
         except OSError as exc:  # includes gunicorn's NoMoreData / InvalidChunkSize (IOError)
+            self._environ[CLOSE_CONNECTION_KEY] = True
             raise IncompleteBody(self.received, self.expected) from exc
         self.received += len(data)
         if not data and size != 0:
             if self.expected is not None and self.received < self.expected:
+                self._environ[CLOSE_CONNECTION_KEY] = True
                 raise IncompleteBody(self.received, self.expected)
             self.release()
         return data
@@ -255,7 +266,7 @@ class UploadRequest(Request):
 
     def _get_stream_for_parsing(self) -> Any:
         if self._body is None and "stream" not in self.__dict__:  # before werkzeug wraps wsgi.input
-            self._body = RequestBody(self.environ["wsgi.input"], self.content_length,
+            self._body = RequestBody(self.environ, self.environ["wsgi.input"], self.content_length,
                                      float(current_app.config["UPLOAD_IDLE_TIMEOUT_SECONDS"]),
                                      self.environ.get("gunicorn.socket"))
             self.environ["wsgi.input"] = self._body
