@@ -3,7 +3,7 @@
 Run: ``gunicorn -c apps/files-api/gunicorn.conf.py files_api.wsgi:app``
 (the container's CMD does the same with /app/gunicorn.conf.py).
 
-Workers are ``gthread``: uploads and downloads are I/O-bound streams, so a few
+Workers are ``gthread`` (``files_api.gunicorn_worker.DrainingThreadWorker``): uploads and downloads are I/O-bound streams, so a few
 processes with threads each serve many slow clients. Every knob can be
 overridden with the usual ``GUNICORN_CMD_ARGS`` or the variables below.
 """
@@ -20,7 +20,9 @@ import gunicorn.util
 # HOST=127.0.0.1 for local runs; in the pod it listens on all interfaces.
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{int(os.environ.get('PORT', '8080'))}"
 wsgi_app = "files_api.wsgi:app"
-worker_class = "gthread"
+# gthread, stopped by draining kept-alive connections instead of dropping them (max_requests
+# recycling and SIGTERM lost in-flight requests): see files_api.gunicorn_worker.
+worker_class = "files_api.gunicorn_worker.DrainingThreadWorker"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 threads = int(os.environ.get("GUNICORN_THREADS", "8"))
 # Long enough for a 256 MiB upload over a slow link; a stuck worker is still recycled.

@@ -73,7 +73,7 @@ def test_upload_stores_object_and_row(files_api, samples_dir, gcs_client, upload
 
 
 def test_upload_sanitises_the_name_into_the_object_name(files_api, clean_db):
-    resp = _upload(files_api, b"G28\n", "../../etc/bed\x07 level.GCODE")
+    resp = _upload(files_api, b"G28\n", "../../etc/ bed level.GCODE.")
     assert resp.status_code == 201
     body = resp.get_json()
     assert body["filename"] == "bed level.GCODE"
@@ -364,7 +364,7 @@ def test_openapi_document_and_docs(files_api):
     assert "application/problem+json" in post["responses"]["415"]["content"]
     params = {p["name"]: p for p in spec["paths"]["/v1/files"]["get"]["parameters"]}
     assert params["limit"]["schema"]["maximum"] == 100 and set(params) >= {"cursor", "status"}
-    assert set(spec["components"]["schemas"]) == {"File", "FilePage", "ProblemSchema"}
+    assert set(spec["components"]["schemas"]) == {"File", "FilePage", "ProblemSchema", "TooLargeProblem"}
     for path, ops in spec["paths"].items():
         for method, op in ops.items():
             if method == "parameters":

@@ -12,13 +12,21 @@ from flask_smorest import Blueprint
 from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from pipeline_core.formats import UnsupportedFormat, content_type_for
+from pipeline_core.formats import EXTENSIONS, UnsupportedFormat, content_type_for
 
 from . import metrics, repository
-from .problems import PROBLEM_JSON, Problem
+from .problems import PROBLEM_JSON, RETRY_AFTER_SECONDS, Problem, Unavailable
 from .schemas import FilePageSchema, FileSchema, ListQuerySchema
 from .storage import StorageUnavailable
-from .uploads import MULTIPART_OVERHEAD_BYTES, CappedSpool, UploadRequest, sanitise_filename
+from .uploads import (
+    MAX_FILENAME_BYTES,
+    MULTIPART_OVERHEAD_BYTES,
+    BodyStalled,
+    CappedSpool,
+    IncompleteBody,
+    UploadRequest,
+    sanitise_filename,
+)
 
 log = logging.getLogger("files_api.api")
 
@@ -33,20 +41,32 @@ class _Blueprint(Blueprint):
 
 blp = _Blueprint("files", __name__, url_prefix="/v1/files", description="Print files and their metadata")
 
-_PROBLEMS = {code: {"description": text, "content": {PROBLEM_JSON: {"schema": "ProblemSchema"}}} for code, text in {
-    400: "bad input (the detail says what and where)",
-    401: "missing or invalid IAP assertion (only when IAP_AUDIENCE is set)",
-    404: "no such file",
-    413: "file larger than MAX_UPLOAD_BYTES",
-    415: "not a supported print file (.gcode .gco .g .bgcode .gcode.gz .stl .3mf)",
-    503: "storage or database unavailable",
+_ENDINGS = " ".join(sorted(EXTENSIONS, key=lambda e: (EXTENSIONS[e][0].value, len(e))))
+#: Every Content-Type a stored file is served with (pipeline_core.formats.EXTENSIONS).
+_STORED_CONTENT_TYPES = sorted({content_type for _, content_type in EXTENSIONS.values()})
+_RETRY_AFTER = {"Retry-After": {"required": True, "description": "seconds to wait before retrying",
+                                "schema": {"type": "integer", "minimum": 1, "example": RETRY_AFTER_SECONDS}}}
+_PROBLEMS = {code: {"description": text, "content": {PROBLEM_JSON: {"schema": schema}}} for code, (text, schema) in {
+    400: ("bad input (the detail says what and where)", "ProblemSchema"),
+    401: ("missing or invalid IAP assertion (only when IAP_AUDIENCE is set)", "ProblemSchema"),
+    404: ("no such file", "ProblemSchema"),
+    408: ("the client sent no body data for UPLOAD_IDLE_TIMEOUT_SECONDS; the connection is closed", "ProblemSchema"),
+    413: ("file larger than MAX_UPLOAD_BYTES (the limit is in max_upload_bytes), or a multipart body past the "
+          "parser's limits", "TooLargeProblem"),
+    415: (f"not a supported print file (name ending in {_ENDINGS}, any case) or not multipart/form-data",
+          "ProblemSchema"),
+    503: ("storage, database or IAP keys unavailable, or this instance busy with uploads: retry after Retry-After "
+          "seconds", "ProblemSchema"),
 }.items()}
+_PROBLEMS[503]["headers"] = _RETRY_AFTER
 
 
 def _problems(*codes: int, **more: Any) -> dict[str, Any]:
-    """``responses`` doc for these problem statuses (fresh copies: flask-smorest edits them in place)."""
+    """``responses`` doc for these problem statuses (fresh copies: flask-smorest edits them in place).
+
+    No ``default`` response: every status an operation answers is listed.
+    """
     responses = {str(c): copy.deepcopy(_PROBLEMS[c]) for c in codes}
-    responses["default"] = {"description": "any other error", "content": {PROBLEM_JSON: {"schema": "ProblemSchema"}}}
     return {"responses": {**responses, **copy.deepcopy(more)}}
 
 
@@ -64,10 +84,21 @@ def _file_id(raw: str) -> uuid.UUID:
 @blp.route("", methods=["POST"])
 @blp.doc(
     summary="Upload a print file",
+    description=(
+        "One multipart/form-data part named `file` carrying the print file; no other file part, every part "
+        "with a name. The file must not be empty. Its file name: the last path component is kept "
+        f"(Unicode NFC, spaces and leading/trailing dots trimmed), it must end in one of {_ENDINGS} (any case), "
+        f"hold no control characters and have at most {MAX_FILENAME_BYTES} UTF-8 bytes (400 otherwise). "
+        "A body that ends before its Content-Length, or a chunked body cut before its last chunk, is 400; "
+        "one that stalls for UPLOAD_IDLE_TIMEOUT_SECONDS is 408; neither is stored."),
     requestBody={"required": True, "content": {"multipart/form-data": {"schema": {
         "type": "object", "required": ["file"],
-        "properties": {"file": {"type": "string", "format": "binary"}}}}}},
-    **_problems(400, 401, 413, 415, 503),
+        "properties": {"file": {"type": "string", "format": "binary", "minLength": 1,
+                                "description": f"the print file ({_ENDINGS}); not empty"}}},
+        "encoding": {"file": {"headers": {"Content-Disposition": {
+            "description": "the part's file name carries the print file's name and ending",
+            "schema": {"type": "string"}, "example": 'form-data; name="file"; filename="part.gcode"'}}}}}}},
+    **_problems(400, 401, 408, 413, 415, 503),
 )
 @blp.response(201, FileSchema, description="stored; Location names the new file",
               headers={"Location": {"schema": {"type": "string"}, "description": "URL of the new file"}})
@@ -83,8 +114,7 @@ def upload() -> tuple[repository.FileView, int, dict[str, str]]:
         raise Problem(415, f"send multipart/form-data with the print file in field 'file', not {request.mimetype or 'no Content-Type'}")
     if not state.upload_slots.acquire(blocking=False):
         metrics.UPLOADS.labels(outcome="busy").inc()
-        raise Problem(503, f"this instance is already receiving {settings.max_concurrent_uploads} uploads; retry shortly",
-                      headers={"Retry-After": "5"})
+        raise Unavailable(f"this instance is already receiving {settings.max_concurrent_uploads} uploads; retry shortly")
     try:
         return _receive(state, limit)
     finally:
@@ -94,15 +124,26 @@ def upload() -> tuple[repository.FileView, int, dict[str, str]]:
 def _receive(state: Any, limit: int) -> tuple[repository.FileView, int, dict[str, str]]:
     """Parse the multipart body (spooling the file part), validate it, store it."""
     try:
-        part = request.files.get("file")
+        files, form = request.files, request.form
     except RequestEntityTooLarge:
         # Werkzeug's own limits (a too-large file part raises UploadTooLarge, a Problem, instead).
         raise Problem(413, f"the multipart body exceeds a limit: at most {limit} bytes of file (MAX_UPLOAD_BYTES) "
                            f"plus {MULTIPART_OVERHEAD_BYTES} bytes of framing, {UploadRequest.max_form_parts} parts, "
                            f"{UploadRequest.max_form_memory_size} bytes per non-file field",
                       max_upload_bytes=limit) from None
+    except (BodyStalled, IncompleteBody) as exc:
+        metrics.UPLOADS.labels(outcome="stalled" if isinstance(exc, BodyStalled) else "incomplete").inc()
+        log.warning("upload body not received", extra={"reason": exc.description})
+        raise
+    except ValueError as exc:  # Werkzeug's parser (not silent, see UploadRequest)
+        raise Problem(400, f"the multipart/form-data body is malformed: {exc}") from None
+    names = [*files, *form]
+    if not all(isinstance(name, str) and name for name in names):
+        raise Problem(400, "a multipart part without a name: every part needs "
+                           "Content-Disposition: form-data; name=\"...\" (the file goes in 'file')")
+    part = files.get("file")
     if part is None:
-        present = sorted(set(request.files) | set(request.form))
+        present = sorted(set(names))
         raise Problem(400, "missing multipart field 'file'" + (f" (got fields: {', '.join(present)})" if present else ""))
     spool = part.stream
     try:
@@ -142,14 +183,14 @@ def _store(filename: str, content_type: str, size: int, spool: Any) -> repositor
         except Exception as exc:
             metrics.UPLOADS.labels(outcome="db_error").inc()
             log.exception("recording the upload failed")
-            raise Problem(503, "the database is unavailable; the file was not stored") from exc
+            raise Unavailable("the database is unavailable; the file was not stored") from exc
         try:
             generation = state.bucket.upload(row.object_name, spool, size, content_type)
         except StorageUnavailable as exc:
             metrics.UPLOADS.labels(outcome="storage_error").inc()
             log.error("storing the upload failed", extra={"file_id": str(file_id), "error": str(exc)})
             _undo(session, file_id, None, None)
-            raise Problem(503, "the storage bucket is unavailable; the file was not stored") from exc
+            raise Unavailable("the storage bucket is unavailable; the file was not stored") from exc
         try:
             repository.mark_stored(session, file_id, generation)
             view = repository.get(session, file_id)
@@ -159,7 +200,7 @@ def _store(filename: str, content_type: str, size: int, spool: Any) -> repositor
             metrics.UPLOADS.labels(outcome="db_error").inc()
             log.exception("recording the stored object failed", extra={"file_id": str(file_id)})
             _undo(session, file_id, row.object_name, generation)
-            raise Problem(503, "the database is unavailable; the file was not stored") from exc
+            raise Unavailable("the database is unavailable; the file was not stored") from exc
     metrics.UPLOADS.labels(outcome="stored").inc()
     return view
 
@@ -183,7 +224,7 @@ def _undo(session: Any, file_id: uuid.UUID, object_name: str | None, generation:
 @blp.doc(summary="List files, newest first", **_problems(400, 401, 503))
 @blp.arguments(ListQuerySchema, location="query", as_kwargs=True)
 @blp.response(200, FilePageSchema)
-def list_files(limit: int, cursor: str | None, status: str | None) -> dict[str, Any]:
+def list_files(limit: int, cursor: str | None = None, status: str | None = None) -> dict[str, Any]:
     """A page of stored files (cursor pagination), optionally only those with ``status``."""
     with _state().sessions() as session:
         try:
@@ -208,8 +249,13 @@ def get_file(file_id: str) -> repository.FileView:
 
 @blp.route("/<file_id>/content", methods=["GET"])
 @blp.doc(summary="The stored bytes", **_problems(401, 404, 503, **{"200": {
-    "description": "the file as uploaded (Content-Type as stored)",
-    "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}}))
+    "description": "the file as uploaded, with the Content-Type stored for its ending",
+    "headers": {
+        "Content-Disposition": {"required": True, "schema": {"type": "string"},
+                                "description": "attachment; filename (ASCII fallback) and filename* (UTF-8)"},
+        "ETag": {"required": True, "schema": {"type": "string"}, "description": "the object generation, quoted"},
+    },
+    "content": {ct: {"schema": {"type": "string", "format": "binary"}} for ct in _STORED_CONTENT_TYPES}}}))
 def get_content(file_id: str) -> Response:
     """Stream the stored object (the generation recorded for the file) back."""
     fid = _file_id(file_id)
@@ -224,7 +270,7 @@ def get_content(file_id: str) -> Response:
         raise Problem(404, f"file {file_id} has no stored content any more") from None
     except StorageUnavailable as exc:
         log.error("reading the object failed", extra={"file_id": file_id, "error": str(exc)})
-        raise Problem(503, "the storage bucket is unavailable") from exc
+        raise Unavailable("the storage bucket is unavailable") from exc
     resp = Response(stream_with_context(chunks), content_type=view.content_type, direct_passthrough=True)
     resp.headers["Content-Length"] = str(view.size_bytes)
     resp.headers["Content-Disposition"] = _content_disposition(view.filename)
@@ -257,7 +303,7 @@ def delete_file(file_id: str) -> tuple[str, int]:
         except StorageUnavailable as exc:
             session.rollback()
             log.error("deleting the object failed", extra={"file_id": file_id, "error": str(exc)})
-            raise Problem(503, "the storage bucket is unavailable; nothing was deleted") from exc
+            raise Unavailable("the storage bucket is unavailable; nothing was deleted") from exc
         session.commit()
     log.info("file deleted", extra={"file_id": file_id, "object_name": view.object_name})
     return "", 204

@@ -33,7 +33,7 @@ from pipeline_core.log import request_context
 
 from . import api, metrics, ops, problems, web
 from .auth import IAP_HEADER, IapVerifier
-from .schemas import ProblemSchema
+from .schemas import ProblemSchema, TooLargeProblemSchema
 from .settings import FilesApiSettings, load
 from .storage import UploadsBucket, make_client
 from .uploads import MULTIPART_OVERHEAD_BYTES, UploadRequest
@@ -77,6 +77,7 @@ def create_app(settings: FilesApiSettings | None = None, *, storage_client: stor
     app.config.update(
         MAX_UPLOAD_BYTES=settings.max_upload_bytes,
         SPOOL_MEMORY_BYTES=settings.spool_memory_bytes,
+        UPLOAD_IDLE_TIMEOUT_SECONDS=settings.upload_idle_timeout_seconds,
         MAX_CONTENT_LENGTH=settings.max_upload_bytes + MULTIPART_OVERHEAD_BYTES,
         API_TITLE="files-api",
         API_VERSION="1.0.0",
@@ -100,6 +101,7 @@ def create_app(settings: FilesApiSettings | None = None, *, storage_client: stor
 
     smorest = _Api(app, spec_kwargs={"info": {"description": "Upload print files (G-code, STL, 3MF) and read the metadata the extractor finds in them. Errors are RFC 9457 problem details."}})
     smorest.spec.components.schema("ProblemSchema", schema=ProblemSchema)
+    smorest.spec.components.schema("TooLargeProblem", schema=TooLargeProblemSchema)
     if settings.iap_audience:
         smorest.spec.components.security_scheme(
             "iap", {"type": "apiKey", "in": "header", "name": IAP_HEADER,

@@ -26,7 +26,7 @@ import google.auth.transport
 import google.auth.transport.requests
 from google.oauth2 import id_token
 
-from .problems import Problem
+from .problems import Problem, Unavailable
 
 log = logging.getLogger("files_api.auth")
 
@@ -109,7 +109,7 @@ class IapVerifier:
             )
         except google.auth.exceptions.TransportError as exc:
             log.error("cannot fetch IAP public keys", extra={"url": self.public_keys_url, "error": str(exc)})
-            raise Problem(503, "cannot verify the IAP assertion right now (signing keys unavailable)") from exc
+            raise Unavailable("cannot verify the IAP assertion right now (signing keys unavailable)") from exc
         except (ValueError, google.auth.exceptions.GoogleAuthError) as exc:
             log.warning("rejected IAP assertion", extra={"reason": str(exc)})
             raise Problem(401, f"invalid {IAP_HEADER}: {exc}", headers=challenge) from exc

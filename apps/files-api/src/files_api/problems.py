@@ -43,6 +43,21 @@ class Problem(HTTPException):
         self.extensions = extensions
 
 
+#: Seconds a client should wait before retrying a 503 that means "try again" (``Retry-After``, RFC 9110 10.2.3).
+RETRY_AFTER_SECONDS = 5
+
+
+class Unavailable(Problem):
+    """503 with ``Retry-After``: a dependency (database, bucket, IAP keys) or capacity is short right now.
+
+    Every 503 the API answers for a request means "retry later"; only the
+    readiness probe's 503 (a state, not a request failure) has no ``Retry-After``.
+    """
+
+    def __init__(self, detail: str, *, retry_after: int = RETRY_AFTER_SECONDS) -> None:
+        super().__init__(503, detail, headers={"Retry-After": str(retry_after)})
+
+
 def problem_response(status: int, detail: str | None, *, title: str | None = None,
                      headers: dict[str, str] | None = None, **extensions: Any) -> Response:
     """Build the ``application/problem+json`` response."""
@@ -111,7 +126,8 @@ def install(app: Flask) -> None:
     @app.errorhandler(sa_exc.TimeoutError)
     def _database_unavailable(exc: Exception) -> Response:
         log.error("database unavailable", extra={"error": f"{type(exc).__name__}: {str(exc).splitlines()[0]}"[:300]})
-        return problem_response(503, "the database is unavailable; retry shortly", headers={"Retry-After": "5"})
+        return problem_response(503, "the database is unavailable; retry shortly",
+                                headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from marshmallow import INCLUDE, Schema, fields, validate
 
 from pipeline_core.models import FileStatus
+
+from .repository import CURSOR_PATTERN
 
 #: The page size bounds of GET /v1/files.
 MAX_PAGE_SIZE = 100
@@ -30,7 +32,8 @@ class FilePageSchema(Schema):
     """One page of files, newest first."""
 
     items = fields.List(fields.Nested(FileSchema), required=True)
-    next_cursor = fields.String(allow_none=True, metadata={"description": "pass as ?cursor= for the next page; null at the end"})
+    next_cursor = fields.String(allow_none=True, validate=validate.Regexp(CURSOR_PATTERN), metadata={
+        "description": "pass as ?cursor= for the next page; null at the end", "pattern": CURSOR_PATTERN})
 
 
 class ListQuerySchema(Schema):
@@ -38,12 +41,18 @@ class ListQuerySchema(Schema):
 
     limit = fields.Integer(load_default=DEFAULT_PAGE_SIZE, validate=validate.Range(min=1, max=MAX_PAGE_SIZE),
                            metadata={"description": f"page size, 1..{MAX_PAGE_SIZE}"})
-    cursor = fields.String(load_default=None, metadata={"description": "next_cursor of the previous page"})
-    status = fields.String(load_default=None, validate=validate.OneOf([s.value for s in FileStatus]))
+    cursor = fields.String(validate=validate.Regexp(CURSOR_PATTERN, error="not of the form <microseconds>.<32 hex digits>"),
+                           metadata={"description": "next_cursor of the previous page: files older than that key "
+                                                    "(microseconds since the epoch, then the file id in hex)"})
+    status = fields.String(validate=validate.OneOf([s.value for s in FileStatus]),
+                           metadata={"description": "only files with this status"})
 
 
 class ProblemSchema(Schema):
-    """RFC 9457 problem details."""
+    """RFC 9457 problem details (extension members allowed, RFC 9457 section 3.2)."""
+
+    class Meta:
+        unknown = INCLUDE
 
     type = fields.String(required=True)
     title = fields.String(required=True)
@@ -52,3 +61,10 @@ class ProblemSchema(Schema):
     instance = fields.String()
     request_id = fields.String()
     errors = fields.Dict()
+
+
+class TooLargeProblemSchema(ProblemSchema):
+    """The 413 problem of an upload: also says the limit."""
+
+    max_upload_bytes = fields.Integer(required=True, metadata={"description": "MAX_UPLOAD_BYTES: the largest accepted file"})
+

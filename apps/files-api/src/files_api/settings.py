@@ -33,6 +33,10 @@ class FilesApiSettings(CommonSettings):
             Bounds /tmp use: workers x this x ``MAX_UPLOAD_BYTES``.
         storage_timeout_seconds: ``STORAGE_TIMEOUT_SECONDS``, per-request GCS timeout.
         readiness_timeout_seconds: ``READINESS_TIMEOUT_SECONDS``, bound of each /readyz probe.
+        upload_idle_timeout_seconds: ``UPLOAD_IDLE_TIMEOUT_SECONDS``, longest wait for the
+            next bytes of an upload's body (default 60 s, like nginx's ``client_body_timeout``,
+            https://nginx.org/en/docs/http/ngx_http_core_module.html#client_body_timeout);
+            then 408 and the upload slot is free again.
     """
 
     port: int = Field(default=8080, ge=1, le=65535)
@@ -44,6 +48,7 @@ class FilesApiSettings(CommonSettings):
     max_concurrent_uploads: int = Field(default=2, ge=1, le=64)
     storage_timeout_seconds: float = Field(default=60.0, gt=0)
     readiness_timeout_seconds: float = Field(default=2.0, gt=0, le=30)
+    upload_idle_timeout_seconds: float = Field(default=60.0, gt=0, le=600)
 
     @field_validator("upload_chunk_bytes")
     @classmethod
