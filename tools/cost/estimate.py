@@ -530,9 +530,10 @@ def bucket(res: Mapping[str, Any], ctx: Context) -> list[Line]:
     """Storage (by class and location) and operations, from usage (the stack's total, on its first bucket)."""
     inputs = res.get("inputs") or {}
     storage_class = str(inputs.get("storageClass", "STANDARD")).lower()
-    location = str(inputs.get("location", "")).lower()
-    if location != ctx.region:
-        raise EstimateError(f"{res.get('name')}: bucket location {location!r} is not the stack's region; not priced")
+    location = str(inputs.get("location", ""))
+    if location.lower() != ctx.region:
+        raise EstimateError(f"{res.get('name')}: bucket location {location!r} is not the stack's region "
+                            f"{ctx.region!r}; multi- and dual-region prices are not in the table")
     if not ctx.is_first("storage.usage"):
         return []
     usage = ctx.usage.storage
