@@ -10,6 +10,7 @@ different answers. How to update the table: docs/cost.md.
 from __future__ import annotations
 
 import fnmatch
+import re
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -193,9 +194,17 @@ def _key_path(loc: tuple[Any, ...]) -> str:
 def format_validation_error(exc: ValidationError, shown: str) -> ConfigError:
     """The first pydantic error as ``<file>: <key.path>: <message>`` (and how many more)."""
     errors = exc.errors(include_url=False)
+    # A typo shows up as an unknown key and a missing one; the unknown key is the useful half.
+    errors.sort(key=lambda e: e["type"] != "extra_forbidden")
     first = errors[0]
     key = _key_path(tuple(first["loc"]))
-    message = first["msg"].removeprefix("Value error, ")
+    message = first["msg"]
+    if message.startswith("Value error, "):
+        message = message.removeprefix("Value error, ")
+        # A model-level check names its field first ("usd: ..."): make it part of the key.
+        named = re.match(r"^([a-z][A-Za-z]*): (.*)$", message, re.S)
+        if named:
+            key, message = f"{key}.{named.group(1)}", named.group(2)
     if first["type"] == "missing":
         message = "missing (required key)"
     elif first["type"] == "extra_forbidden":
