@@ -8,7 +8,8 @@ Without ``--preview-json`` it evaluates the offline preview itself
 (tools/preview.py's mock run). Exit status: 0 with an estimate (warnings, such as
 an estimate over the stack's budget or an unpriced resource type, go to stderr
 and into the JSON ``warnings``), 2 on a configuration error (stack file, usage
-file or price table: one line naming the file and the key), 1 on any other error.
+file, price table or Helm values: one line naming the file and the key), 1 on
+any other error.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
+from infra.releases import ReleaseValuesError
 from infra.settings import ConfigError, load_stack_settings
 from tools.cost import render_text
 from tools.cost.estimate import Estimate, EstimateError, estimate
@@ -65,7 +67,7 @@ def preview_warnings(stack: str, root: Optional[Path], document: dict[str, Any])
     """
     try:
         return estimate_stack(stack, root, document).warnings
-    except (ConfigError, EstimateError, KeyError, OSError) as exc:
+    except (ValueError, KeyError, OSError) as exc:  # ConfigError, EstimateError, ReleaseValuesError, ...
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         return [f"no cost estimate: {message}"]
 
@@ -81,7 +83,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         document = json.loads(args.preview_json.read_text()) if args.preview_json else None
         result = estimate_stack(args.stack, args.root, document)
-    except ConfigError as exc:
+    except (ConfigError, ReleaseValuesError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except (EstimateError, KeyError, RuntimeError, OSError, json.JSONDecodeError) as exc:
