@@ -711,8 +711,11 @@ def estimate(document: Mapping[str, Any], settings: StackSettings, usage: Usage,
         if lines:
             result.items.append(Item(type_token, name, tuple(lines)))
         else:
-            count, _ = result.free.get(type_token, (0, "no charge for this configuration"))
-            result.free[type_token] = (count + 1, "no charge for this configuration")
+            # e.g. an internal address range, a subnet without flow logs, or a second
+            # bucket whose stack-total usage is already on the first.
+            reason = "no charge for this configuration, or its usage is counted on the first of its type"
+            count, _ = result.free.get(type_token, (0, reason))
+            result.free[type_token] = (count + 1, reason)
     if autopilot:
         for service in SERVICES:
             values = service_values(settings, service, root)
