@@ -20,7 +20,7 @@ export UV_PROJECT_ENVIRONMENT := $(CURDIR)/.venv
 export UV_COMPILE_BYTECODE := 1
 RUN := $(UV) run --frozen --quiet
 
-.PHONY: help setup test test-fast preview render preview-diff lint-workflows dev dev-reset demo helm clean
+.PHONY: help setup test test-fast preview cost render preview-diff lint-workflows dev dev-reset demo helm clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-14s %s\n", $$1, $$2}'
@@ -46,6 +46,9 @@ $(CURDIR)/.tools/bin/python:
 
 helm: $(CURDIR)/.tools/bin/python ## install the pinned, checksum-verified helm into .tools/bin (when none is on PATH)
 	@$(CURDIR)/.tools/bin/python tools/install_helm.py
+
+cost: setup ## monthly cost estimate of STACK from its offline plan (FORMAT=text|json; prices: environments/prices.yaml, usage: environments/STACK/usage.yaml)
+	@$(RUN) python -m tools.cost --stack $(STACK) --format $(FORMAT)
 
 render: setup helm ## write each release's manifests of STACK to build/rendered/<stack>/<release>.yaml (real helm template)
 	@$(RUN) python -m tools.render --stack $(STACK)

@@ -23,6 +23,7 @@ from typing import Any, Optional
 import pulumi
 
 from infra import apis, database, gke, iam, network, pubsub, registry, storage
+from infra import budget as billing
 from infra import loadbalancer as edge
 from infra import releases as apps
 from infra import monitoring as alerting
@@ -42,6 +43,7 @@ class Platform:
         network, cluster, registry, pubsub, storage, accounts, database, access:
             the components (see their modules for the attributes they expose).
         load_balancer, releases, monitoring: the edge, Helm releases and alerting components.
+        budget: the Cloud Billing budget (None when the stack config sets no ``budget``).
         outputs: the stack outputs, ``{name: Output | value}``.
     """
 
@@ -57,6 +59,7 @@ class Platform:
     load_balancer: Optional[edge.LoadBalancer] = None
     releases: Any = None
     monitoring: Optional[alerting.Monitoring] = None
+    budget: Optional[billing.Budget] = None
     outputs: dict[str, Any] = field(default_factory=dict)
 
 
@@ -241,6 +244,9 @@ def build(settings: StackSettings) -> Platform:
     # --- Monitoring (infra/monitoring.py) ---
     platform.monitoring = _monitoring(platform)
 
+    # --- Billing budget (infra/budget.py) ---
+    platform.budget = _budget(platform)
+
     platform.outputs = _outputs(platform)
     return platform
 
@@ -331,6 +337,24 @@ def _monitoring(platform: Platform) -> alerting.Monitoring:
             uptime_timeout_seconds=uptime.timeout_seconds,
             iap_enabled=s.config.load_balancer.iap.enabled,
             labels=labels_for(s),
+        ),
+    )
+
+
+def _budget(platform: Platform) -> Optional[billing.Budget]:
+    """The stack's monthly Cloud Billing budget, alerting the stack's notification channels (None without ``budget`` config)."""
+    s = platform.settings
+    config = s.config.budget
+    if config is None:
+        return None
+    return billing.Budget(
+        "budget",
+        billing.BudgetArgs(
+            stack=s.stack,
+            project=s.project,
+            billing_account=config.billing_account,
+            amount_usd=config.amount_usd,
+            notification_channels=[c.name for c in platform.monitoring.channels],
         ),
     )
 

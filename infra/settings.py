@@ -491,6 +491,33 @@ class ImagesConfig(BaseModel):
         return image.digest if image else None
 
 
+#: A Cloud Billing account id: three groups of six upper-case hex digits
+#: (https://cloud.google.com/billing/docs/how-to/find-billing-account-id).
+_BILLING_ACCOUNT = re.compile(r"^[0-9A-F]{6}-[0-9A-F]{6}-[0-9A-F]{6}$")
+
+
+class BudgetConfig(_Model):
+    """``print-platform:budget``: the stack's Cloud Billing budget (infra/budget.py).
+
+    Attributes:
+        billing_account: the billing account id ``XXXXXX-XXXXXX-XXXXXX`` (upper-case
+            hex) that pays for the stack's project; the budget is created on it.
+        amount_usd: monthly budget in US dollars, a whole number 1..1,000,000; alerts
+            go to the stack's notification channels at 50, 90 and 100 % of it, and
+            ``make cost`` / ``make preview`` warn when the estimate exceeds it.
+    """
+
+    billing_account: str
+    amount_usd: int = Field(ge=1, le=1_000_000)
+
+    @field_validator("billing_account")
+    @classmethod
+    def _billing_account(cls, v: str) -> str:
+        if not _BILLING_ACCOUNT.match(v):
+            raise ValueError(f"{v!r} is not a billing account id like '01A2B3-C4D5E6-F7A8B9' (upper-case hex)")
+        return v
+
+
 class AlertThreshold(_Model):
     """One alert policy's data: ``threshold`` (unit per signal, see infra/monitoring.py),
     ``durationSeconds``, ``severity``, ``windowSeconds``. Ranges are checked by
@@ -534,6 +561,7 @@ class StackConfig(BaseModel):
     load_balancer: LoadBalancerConfig = Field(alias="print-platform:loadBalancer")
     alerting: AlertingConfig = Field(alias="print-platform:alerting")
     images: ImagesConfig = Field(default=ImagesConfig(), alias="print-platform:images")
+    budget: Optional[BudgetConfig] = Field(default=None, alias="print-platform:budget")
 
     @field_validator("project")
     @classmethod
@@ -858,6 +886,13 @@ def parse_stack_settings(stack: str, config: Mapping[str, Any], alerts: Any) -> 
         raise ConfigError(
             f"{source}: print-platform:database.availability: is {stack_config.database.availability.value} "
             "but print-platform:protect is true; a protected stack needs REGIONAL (high availability)"
+        )
+    # Why: the budget alerts the stack's notification channels, and the Budget API
+    # takes at most 5 (infra/budget.py MAX_CHANNELS); more would fail at `pulumi up`.
+    if stack_config.budget is not None and len(stack_config.alerting.notification_emails) > 5:
+        raise ConfigError(
+            f"{source}: print-platform:alerting.notificationEmails: {len(stack_config.alerting.notification_emails)} "
+            "addresses, but print-platform:budget alerts every channel and a Cloud Billing budget takes at most 5"
         )
     _check_edge(stack_config, alerts_config, source, alerts_source)
 

@@ -11,7 +11,10 @@ Layout per stack (GitHub-flavoured Markdown, deterministic for equal input):
 5. the changed stack outputs (in a ``<details>`` block);
 6. the Helm releases: per release whether its rendered manifests changed, and
    a ``<details>`` block with their unified diff;
-7. the summary line ``**Summary (<stack>): +N ~M -K**``, or "No changes".
+7. the monthly cost estimate (tools/cost, docs/cost.md): the total before and
+   after, the priced lines that changed, and a warning when the head's estimate
+   exceeds the stack's budget;
+8. the summary line ``**Summary (<stack>): +N ~M -K**``, or "No changes".
 """
 from __future__ import annotations
 
@@ -176,6 +179,87 @@ def _manifest_section(manifests: Sequence[ManifestDiff] | None, max_lines: int) 
     return lines
 
 
+CostDocument = dict[str, Any]
+
+
+def _cost_lines(document: CostDocument) -> dict[tuple[str, str, str], dict[str, Any]]:
+    """``{(type, name, dimension): dimension}`` of a cost document's items."""
+    lines: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for item in document.get("items") or []:
+        for dim in item.get("dimensions") or []:
+            lines[(str(item.get("type")), str(item.get("name")), str(dim.get("dimension")))] = dim
+    return lines
+
+
+def _usd(value: float) -> str:
+    return f"{value:,.2f}"
+
+
+def _delta(value: float) -> str:
+    return ("+" if value > 0 else "−" if value < 0 else "±") + f"{abs(value):,.2f}"
+
+
+def _quantity(dim: dict[str, Any] | None) -> str:
+    if dim is None:
+        return "—"
+    quantity = dim.get("quantity")
+    shown = f"{quantity:,}" if isinstance(quantity, int) else f"{quantity:,.4g}"
+    return f"{shown} {dim.get('unit', '')}".strip()
+
+
+def cost_section(base: CostDocument | None, head: CostDocument | None) -> list[str]:
+    """The cost section: totals before/after and the changed priced lines (Markdown lines).
+
+    base/head: the estimate documents of each side (``python -m tools.cost --format
+    json``), None when a side has none (it predates the estimate, or it failed; the
+    notes say which). Empty when neither side has one.
+    """
+    if base is None and head is None:
+        return []
+    currency = (head or base or {}).get("currency", "USD")
+    lines = ["### Monthly cost estimate", ""]
+    if head is None:
+        return lines + [f"No estimate for the head; the base's was {currency} {_usd(base['total_monthly'])} a month.", ""]
+    head_total = float(head.get("total_monthly", 0))
+    budget = head.get("budget_monthly")
+    budget_cell = f"{currency} {budget}" if budget is not None else "none configured"
+    if base is None:
+        lines += [f"Head: **{currency} {_usd(head_total)} a month** (prices as of {head.get('prices_as_of')}; "
+                  f"budget {budget_cell}). The base has no estimate to compare with.", ""]
+        changed: list[tuple[tuple[str, str, str], dict | None, dict | None]] = []
+    else:
+        base_total = float(base.get("total_monthly", 0))
+        lines += [
+            f"| {currency} per month | base | head | change |",
+            "| --- | ---: | ---: | ---: |",
+            f"| **total** | {_usd(base_total)} | {_usd(head_total)} | **{_delta(head_total - base_total)}** |",
+            "",
+            f"Prices as of {head.get('prices_as_of')} (environments/prices.yaml); usage assumptions: "
+            f"environments/{head.get('stack')}/usage.yaml; budget {budget_cell}.",
+            "",
+        ]
+        before, after = _cost_lines(base), _cost_lines(head)
+        changed = [(key, before.get(key), after.get(key)) for key in sorted(set(before) | set(after))
+                   if (before.get(key) or {}).get("monthly") != (after.get(key) or {}).get("monthly")
+                   or (before.get(key) or {}).get("quantity") != (after.get(key) or {}).get("quantity")]
+        if changed:
+            lines += ["| resource | dimension | quantity base → head | base | head | change |",
+                      "| --- | --- | --- | ---: | ---: | ---: |"]
+            for (type_token, name, dimension), old, new in changed:
+                old_usd = float((old or {}).get("monthly", 0))
+                new_usd = float((new or {}).get("monthly", 0))
+                lines.append(
+                    f"| {code(name)} ({code(type_token)}) | {dimension} | {_quantity(old)} → {_quantity(new)} "
+                    f"| {_usd(old_usd) if old else '—'} | {_usd(new_usd) if new else '—'} | {_delta(new_usd - old_usd)} |")
+            lines.append("")
+        else:
+            lines += ["No priced line changed.", ""]
+    warnings = list(head.get("warnings") or [])
+    if warnings:
+        lines += ["> [!WARNING]", *[f"> - {w}" for w in warnings], ""]
+    return lines
+
+
 def manifests_changed(manifests: Sequence[ManifestDiff] | None) -> int:
     """How many releases' rendered manifests differ (0 when not compared)."""
     return sum(1 for m in manifests or () if m.status != "unchanged")
@@ -189,13 +273,16 @@ def render_report(
     manifests: Sequence[ManifestDiff] | None = None,
     notes: Sequence[str] = (),
     max_diff_lines: int = 400,
+    cost: tuple[CostDocument | None, CostDocument | None] | None = None,
 ) -> str:
     """The Markdown report of one stack (ends with a newline).
 
     base_label / head_label: where each side comes from (e.g. "`origin/main`
     at `1a2b3c4`"), Markdown. manifests: per-release manifest diffs, or None
     when they could not be compared (say why in `notes`). max_diff_lines:
-    manifest diff lines shown per release before cutting.
+    manifest diff lines shown per release before cutting. cost: (base, head)
+    cost estimate documents (either None when that side has none); None leaves
+    the cost section out.
     """
     changed_releases = manifests_changed(manifests)
     lines = [
@@ -214,6 +301,8 @@ def render_report(
     lines += _resource_section(diff)
     lines += _outputs_section(diff)
     lines += _manifest_section(manifests, max_diff_lines)
+    if cost is not None:
+        lines += cost_section(*cost)
     tail = f"{diff.unchanged} unchanged"
     if changed_releases:
         tail += f"; rendered manifests of {changed_releases} Helm release{'s' if changed_releases != 1 else ''} changed"

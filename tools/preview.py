@@ -111,6 +111,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 1
     out = render_json(capture) if args.format == "json" else render_text(capture)
     sys.stdout.write(out)
+    # The cost estimate's warnings (over the stack's budget, unpriced types): docs/cost.md.
+    from tools.cost.cli import preview_warnings
+
+    for warning in preview_warnings(args.stack, args.root, capture.as_document()):
+        print(f"warning: cost ({args.stack}): {warning}", file=sys.stderr)
     return 0
 
 

@@ -14,8 +14,9 @@ runtime is process-global state):
 - at the head: the working tree as it is, uncommitted changes included.
 
 It then diffs the two preview documents by URN (tools/plan_diff.py), diffs the
-rendered manifests of each Helm release (tools/plan_diff_manifests.py) and
-prints the report (tools/plan_diff_report.py). No Pulumi CLI, no credentials,
+rendered manifests of each Helm release (tools/plan_diff_manifests.py), runs
+each tree's own monthly cost estimate (tools/cost, docs/cost.md) and prints the
+report (tools/plan_diff_report.py). No Pulumi CLI, no credentials,
 no network.
 
 Exit codes: 0 when every stack was evaluated at both sides (with or without
@@ -47,6 +48,7 @@ from tools.plan_diff_report import code, render_failure, render_report
 ROOT = Path(__file__).resolve().parent.parent
 PREVIEW_MODULE = "tools.preview"
 RENDER_MODULE = "tools.render"
+COST_MODULE = "tools.cost"
 RENDERED_DIR = Path("build") / "rendered"
 """Where `make render` writes, relative to a tree: ``build/rendered/<stack>/<release>.yaml``."""
 STACK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
@@ -94,12 +96,14 @@ class Tree:
 class Evaluation:
     """One side's result: the preview document (None when the tree has no offline
     preview) and the rendered manifests (None when they could not be rendered;
-    `notes` says why)."""
+    `notes` says why) and the monthly cost estimate (None when the tree has
+    no estimator or it failed; `notes` says which)."""
 
     document: dict[str, Any] | None
     manifests: dict[str, str] | None
     notes: tuple[str, ...]
     seconds: float
+    cost: dict[str, Any] | None = None
 
 
 def _git(repo: Path, *args: str, binary: bool = False) -> Any:
@@ -214,6 +218,27 @@ def run_render(
     return tree.path / RENDERED_DIR / stack
 
 
+def run_cost(tree: Tree, stack: str, document: dict[str, Any], python: str = sys.executable) -> dict[str, Any] | None:
+    """The monthly cost estimate of `stack` in `tree` (its own tools/cost, docs/cost.md), from `document`.
+
+    Returns None when the tree has no tools/cost (it predates the estimate).
+    Raises EvaluationError when the estimator fails or prints no JSON object.
+    """
+    if not (tree.path / "tools" / "cost" / "__main__.py").is_file():
+        return None
+    with tempfile.TemporaryDirectory(prefix="preview-diff-cost-") as tmp:
+        path = Path(tmp) / f"{stack}.json"
+        path.write_text(json.dumps(document), encoding="utf-8")
+        out = _run_tool(tree, COST_MODULE, ["--stack", stack, "--format", "json", "--preview-json", str(path)], python)
+    try:
+        estimate = json.loads(out)
+    except json.JSONDecodeError as exc:
+        raise EvaluationError(f"{tree.name}: the cost estimate of {stack!r} did not print JSON ({exc})") from None
+    if not isinstance(estimate, dict):
+        raise EvaluationError(f"{tree.name}: the cost estimate of {stack!r} is not a JSON object")
+    return estimate
+
+
 def evaluate(tree: Tree, stack: str, *, render: bool, python: str = sys.executable) -> Evaluation:
     """Preview (and render) `stack` in `tree`. Raises EvaluationError on failure."""
     started = time.monotonic()
@@ -233,7 +258,14 @@ def evaluate(tree: Tree, stack: str, *, render: bool, python: str = sys.executab
                 manifests = read_rendered(directory)
             except ManifestError as exc:
                 raise EvaluationError(f"{tree.name}: {exc}") from None
-    return Evaluation(document, manifests, tuple(notes), time.monotonic() - started)
+    cost = None
+    if document is not None:
+        try:
+            cost = run_cost(tree, stack, document, python)
+        except EvaluationError as exc:
+            # The plan diff stands without it; say why the estimate is missing.
+            notes.append(f"The {tree.name} ({tree.label}) has no cost estimate: {exc}")
+    return Evaluation(document, manifests, tuple(notes), time.monotonic() - started, cost)
 
 
 def _working_tree_label(repo: Path) -> str:
@@ -279,6 +311,7 @@ def diff_stack(base: Tree, head: Tree, stack: str, *, render: bool, max_diff_lin
         manifests=manifests,
         notes=notes,
         max_diff_lines=max_diff_lines,
+        cost=(base_eval.cost, head_eval.cost),
     )
     return report, True
 
