@@ -592,8 +592,12 @@ def load_environment_values(stack: str, service: str, root: Optional[Path] = Non
     return merged
 
 
-def stack_outputs_from_settings(settings: Any) -> StackOutputs:
+def stack_outputs_from_settings(settings: Any, project_number: Optional[str] = None) -> StackOutputs:
     """:class:`StackOutputs` derived from ``infra.settings.StackSettings`` alone (no Pulumi engine).
+
+    ``project_number``: the project's number, for the IAP audience
+    (``/projects/<number>/global/backendServices/*``) when IAP is on; None
+    leaves the audience unset (the number is not part of the stack config).
 
     The names follow the same derivations the infra components use: the
     Artifact Registry URL ``<region>-docker.pkg.dev/<project>/<registry repo>``
@@ -619,7 +623,9 @@ def stack_outputs_from_settings(settings: Any) -> StackOutputs:
         gateway=GatewayRef(name="external", namespace=names.namespace,
                            section_name=loadbalancer.HTTPS_LISTENER, hostname=lb.domain),
         armor_policy_name=f"{names.prefix}-armor",
-        iap=IapSettings(oauth_client_id=iap.oauth_client_id) if iap.enabled else None,
+        iap=IapSettings(oauth_client_id=iap.oauth_client_id,
+                        audience=loadbalancer.iap_audience_pattern(project_number) if project_number else None)
+        if iap.enabled else None,
         cloudsql_private_cidrs=(str(settings.config.network.private_service_access),),
         database_users=dict(names.database_users),
         cluster_dns_cidrs=(settings.config.network.services_cidr,),

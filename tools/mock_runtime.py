@@ -174,8 +174,17 @@ def _normalise(value: Any) -> Any:
 # --------------------------------------------------------------------------- mocks
 
 
-def _project_number(project: str) -> str:
+def project_number(project: str) -> str:
+    """The mock's deterministic 12-digit stand-in for ``project``'s number (``getProject``'s ``number``).
+
+    Offline tools that need a project number without running the program
+    (``tools/render.py --source settings``) use the same one, so their output
+    matches the preview's.
+    """
     return str(int(hashlib.sha256(project.encode()).hexdigest(), 16) % 10**12).rjust(12, "1")
+
+
+_project_number = project_number
 
 
 def _fake_ip(seed: str, network: str) -> str:

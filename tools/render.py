@@ -108,8 +108,12 @@ def releases_from_settings(stack: str, root: Path = ROOT,
     """
     from infra.settings import load_stack_settings
 
+    from tools.mock_runtime import project_number
+
     settings = load_stack_settings(stack, root)
-    outputs = releases.stack_outputs_from_settings(settings)
+    # The project number (IAP audience) is not in the stack config: offline, use the mock
+    # runtime's stand-in, so these values equal the offline preview's.
+    outputs = releases.stack_outputs_from_settings(settings, project_number(settings.project))
     checksum = releases.chart_checksum()
     specs: list[ReleaseSpec] = []
     notes: list[str] = []
