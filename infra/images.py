@@ -8,7 +8,7 @@ the stack's build-cache repository (infra/registry.py), pushed to the stack's
 image repository under an immutable, content-addressed tag. The Helm releases
 (infra/releases.py) deploy each image by the ``digest`` output.
 
-Why the build context is staged (``build/image-context/<service>/``):
+Why the build context is staged (``build/image-context/<service>-<tag>/``):
 pulumi-docker-build decides whether to rebuild from a hash of the context
 files' bytes *and modes*. A checkout's modes depend on the umask of whoever
 cloned it (``-rw-r--r--`` in CI, often ``-rw-rw-r--`` on a laptop), so hashing
@@ -142,44 +142,47 @@ def source_tag(service: str, root: Path = ROOT) -> str:
 
 
 def stage_context(service: str, root: Path = ROOT, staging: Optional[Path] = None) -> Path:
-    """Copy ``service``'s context files into ``<staging>/<service>`` with normalised modes; return that directory.
+    """Copy ``service``'s context files into ``<staging>/<service>-<tag>`` with normalised modes; return it.
 
     ``staging`` defaults to ``<root>/build/image-context``. The directory is
-    replaced atomically (rename) and left alone when it already holds the
-    context of the current :func:`source_tag` (marker ``.source-tag``, which
-    the images' ``.dockerignore`` keeps out of the build).
+    content-addressed (:func:`source_tag`), written under a temporary name and
+    renamed into place, so concurrent runs (the dev and prod previews in
+    parallel) never see a half-written context: a run that finds it complete
+    (marker ``.source-tag``, kept out of the build by the staged
+    ``.dockerignore``) uses it; one that loses the rename race uses the
+    winner's identical copy. Contexts of other tags of the service are removed
+    (best effort).
 
     Raises:
         ImageSourceError: see :func:`context_files`.
     """
     staging = staging or root / STAGING_DIR
-    target = staging / service
     tag = source_tag(service, root)
+    target = staging / f"{service}-{tag}"
     marker = target / ".source-tag"
-    if marker.is_file() and marker.read_text() == tag:
-        return target
-    staging.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{service}-", dir=staging))
-    try:
-        for rel, path, executable in context_files(service, root):
-            dest = tmp / rel
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(path, dest)
-            os.chmod(dest, 0o755 if executable else 0o644)
-        # Only the marker is ignored: it must not change the context Docker hashes.
-        (tmp / ".dockerignore").write_text(".source-tag\n.dockerignore\n")
-        os.chmod(tmp / ".dockerignore", 0o644)
-        (tmp / ".source-tag").write_text(tag)
-        old = None
-        if target.exists():
-            old = staging / f".{service}-old-{os.getpid()}"
-            os.replace(target, old)
-        os.replace(tmp, target)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    finally:
-        if tmp.exists():
+    if not (marker.is_file() and marker.read_text() == tag):
+        staging.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{service}-", dir=staging))
+        try:
+            for rel, path, executable in context_files(service, root):
+                dest = tmp / rel
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(path, dest)
+                os.chmod(dest, 0o755 if executable else 0o644)
+            # Only the marker files are ignored: they must not change the context Docker hashes.
+            (tmp / ".dockerignore").write_text(".source-tag\n.dockerignore\n")
+            os.chmod(tmp / ".dockerignore", 0o644)
+            (tmp / ".source-tag").write_text(tag)
+            try:
+                os.rename(tmp, target)
+            except OSError:
+                if not (marker.is_file() and marker.read_text() == tag):
+                    raise  # not a lost race: a stale or foreign directory is in the way
+        finally:
             shutil.rmtree(tmp, ignore_errors=True)
+    for stale in staging.glob(f"{service}-src-*"):
+        if stale != target:
+            shutil.rmtree(stale, ignore_errors=True)
     return target
 
 

@@ -35,7 +35,7 @@ def test_each_service_image_is_built_for_amd64_and_pushed_by_content_tag(run: Ca
         assert i["push"] is True and i["buildOnPreview"] is False
         assert i["tags"] == [f"{repo}/{service}:{images.source_tag(service)}"]
         assert re.fullmatch(r"src-[0-9a-f]{24}", images.source_tag(service))
-        assert i["context"] == {"location": f"build/image-context/{service}"}
+        assert i["context"] == {"location": f"build/image-context/{service}-{images.source_tag(service)}"}
         assert i["dockerfile"] == {"location": f"apps/{service}/Dockerfile"}
         ref = f"{cache}/{service}:buildcache"
         assert i["cacheFrom"] == [{"registry": {"ref": ref}}]
@@ -150,14 +150,30 @@ def test_staged_context_holds_exactly_the_sources_with_normalised_modes(tmp_path
         assert (target / rel).read_bytes() == (root / rel).read_bytes()
     assert (target / ".dockerignore").read_text().split() == [".source-tag", ".dockerignore"]
     assert (target / ".source-tag").read_text() == images.source_tag("extractor", root)
-    # unchanged sources: left alone; changed: replaced
+    # unchanged sources: left alone; changed: a new content-addressed directory, the old one removed
     marker_inode = (target / ".source-tag").stat().st_ino
     assert images.stage_context("extractor", root, tmp_path / "staging") == target
     assert (target / ".source-tag").stat().st_ino == marker_inode
     (root / "apps" / "extractor" / "src" / "extractor" / "new_module.py").write_text("X = 1\n")
-    images.stage_context("extractor", root, tmp_path / "staging")
-    assert (target / "apps/extractor/src/extractor/new_module.py").read_text() == "X = 1\n"
+    changed = images.stage_context("extractor", root, tmp_path / "staging")
+    assert changed != target and not target.exists()
+    assert changed.name == f"extractor-{images.source_tag('extractor', root)}"
+    assert (changed / "apps/extractor/src/extractor/new_module.py").read_text() == "X = 1\n"
     assert not [p for p in (tmp_path / "staging").iterdir() if p.name.startswith(".")], "no temp dirs left"
+
+
+def test_concurrent_staging_is_safe(tmp_path):
+    """The dev and prod previews stage the same contexts at the same time (seen: ENOTEMPTY)."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    root = _copy_sources(tmp_path)
+    with ProcessPoolExecutor(4) as pool:
+        results = list(pool.map(images.stage_context, ["files-api"] * 8, [root] * 8, [tmp_path / "s"] * 8))
+    assert len(set(results)) == 1
+    staged = sorted(p.relative_to(results[0]).as_posix() for p in results[0].rglob("*") if p.is_file())
+    assert staged == sorted([rel for rel, _, _ in images.context_files("files-api", root)]
+                            + [".dockerignore", ".source-tag"])
+    assert [p.name for p in (tmp_path / "s").iterdir()] == [results[0].name]
 
 
 @pytest.mark.parametrize("service", SERVICES)
