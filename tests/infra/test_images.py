@@ -199,3 +199,21 @@ def test_unknown_service_or_missing_source_is_a_clear_error(tmp_path):
         images.context_files("web")
     with pytest.raises(images.ImageSourceError, match="files-api: declared source 'pyproject.toml' does not exist"):
         images.source_tag("files-api", tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("service", SERVICES)
+def test_the_staged_context_is_enough_for_the_builders_uv_sync(service, tmp_path):
+    """Replay the builder stage's `uv sync` inside the staged context (what BuildKit receives):
+    a file the Dockerfile needs but IMAGES forgot would fail here, not at `pulumi up`."""
+    import subprocess
+
+    staged = images.stage_context(service, ROOT, tmp_path / "staging")
+    uv = shutil.which("uv") or str(ROOT / ".tools" / "bin" / "uv")
+    venv = tmp_path / "venv"
+    env = {**os.environ, "UV_PROJECT_ENVIRONMENT": str(venv), "UV_PYTHON_DOWNLOADS": "never"}
+    env.pop("VIRTUAL_ENV", None)
+    subprocess.run([uv, "sync", "--frozen", "--no-dev", "--package", service, "--no-editable", "--quiet"],
+                   cwd=staged, env=env, check=True, timeout=300)
+    site = next(venv.glob("lib/python3.*/site-packages"))
+    assert (site / service.replace("-", "_")).is_dir() and (site / "pipeline_core").is_dir()
