@@ -75,7 +75,7 @@ class ImageSource:
 
 #: The images, by service. The Dockerfiles' build context is the repository root
 #: layout (they ``COPY`` the uv workspace manifests, the lock and the packages);
-#: tests/infra/test_images.py checks every ``COPY`` source is listed here.
+#: tests/infra/test_image_builds.py checks every ``COPY`` source is listed here.
 IMAGES: Mapping[str, ImageSource] = {
     "files-api": ImageSource(
         dockerfile="apps/files-api/Dockerfile",
