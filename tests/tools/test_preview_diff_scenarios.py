@@ -169,7 +169,8 @@ def test_a_source_change_rebuilds_only_that_image(repo, base):
     assert diff.summary == "+0 ~1 -0", report
     (change,) = diff.changes
     assert change.type == "docker-build:index:Image" and change.name == "extractor"
-    assert {p.path for p in change.properties} == {"tags[0]", 'labels["org.opencontainers.image.version"]'}
+    assert {p.path for p in change.properties} == {"tags[0]", 'labels["org.opencontainers.image.version"]',
+                                                   "context.location"}, "the content tag names the tag and the staged context"
     assert all(m.status == "unchanged" for m in manifests), "the digest stays computed on both sides"
 
 
