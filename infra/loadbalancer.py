@@ -26,6 +26,17 @@ What this component provisions (one per stack):
   to the ``https`` listener), ``GCPBackendPolicy`` and ``HealthCheckPolicy`` are
   rendered by the Helm chart, from the attributes this component exposes.
 
+- Identity-Aware Proxy access, when IAP is on: ``roles/iap.httpsResourceAccessor``
+  for each configured member on the project's IAP compute web type
+  (``gcp.iap.WebTypeComputeIamMember``), with an IAM condition on
+  ``request.host`` = the stack's domain. The narrowest scope one ``pulumi up``
+  can grant: the backend service itself (``WebBackendServiceIamMember``) is
+  named and created by the GKE Gateway controller only after the release is
+  applied, so the program cannot reference it; the host condition confines
+  the grant to this stack's app all the same. ``iap_audience`` is the JWT
+  audience files-api verifies (``/projects/<number>/global/backendServices/*``,
+  docs/edge.md "IAP").
+
 Why Gateway API rather than Ingress + BackendConfig: see docs/edge.md.
 
 Sources: GKE Gateway API docs (https://cloud.google.com/kubernetes-engine/docs/how-to/deploying-gateways,
@@ -77,6 +88,11 @@ WAF_SENSITIVITIES = (1, 2, 3, 4)
 #: SSL policy profiles that, with ``min_tls_version=TLS_1_2``, exclude weak ciphers.
 SSL_PROFILES = ("MODERN", "RESTRICTED")
 MIN_TLS_VERSION = "TLS_1_2"
+#: The role that lets a principal through IAP to a web backend
+#: (https://cloud.google.com/iap/docs/managing-access#roles).
+IAP_ACCESSOR_ROLE = "roles/iap.httpsResourceAccessor"
+#: IAM principals IAP may admit (infra.settings validates the stack's list the same way).
+_IAP_MEMBER = re.compile(r"^(group|user|serviceAccount):[^@\s:]+@[^@\s]+\.[^@\s]+$")
 
 # Compute Engine resource names (RFC 1035 label, at most 63 characters).
 _GCE_NAME = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
@@ -167,6 +183,9 @@ class LoadBalancerArgs:
         project: project id (defaults to the provider's project).
         gateway_name: name of the Gateway object (RFC 1123 label).
         ssl_profile: ``MODERN`` (default) or ``RESTRICTED``; TLS >= 1.2 either way.
+        iap_members: when IAP guards the backend, the IAM principals
+            (``group:``/``user:``/``serviceAccount:<email>``) granted
+            :data:`IAP_ACCESSOR_ROLE`; empty grants nobody (IAP off).
         labels: Google Cloud labels for the resources that take labels.
 
     Raises:
@@ -181,9 +200,15 @@ class LoadBalancerArgs:
     project: Optional[pulumi.Input[str]] = None
     gateway_name: str = "external"
     ssl_profile: str = "MODERN"
+    iap_members: tuple[str, ...] = ()
     labels: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        for member in self.iap_members:
+            _check(isinstance(member, str) and bool(_IAP_MEMBER.match(member)), "iap_members",
+                   f"must be group:/user:/serviceAccount:<email>, got {member!r}")
+        _check(len(set(self.iap_members)) == len(self.iap_members), "iap_members",
+               f"duplicate members in {list(self.iap_members)}")
         _check(isinstance(self.name_prefix, str) and bool(_GCE_NAME.match(self.name_prefix))
                and len(self.name_prefix) + _LONGEST_SUFFIX <= 63, "name_prefix",
                f"must be a lower-case RFC 1035 label of at most {63 - _LONGEST_SUFFIX} characters, got {self.name_prefix!r}")
@@ -218,6 +243,10 @@ class LoadBalancer(pulumi.ComponentResource):
         url_map_name_regex: RE2 regex matching the URL map GKE generates for the
             Gateway (``gkegw1-<hash>-<namespace>-<gateway>-<hash>``), for filtering
             ``loadbalancing.googleapis.com`` metrics (Output[str]).
+        iap_access: member -> its ``gcp.iap.WebTypeComputeIamMember`` (empty without IAP).
+        iap_audience: the IAP JWT audience of this project's global backend
+            services, ``/projects/<project number>/global/backendServices/*``
+            (Output[str]), or None without IAP.
     """
 
     def __init__(self, name: str, args: LoadBalancerArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
@@ -347,6 +376,27 @@ class LoadBalancer(pulumi.ComponentResource):
         self.url_map_name_regex = pulumi.Output.from_input(args.namespace).apply(
             lambda ns: url_map_name_regex(ns, args.gateway_name))
 
+        # IAP access: who may pass IAP, confined to this stack's host (module docstring says
+        # why the compute web type and not the backend service the Gateway controller creates).
+        self.iap_access: dict[str, gcp.iap.WebTypeComputeIamMember] = {}
+        self.iap_audience: Optional[pulumi.Output[str]] = None
+        if args.iap_members:
+            for member in args.iap_members:
+                self.iap_access[member] = gcp.iap.WebTypeComputeIamMember(
+                    f"iap-accessor-{_member_key(member)}",
+                    project=args.project,
+                    role=IAP_ACCESSOR_ROLE,
+                    member=member,
+                    condition=gcp.iap.WebTypeComputeIamMemberConditionArgs(
+                        title=f"only {args.domain}"[:100],
+                        description="IAP access to this stack's app only (its host name)",
+                        expression=iap_host_condition(args.domain),
+                    ),
+                    opts=gcp_opts,
+                )
+            project = gcp.organizations.get_project_output(project_id=args.project)
+            self.iap_audience = project.number.apply(iap_audience_pattern)
+
         self.register_outputs({
             "ip_address": self.ip_address,
             "url": self.url,
@@ -358,6 +408,35 @@ class LoadBalancer(pulumi.ComponentResource):
             "ssl_policy_name": self.ssl_policy_name,
             "certificate_map_name": self.certificate_map_name,
         })
+
+
+def iap_host_condition(domain: str) -> str:
+    """The CEL expression of the IAP grants: ``request.host == "<domain>"``.
+
+    Source: https://cloud.google.com/iap/docs/cloud-iap-context-aware-access-howto
+    (IAM conditions on IAP resources may test ``request.host``; IAP normalises
+    the host to lower case without a trailing dot, as the domain is validated).
+    """
+    _check(isinstance(domain, str) and bool(_DOMAIN.match(domain)), "domain", f"not a host name: {domain!r}")
+    return f'request.host == "{domain}"'
+
+
+def iap_audience_pattern(project_number: Any) -> str:
+    """``/projects/<number>/global/backendServices/*``: the audience files-api accepts (``IAP_AUDIENCE``).
+
+    IAP signs ``aud = /projects/<number>/global/backendServices/<backend id>``
+    (https://cloud.google.com/iap/docs/signed-headers-howto); the id exists only
+    once the Gateway controller created the backend, so the stack binds the
+    project and files-api checks the rest of the form (docs/edge.md "IAP").
+    """
+    number = str(project_number)
+    _check(number.isdigit(), "project_number", f"must be the numeric project number, got {project_number!r}")
+    return f"/projects/{number}/global/backendServices/*"
+
+
+def _member_key(member: str) -> str:
+    """A stable, URN-safe resource name part for an IAM member (``user:ada@x.org`` -> ``user-ada-at-x-org``)."""
+    return re.sub(r"[^a-z0-9]+", "-", member.lower().replace("@", "-at-")).strip("-")
 
 
 def armor_rules(armor: CloudArmorArgs) -> list[gcp.compute.SecurityPolicyRuleArgs]:

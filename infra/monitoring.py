@@ -58,6 +58,9 @@ SIGNALS = (
 HEALTH_JSON_PATH = "$.status"
 HEALTH_JSON_VALUE = "ok"
 #: Signals whose threshold is a utilisation or ratio and must lie in [0, 1].
+#: Signals that watch the public endpoint: their policies (and the uptime check)
+#: wait for ``MonitoringArgs.edge_depends_on`` (the releases).
+EDGE_SIGNALS = ("lb_5xx_ratio", "uptime")
 FRACTION_SIGNALS = ("lb_5xx_ratio", "sql_cpu", "sql_memory", "sql_disk")
 
 # The stack config's own rules (infra/settings.py), so valid stack config never fails here.
@@ -156,6 +159,9 @@ class MonitoringArgs:
             uptime check then accepts those codes and checks DNS, certificate,
             load balancer and IAP (backend health is covered by the 5xx/latency/restart alerts).
         labels: user labels added to every alert policy.
+        edge_depends_on: resources the uptime check and the :data:`EDGE_SIGNALS`
+            policies are created after (the Helm releases), so a fresh bring-up
+            does not page while the certificate and the services come up.
 
     Raises:
         MonitoringArgsError: a malformed value, naming the field.
@@ -177,6 +183,7 @@ class MonitoringArgs:
     uptime_timeout_seconds: int = 10
     iap_enabled: bool = False
     labels: Mapping[str, str] = field(default_factory=dict)
+    edge_depends_on: Sequence[pulumi.Resource] = ()
 
     def __post_init__(self) -> None:
         _check(isinstance(self.stack, str) and bool(re.match(r"^[a-z][a-z0-9-]*$", self.stack)), "stack",
@@ -237,6 +244,7 @@ class Monitoring(pulumi.ComponentResource):
         ]
         channel_names = [c.name for c in self.channels]
 
+        edge = pulumi.ResourceOptions(parent=self, depends_on=list(args.edge_depends_on))
         self.uptime_check = gcp.monitoring.UptimeCheckConfig(
             "uptime",
             project=args.project,
@@ -255,7 +263,7 @@ class Monitoring(pulumi.ComponentResource):
             monitored_resource=gcp.monitoring.UptimeCheckConfigMonitoredResourceArgs(
                 type="uptime_url", labels={"host": args.domain, "project_id": project}),
             user_labels={**args.labels, "stack": args.stack},
-            opts=child,
+            opts=edge,
         )
 
         filters = signal_filters(args, self.uptime_check.uptime_check_id)
@@ -283,7 +291,7 @@ class Monitoring(pulumi.ComponentResource):
                     content=definition.documentation(args.stack, spec),
                 ),
                 user_labels={**args.labels, "stack": args.stack, "signal": signal.replace("_", "-")},
-                opts=child,
+                opts=edge if signal in EDGE_SIGNALS else child,
             )
 
         self.register_outputs({

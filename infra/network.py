@@ -153,6 +153,12 @@ class Network(pulumi.ComponentResource):
             network=self.vpc.id,
             service=SERVICE_NETWORKING,
             reserved_peering_ranges=[self.private_service_access_range.name],
+            # Why ABANDON: Cloud SQL keeps using the peering for a while after its
+            # instance is deleted, so deleting the connection fails with "Producer
+            # services ... are still using this connection" and stops `pulumi destroy`
+            # (terraform-provider-google #16275, #19908). Abandoned, the peering goes
+            # with the VPC, which is deleted right after it.
+            deletion_policy="ABANDON",
             opts=child,
         )
 

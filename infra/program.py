@@ -8,11 +8,12 @@ and the stack file before any resource is registered.
 Order of construction (each arrow is a real data dependency):
 
     Network -> GkeCluster (node SA, cluster, k8s provider, namespace) -> Registry (nodes read)
+    Registry -> Images (built and pushed by the program; their digests feed the releases)
     PubSub -> Storage (bucket + finalize notification to the uploads topic)
     GkeCluster.workload_pool -> ServiceAccounts (GSAs + Workload Identity)
     ServiceAccounts.emails + Network -> Database (instance, database, IAM users)
     bucket + subscription + instance -> ServiceAccess (scoped grants)
-    LoadBalancer -> Helm releases -> Monitoring
+    LoadBalancer (+ IAP grants) -> Helm releases -> Monitoring (uptime and 5xx alerts after the releases)
 """
 from __future__ import annotations
 
@@ -21,8 +22,9 @@ from pathlib import Path
 from typing import Any, Optional
 
 import pulumi
+import pulumi_gcp as gcp
 
-from infra import apis, database, gke, iam, network, pubsub, registry, storage
+from infra import apis, database, gke, iam, images as builds, network, pubsub, registry, storage
 from infra import budget as billing
 from infra import loadbalancer as edge
 from infra import releases as apps
@@ -42,6 +44,8 @@ class Platform:
         settings: the validated :class:`StackSettings`.
         network, cluster, registry, pubsub, storage, accounts, database, access:
             the components (see their modules for the attributes they expose).
+        images: the :class:`infra.images.Images` the program builds (services
+            whose digest is pinned in the stack config are not built).
         load_balancer, releases, monitoring: the edge, Helm releases and alerting components.
         budget: the Cloud Billing budget (None when the stack config sets no ``budget``).
         outputs: the stack outputs, ``{name: Output | value}``.
@@ -56,6 +60,7 @@ class Platform:
     accounts: iam.ServiceAccounts
     database: database.Database
     access: iam.ServiceAccess
+    images: Optional[builds.Images] = None
     load_balancer: Optional[edge.LoadBalancer] = None
     releases: Any = None
     monitoring: Optional[alerting.Monitoring] = None
@@ -146,6 +151,7 @@ def build(settings: StackSettings) -> Platform:
             project=settings.project,
             region=settings.region,
             repository_id=names.registry_repository,
+            cache_repository_id=names.registry_cache_repository,
             reader_members={"gke-nodes": cluster.node_service_account.member},
             labels=labels,
         ),
@@ -235,6 +241,9 @@ def build(settings: StackSettings) -> Platform:
         access=access,
     )
 
+    # --- Service images (infra/images.py) ---
+    platform.images = _images(platform)
+
     # --- Load balancer (infra/loadbalancer.py) ---
     platform.load_balancer = _load_balancer(platform)
 
@@ -251,6 +260,37 @@ def build(settings: StackSettings) -> Platform:
     return platform
 
 
+def _images(platform: Platform) -> Optional[builds.Images]:
+    """The service images built from this checkout and pushed to the stack's repository (pinned services excepted)."""
+    s = platform.settings
+    to_build = [svc for svc in SERVICES if s.config.images.digest(svc) is None]
+    if not to_build:
+        return None
+    reg = platform.registry
+    # The deploying identity's own short-lived OAuth token authenticates the push
+    # (Artifact Registry accepts it as the password of "oauth2accesstoken"): no key,
+    # no `docker login`, the same in CI (Workload Identity Federation) and on a laptop (ADC).
+    token = gcp.organizations.get_client_config_output().access_token
+    return builds.Images(
+        "images",
+        builds.ImagesArgs(
+            services=to_build,
+            repository_url=reg.url,
+            cache_repository_url=reg.cache_url,
+            registry_host=reg.host,
+            access_token=token,
+            labels={"org.opencontainers.image.vendor": "print-platform"},
+        ),
+    )
+
+
+def _image_digests(platform: Platform) -> dict[str, Any]:
+    """service -> the digest its release deploys: pinned in the stack config, else the built image's output."""
+    pinned = platform.settings.config.images
+    built = platform.images.digests if platform.images is not None else {}
+    return {svc: pinned.digest(svc) or built[svc] for svc in SERVICES}
+
+
 def _load_balancer(platform: Platform) -> edge.LoadBalancer:
     """The edge: static IP, certificate, SSL policy, Cloud Armor and the Gateway in the services' namespace."""
     s = platform.settings
@@ -265,6 +305,7 @@ def _load_balancer(platform: Platform) -> edge.LoadBalancer:
             project=s.project,
             ssl_profile=lb.ssl_profile,
             armor=edge.CloudArmorArgs.from_config(lb.armor),
+            iap_members=tuple(lb.iap.members) if lb.iap.enabled else (),
             labels=labels_for(s),
         ),
     )
@@ -284,7 +325,7 @@ def _releases(platform: Platform) -> apps.Releases:
             environment_values={svc: apps.load_environment_values(s.stack, svc) for svc in SERVICES},
             project_id=s.project,
             image_repository=platform.registry.url,
-            image_digests={svc: s.config.images.digest(svc) for svc in SERVICES},
+            image_digests=_image_digests(platform),
             service_account_emails=platform.accounts.emails,
             database_name=platform.database.database_name,
             database_users=platform.database.user_names,
@@ -298,7 +339,8 @@ def _releases(platform: Platform) -> apps.Releases:
                 hostname=lb.domain,
             ),
             armor_policy_name=lb.armor_policy_name,
-            iap=apps.IapSettings(oauth_client_id=iap.oauth_client_id, oauth_client_secret=secret)
+            iap=apps.IapSettings(oauth_client_id=iap.oauth_client_id, oauth_client_secret=secret,
+                                 audience=lb.iap_audience)
             if iap.enabled else None,
             cloudsql_private_cidrs=[s.config.network.private_service_access_cidr],
             cluster_dns_cidrs=[s.config.network.services_cidr],
@@ -309,7 +351,8 @@ def _releases(platform: Platform) -> apps.Releases:
             protect=False,
             # The service accounts' Workload Identity bindings, their grants and the IAM
             # database users must exist before the pods (and the migration hook) start.
-            depends_on=[platform.accounts, platform.access, platform.database, lb],
+            depends_on=[platform.accounts, platform.access, platform.database, lb]
+            + ([platform.images] if platform.images is not None else []),
         ),
     )
 
@@ -337,6 +380,7 @@ def _monitoring(platform: Platform) -> alerting.Monitoring:
             uptime_timeout_seconds=uptime.timeout_seconds,
             iap_enabled=s.config.load_balancer.iap.enabled,
             labels=labels_for(s),
+            edge_depends_on=list(platform.releases.releases.values()),
         ),
     )
 
@@ -382,12 +426,8 @@ def _outputs(platform: Platform) -> dict[str, Any]:
     }
     outputs["load_balancer_ip"] = platform.load_balancer.ip_address
     outputs["url"] = platform.load_balancer.url
-    # The deployed images: the stack files carry no digests (the deploy workflow sets
-    # them at deploy time), so the real `pulumi preview` of a pull request reads them
-    # back from here and previews against what runs, not against "no releases".
-    outputs["image_digests"] = {
-        svc: digest for svc in SERVICES if (digest := s.config.images.digest(svc)) is not None
-    }
+    # The deployed images (built by the program, or pinned in the stack config).
+    outputs["image_digests"] = _image_digests(platform)
     return outputs
 
 

@@ -1,4 +1,5 @@
-"""Artifact Registry: the Docker repository of the service images, readable by the GKE nodes.
+"""Artifact Registry: the Docker repository of the service images, readable by the GKE nodes,
+and the repository of the images' BuildKit cache (infra/images.py).
 
 Sources: https://cloud.google.com/artifact-registry/docs/repositories/create-repos,
 https://cloud.google.com/artifact-registry/docs/repositories/cleanup-policy,
@@ -18,6 +19,8 @@ READER_ROLE = "roles/artifactregistry.reader"
 UNTAGGED_MAX_AGE = f"{30 * 24 * 3600}s"
 #: This many most recent versions of each image are always kept.
 KEEP_RECENT_VERSIONS = 20
+#: Build cache versions no longer tagged (overwritten by a later build) are deleted after this (7 days).
+CACHE_UNTAGGED_MAX_AGE = f"{7 * 24 * 3600}s"
 
 
 @dataclass(frozen=True)
@@ -26,7 +29,8 @@ class RegistryArgs:
 
     Attributes:
         project, region: the repository lives in ``region`` (same as the cluster: pulls stay regional).
-        repository_id: repository name.
+        repository_id: repository name (the service images).
+        cache_repository_id: repository name of the BuildKit registry cache; None creates none.
         reader_members: IAM members (``serviceAccount:...``) granted ``roles/artifactregistry.reader``
             on this repository only, keyed by a short logical name.
         labels: repository labels.
@@ -35,6 +39,7 @@ class RegistryArgs:
     project: str
     region: str
     repository_id: str
+    cache_repository_id: Optional[str] = None
     reader_members: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     labels: Mapping[str, str] = field(default_factory=dict)
 
@@ -46,6 +51,9 @@ class Registry(pulumi.ComponentResource):
         repository: the ``artifactregistry.Repository``.
         url: ``<region>-docker.pkg.dev/<project>/<repository>`` (Output[str]); images are
             ``<url>/<service>@sha256:...``.
+        cache_repository: the build cache ``artifactregistry.Repository`` or None.
+        cache_url: its URL (Output[str]) or None; cache manifests are ``<cache_url>/<service>:buildcache``.
+        host: ``<region>-docker.pkg.dev``, the registry host to authenticate against.
     """
 
     def __init__(self, name: str, args: RegistryArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
@@ -96,4 +104,35 @@ class Registry(pulumi.ComponentResource):
         self.url = pulumi.Output.concat(
             self.repository.location, "-docker.pkg.dev/", self.repository.project, "/", self.repository.repository_id
         )
-        self.register_outputs({"url": self.url})
+        self.host = f"{args.region}-docker.pkg.dev"
+        self.cache_repository: Optional[gcp.artifactregistry.Repository] = None
+        self.cache_url: Optional[pulumi.Output[str]] = None
+        if args.cache_repository_id is not None:
+            self.cache_repository = gcp.artifactregistry.Repository(
+                "build-cache",
+                project=args.project,
+                location=args.region,
+                repository_id=args.cache_repository_id,
+                format="DOCKER",
+                description="BuildKit registry cache of the print-platform service images (not deployable).",
+                # Why mutable tags here (unlike the images): BuildKit overwrites the
+                # cache manifest (<service>:buildcache) on every build by design.
+                docker_config=gcp.artifactregistry.RepositoryDockerConfigArgs(immutable_tags=False),
+                cleanup_policy_dry_run=False,
+                cleanup_policies=[
+                    gcp.artifactregistry.RepositoryCleanupPolicyArgs(
+                        id="delete-stale-cache",
+                        action="DELETE",
+                        condition=gcp.artifactregistry.RepositoryCleanupPolicyConditionArgs(
+                            tag_state="UNTAGGED", older_than=CACHE_UNTAGGED_MAX_AGE
+                        ),
+                    ),
+                ],
+                labels=dict(args.labels),
+                opts=child,
+            )
+            self.cache_url = pulumi.Output.concat(
+                self.cache_repository.location, "-docker.pkg.dev/", self.cache_repository.project, "/",
+                self.cache_repository.repository_id,
+            )
+        self.register_outputs({"url": self.url, **({"cache_url": self.cache_url} if self.cache_url else {})})

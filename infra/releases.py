@@ -75,6 +75,9 @@ _GSA_EMAIL_SUFFIX = ".gserviceaccount.com"
 #: ``CappedSpool`` refuses the write that would pass ``MAX_UPLOAD_BYTES``.
 TMP_MARGIN_BYTES = 64 * 2**20
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+#: Stands in for a digest that is an Output while the other values are computed;
+#: :class:`Releases` replaces it by the Output itself (never deployed).
+_PENDING_DIGEST = "sha256:" + "0" * 64
 #: values.schema.json's ``quantity``: a number with an optional SI / binary suffix.
 _QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(m|Ki|Mi|Gi|Ti|k|M|G|T)?$")
 _QUANTITY_FACTORS = {"": 1, "m": Decimal("0.001"), "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
@@ -145,8 +148,9 @@ class StackOutputs:
         image_repository: Artifact Registry repository URL,
             ``<region>-docker.pkg.dev/<project>/<repo>``; a service's image is
             ``<image_repository>/<service>@<digest>``.
-        image_digests: service -> ``sha256:<64 hex>`` (stack config ``images``);
-            a service without one (None / absent) gets no release.
+        image_digests: service -> ``sha256:<64 hex>`` (the image the program
+            built, or a digest pinned in the stack config ``images``); a
+            service without one (None / absent) gets no release.
         service_account_emails: service -> Google service account email
             (Workload Identity; the IAM database user is derived from it).
         database_name: Postgres database the services use.
@@ -201,6 +205,10 @@ class ReleasesArgs:
         extractor_subscription, gateway, armor_policy_name, iap,
         cloudsql_private_cidrs, database_users, cluster_dns_cidrs: as in
         :class:`StackOutputs`, as Inputs (``cluster_dns_cidrs``: plain strings).
+        An ``image_digests`` value may be an Output (the ``digest`` of an
+        image the program builds, infra/images.py): it is placed into the
+        values as it is, so while it is unknown (a preview that rebuilds the
+        image) only ``image.digest`` shows as computed, not the whole values.
         migrations_service_account_name: the files-api Google service
             account's resource name (``projects/<p>/serviceAccounts/<email>``,
             ``gcp.serviceaccount.Account.name``) and ``workload_pool`` the
@@ -222,7 +230,7 @@ class ReleasesArgs:
     environment_values: Mapping[str, Mapping[str, Any]]
     project_id: pulumi.Input[str]
     image_repository: pulumi.Input[str]
-    image_digests: Mapping[str, Optional[str]]
+    image_digests: Mapping[str, Optional[pulumi.Input[str]]]
     service_account_emails: Mapping[str, pulumi.Input[str]]
     database_name: pulumi.Input[str]
     uploads_bucket: pulumi.Input[str]
@@ -370,6 +378,25 @@ def computed_values(service: str, outputs: StackOutputs, checksum: str) -> dict[
         }
         values["route"] = route
         values["app"]["iapAudience"] = (iap.audience or "") if iap else ""
+    return values
+
+
+def checked_digest(service: str, digest: Any) -> str:
+    """``digest`` if it is ``sha256:<64 lower-case hex>``.
+
+    Raises:
+        ReleaseValuesError: anything else (e.g. the empty digest of an image that was not pushed).
+    """
+    _check(isinstance(digest, str) and bool(_DIGEST.match(digest)), f"{service}: image digest",
+           f"must be sha256:<64 lower-case hex>, got {digest!r}")
+    return digest
+
+
+def _with_digest(values: dict[str, Any], digest: Optional[pulumi.Output[str]], service: str) -> dict[str, Any]:
+    """``values`` with ``image.digest`` replaced by the (checked) ``digest`` Output, when there is one."""
+    if digest is None:
+        return values
+    values["image"]["digest"] = pulumi.Output.from_input(digest).apply(lambda d: checked_digest(service, d))
     return values
 
 
@@ -565,8 +592,12 @@ def load_environment_values(stack: str, service: str, root: Optional[Path] = Non
     return merged
 
 
-def stack_outputs_from_settings(settings: Any) -> StackOutputs:
+def stack_outputs_from_settings(settings: Any, project_number: Optional[str] = None) -> StackOutputs:
     """:class:`StackOutputs` derived from ``infra.settings.StackSettings`` alone (no Pulumi engine).
+
+    ``project_number``: the project's number, for the IAP audience
+    (``/projects/<number>/global/backendServices/*``) when IAP is on; None
+    leaves the audience unset (the number is not part of the stack config).
 
     The names follow the same derivations the infra components use: the
     Artifact Registry URL ``<region>-docker.pkg.dev/<project>/<registry repo>``
@@ -592,7 +623,9 @@ def stack_outputs_from_settings(settings: Any) -> StackOutputs:
         gateway=GatewayRef(name="external", namespace=names.namespace,
                            section_name=loadbalancer.HTTPS_LISTENER, hostname=lb.domain),
         armor_policy_name=f"{names.prefix}-armor",
-        iap=IapSettings(oauth_client_id=iap.oauth_client_id) if iap.enabled else None,
+        iap=IapSettings(oauth_client_id=iap.oauth_client_id,
+                        audience=loadbalancer.iap_audience_pattern(project_number) if project_number else None)
+        if iap.enabled else None,
         cloudsql_private_cidrs=(str(settings.config.network.private_service_access),),
         database_users=dict(names.database_users),
         cluster_dns_cidrs=(settings.config.network.services_cidr,),
@@ -602,8 +635,10 @@ def stack_outputs_from_settings(settings: Any) -> StackOutputs:
 class Releases(pulumi.ComponentResource):
     """The Helm releases of files-api and extractor in the stack's namespace.
 
-    A service whose image digest is not configured yet (stack config
-    ``images``) gets no release: there is nothing to deploy; a warning says so.
+    Each release deploys its image by digest: the ``digest`` output of the
+    image the program builds (infra/images.py) or a digest pinned in the stack
+    config (``images``). A service given no digest at all gets no release
+    (nothing to deploy); a warning says so.
 
     Attributes:
         releases: service -> its ``helm.v3.Release`` (deployed services only).
@@ -650,13 +685,18 @@ class Releases(pulumi.ComponentResource):
             )
             extra_deps.append(self.migrations_workload_identity)
 
+        # A digest that is an Output (an image the program builds) goes into the values
+        # as that Output (see ReleasesArgs); a plain string is validated with the rest.
+        pending = {s: d for s, d in args.image_digests.items() if d is not None and not isinstance(d, str)}
+
         def _outputs(resolved: Sequence[Any]) -> StackOutputs:
             (project, repo, db, ico, bucket, sub, gw_name, gw_ns, gw_section, gw_host,
              armor, iap_client, iap_aud, cidrs, db_users, *emails) = resolved
             return StackOutputs(
                 project_id=project,
                 image_repository=repo,
-                image_digests={s: d for s, d in args.image_digests.items() if d},
+                image_digests={s: (_PENDING_DIGEST if s in pending else d)
+                               for s, d in args.image_digests.items() if d},
                 service_account_emails=dict(zip(SERVICES, emails)),
                 database_name=db,
                 instance_connection_name=ico,
@@ -687,12 +727,14 @@ class Releases(pulumi.ComponentResource):
         previous: Optional[k8s.helm.v3.Release] = None
         for service in SERVICES:
             if not args.image_digests.get(service):
-                pulumi.log.warn(f"{service}: no image digest in the stack config (print-platform:images."
-                                f"{service}.digest); its Helm release is not deployed", resource=self)
+                pulumi.log.warn(f"{service}: no image digest (neither built by the program nor pinned in "
+                                f"print-platform:images.{service}.digest); its Helm release is not deployed",
+                                resource=self)
                 continue
             env_values = args.environment_values[service]
             values = resolved_outputs.apply(
-                lambda outs, s=service, ev=env_values: release_values(s, ev, outs, checksum))
+                lambda outs, s=service, ev=env_values: _with_digest(
+                    release_values(s, ev, outs, checksum), pending.get(s), s))
             # files-api first: its pre-install hook migrates the schema the extractor writes to.
             depends = list(args.depends_on) + extra_deps + ([previous] if previous is not None else [])
             release = k8s.helm.v3.Release(

@@ -391,18 +391,52 @@ class PubSubConfig(_Model):
         return self
 
 
+#: IAM principals IAP may admit (https://cloud.google.com/iam/docs/principal-identifiers):
+#: ``group:``, ``user:`` and ``serviceAccount:`` followed by an e-mail address. No
+#: ``domain:``, ``allUsers`` or ``allAuthenticatedUsers``: whoever uses the app is named.
+IAP_MEMBER_KINDS = ("group", "user", "serviceAccount")
+
+
 class IapConfig(_Model):
-    """``loadBalancer.iap``: ``enabled`` (bool); optional ``oauthClientId`` / ``oauthClientSecret``
-    (secret) for a custom OAuth client — without them IAP uses its Google-managed client."""
+    """``loadBalancer.iap``: who may pass Identity-Aware Proxy, and with which OAuth client.
+
+    Attributes:
+        enabled: IAP on the files-api backend.
+        members: IAM principals granted ``roles/iap.httpsResourceAccessor``
+            (``group:<email>``, ``user:<email>``, ``serviceAccount:<email>``);
+            required (non-empty) when ``enabled``, distinct.
+        oauth_client_id / oauth_client_secret (secret): a custom OAuth client,
+            set together or not at all; without them IAP uses its
+            Google-managed client, which admits browsers only (programmatic
+            clients need a custom client, docs/edge.md).
+    """
 
     enabled: bool = False
+    members: list[str] = Field(default_factory=list)
     oauth_client_id: Optional[str] = None
     oauth_client_secret: Optional[SecretStr] = None
+
+    @field_validator("members")
+    @classmethod
+    def _members(cls, v: list[str]) -> list[str]:
+        for index, member in enumerate(v):
+            kind, _, email = member.partition(":") if isinstance(member, str) else ("", "", "")
+            if kind not in IAP_MEMBER_KINDS or not EMAIL_PATTERN.match(email):
+                raise ValueError(
+                    f"[{index}] {member!r} is not an IAM principal "
+                    f"{' | '.join(k + ':<email>' for k in IAP_MEMBER_KINDS)}")
+        if len(set(v)) != len(v):
+            raise ValueError(f"duplicate members in {v}")
+        return v
 
     @model_validator(mode="after")
     def _pair(self) -> "IapConfig":
         if (self.oauth_client_id is None) != (self.oauth_client_secret is None):
             raise ValueError("oauthClientSecret: oauthClientId and oauthClientSecret must be set together")
+        # Why: IAP on with nobody granted roles/iap.httpsResourceAccessor locks everyone out.
+        if self.enabled and not self.members:
+            raise ValueError("members: required when IAP is enabled (who may use the app: "
+                             "group:<email>, user:<email> or serviceAccount:<email>)")
         return self
 
 
@@ -459,7 +493,12 @@ class AlertingConfig(_Model):
 
 
 class ImageConfig(_Model):
-    """One service image: ``digest`` ``sha256:<64 hex>`` (set by the deploy workflow with ``pulumi config set``)."""
+    """One service image pinned by ``digest`` (``sha256:<64 hex>``) instead of built by the program.
+
+    The digest must name an image already in the stack's Artifact Registry
+    repository (a rollback to an earlier build, committed in the stack file);
+    the program then builds no image for that service (docs/infra.md, "Images").
+    """
 
     digest: str
 
@@ -472,8 +511,10 @@ class ImageConfig(_Model):
 
 
 class ImagesConfig(BaseModel):
-    """``print-platform:images``: ``{files-api: {digest}, extractor: {digest}}``; a service
-    without an entry has no image built yet."""
+    """``print-platform:images``: optional pins ``{files-api: {digest}, extractor: {digest}}``.
+
+    A service without an entry (the default) runs the image the program builds
+    from ``apps/<service>/Dockerfile`` (infra/images.py)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -481,7 +522,7 @@ class ImagesConfig(BaseModel):
     extractor: Optional[ImageConfig] = None
 
     def digest(self, service: str) -> Optional[str]:
-        """The configured digest of ``service`` (one of :data:`SERVICES`) or None.
+        """The pinned digest of ``service`` (one of :data:`SERVICES`) or None (the program builds it).
 
         Raises:
             KeyError: ``service`` is not one of :data:`SERVICES`.
@@ -593,7 +634,8 @@ class Names(BaseModel):
         uploads_bucket: ``<project>-<stack>-uploads`` (bucket names are global).
         uploads_topic, extractor_subscription, dead_letter_topic,
         dead_letter_subscription: Pub/Sub ids (short names).
-        registry_repository: Artifact Registry repository id.
+        registry_repository: Artifact Registry repository id (the service images).
+        registry_cache_repository: Artifact Registry repository id of the BuildKit cache.
         namespace: Kubernetes namespace of the services.
         service_accounts: ``{service: account id}`` of each service's Google service account.
         kubernetes_service_accounts: ``{service: Kubernetes ServiceAccount name}``
@@ -620,6 +662,7 @@ class Names(BaseModel):
     dead_letter_topic: str
     dead_letter_subscription: str
     registry_repository: str
+    registry_cache_repository: str
     namespace: str
     service_accounts: dict[str, str]
     kubernetes_service_accounts: dict[str, str]
@@ -647,6 +690,7 @@ class Names(BaseModel):
             dead_letter_topic=f"{stack}-uploads-dead-letter",
             dead_letter_subscription=f"{stack}-uploads-dead-letter-inspect",
             registry_repository=f"{prefix}-services",
+            registry_cache_repository=f"{prefix}-build-cache",
             namespace=PROJECT,
             service_accounts=accounts,
             kubernetes_service_accounts={service: service for service in SERVICES},

@@ -128,11 +128,12 @@ def test_real_preview_only_for_same_repository_with_oidc_and_the_pulumi_action_o
     assert "command" not in install["with"], "the first use only installs the CLI"
     options = pulumi["with"]
     assert options["command"] == "preview"
-    # The stack files carry no image digests: the preview reads the deployed ones back
-    # from the stack output, before the preview runs.
+    # The program builds the images: nothing is read back or set before the preview, and
+    # the image builds find a BuildKit builder (nothing is built in a preview).
     steps_ = steps(job)
-    read_back = next(i for i, s in enumerate(steps_) if "image_digests" in str(s.get("run", "")))
-    assert read_back < steps_.index(pulumi)
+    assert not any("config set" in str(s.get("run", "")) for s in steps_)
+    (buildx,) = uses(job, "docker/setup-buildx-action")
+    assert steps_.index(buildx) < steps_.index(pulumi)
     for key in ("comment-on-pr", "refresh", "suppress-outputs", "always-include-summary"):
         assert options[key] is True, key
     assert options["policyPacks"] == "${{ steps.setup.outputs.policy-packs }}"
@@ -151,18 +152,16 @@ def test_deploy_dev_on_main_prod_on_tag_or_manual_behind_the_environment():
     assert job["environment"] == "${{ inputs.stack }}"
     (up,) = [a for a in uses(job, "pulumi/actions") if a["with"].get("command") == "up"]
     assert up["with"]["policyPacks"] == "${{ steps.setup.outputs.policy-packs }}", "the policy pack gates deploys too"
-    builds = uses(job, "docker/build-push-action")
-    assert {b["id"] for b in builds} == {"files-api", "extractor"}
-    for build in builds:
-        assert build["with"]["context"] == "."
-        assert (ROOT / build["with"]["file"]).is_file(), f"{build['with']['file']} does not exist"
-        assert build["with"]["push"] is True
+    # Deploying is `pulumi up` and nothing else: the program builds and pushes the images
+    # (infra/images.py); no build outside it, no digest passed through the stack config.
+    assert not uses(job, "docker/build-push-action") and not uses(job, "docker/login-action")
     run = "\n".join(str(s.get("run", "")) for s in steps(job))
-    for service in ("files-api", "extractor"):
-        assert f"'print-platform:images.{service}.digest'" in run
+    assert "config set" not in run and "print-platform:images" not in run
+    (buildx,) = uses(job, "docker/setup-buildx-action")
+    assert steps(job).index(buildx) < steps(job).index(up), "the registry cache needs a BuildKit container builder"
     (auth,) = uses(job, "google-github-actions/auth")
-    assert "credentials_json" not in auth["with"]
-    assert [s["with"].get("command") for s in uses(job, "pulumi/actions")] == [None, "up"]
+    assert "credentials_json" not in auth["with"] and auth["with"]["create_credentials_file"] is True
+    assert [s["with"].get("command") for s in uses(job, "pulumi/actions")] == ["up"]
 
 
 def test_comment_script_logic_matches_the_report_marker():

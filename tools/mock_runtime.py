@@ -43,6 +43,11 @@ from infra.settings import PROJECT, SECRET_PLACEHOLDER, ConfigError, read_stack_
 #: How an unknown (computed during preview) value is shown.
 UNKNOWN_PLACEHOLDER = "[unknown]"
 STACK_TYPE = "pulumi:pulumi:Stack"
+#: Resources whose outputs exist only once a real ``pulumi up`` ran them: the image
+#: builds (``digest``, ``ref``, ``contextHash``; ``build_on_preview`` is off). The mock
+#: answers them like the engine answers a create it has not run yet: outputs
+#: unknown, so a release's ``values.image.digest`` shows as ``[unknown]``.
+UNKNOWN_OUTPUT_TYPES = frozenset({"docker-build:index:Image"})
 
 # A Pulumi engine runs one program per process; so does the mock runtime. Serialise runs.
 _RUN_LOCK = threading.Lock()
@@ -169,8 +174,17 @@ def _normalise(value: Any) -> Any:
 # --------------------------------------------------------------------------- mocks
 
 
-def _project_number(project: str) -> str:
+def project_number(project: str) -> str:
+    """The mock's deterministic 12-digit stand-in for ``project``'s number (``getProject``'s ``number``).
+
+    Offline tools that need a project number without running the program
+    (``tools/render.py --source settings``) use the same one, so their output
+    matches the preview's.
+    """
     return str(int(hashlib.sha256(project.encode()).hexdigest(), 16) % 10**12).rjust(12, "1")
+
+
+_project_number = project_number
 
 
 def _fake_ip(seed: str, network: str) -> str:
@@ -277,6 +291,12 @@ class PlatformMocks(pulumi.runtime.Mocks):
         if t == "gcp:monitoring/alertPolicy:AlertPolicy":
             state["name"] = f"projects/{project}/alertPolicies/{_mock_number(args.name)}"
             return state["name"], state
+        if t in UNKNOWN_OUTPUT_TYPES:
+            # Inputs only; the outputs are resolved as unknown (RecordingMonitor sets `unknown`).
+            return f"{args.name}-not-built", dict(inputs)
+        if t == "gcp:iap/webTypeComputeIamMember:WebTypeComputeIamMember":
+            state["etag"] = "BwMock="
+            return f"projects/{project}/iap_web/compute {inputs.get('role')} {inputs.get('member')}", state
         if t.startswith("kubernetes:") and "metadata" in inputs:
             meta = dict(inputs.get("metadata") or {})
             meta.setdefault("name", f"{args.name}-mock")
@@ -306,6 +326,9 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
 
     def RegisterResource(self, request):  # noqa: N802 - gRPC method name
         response = super().RegisterResource(request)
+        if request.type in UNKNOWN_OUTPUT_TYPES:
+            # "SDKs should resolve outputs as unknown" (RegisterResourceResponse.unknown).
+            response.unknown = True
         inputs = _normalise(json_format.MessageToDict(request.object, preserving_proto_field_name=True))
         self.registrations.append(
             Registration(
@@ -332,9 +355,13 @@ def engine_config(config: dict[str, Any]) -> dict[str, str]:
 
 
 async def _resolve(value: Any) -> Any:
+    if isinstance(value, dict):  # per key: one unknown entry must not hide the known ones
+        return {k: await _resolve(v) for k, v in sorted(value.items())}
     output = pulumi.Output.from_input(value)
     if await output.is_secret():
         return SECRET_PLACEHOLDER
+    if not await output.is_known():
+        return UNKNOWN_PLACEHOLDER
     resolved = await output.future()
     if isinstance(resolved, dict):
         return {k: await _resolve(v) for k, v in sorted(resolved.items())}

@@ -30,11 +30,13 @@ Where the values come from (``--source``):
 again: the preview diff (tools/preview_diff.py) evaluates the program once per
 side and hands its document over.
 
-A service without an image digest in the stack config (the deploy workflow
-sets digests with ``pulumi config set`` at deploy time; the program deploys no
-release without one) is rendered with the obvious placeholder digest
-``sha256:000...0``, its file says so in a leading comment and stderr names the
-missing key, so chart changes stay reviewable; ``--skip-unconfigured`` skips
+An image the program builds at ``pulumi up`` (infra/images.py) has no digest
+before that: the preview shows it as ``[unknown]`` and the settings know
+none (only a digest pinned in ``print-platform:images`` is known). Such a
+release is rendered with the obvious placeholder digest ``sha256:000...0``;
+its file says so in a leading comment and stderr names the service, so chart
+changes stay reviewable (the placeholder is the same on both sides of a
+preview diff, so it never shows as a change); ``--skip-unconfigured`` skips
 it instead.
 
 Exit codes: 0 rendered; 1 a preview, values or helm step failed (the message
@@ -63,10 +65,12 @@ from tools import install_helm  # noqa: E402
 KUBE_VERSION = "1.33.0"
 #: Default output root (relative to the repository root).
 DEFAULT_OUT = ROOT / "build" / "rendered"
-#: Digest rendered for a service whose stack config has none yet (the deploy
-#: workflow sets the real ones with `pulumi config set` at deploy time), so the
-#: manifests can still be reviewed and diffed; obviously not a real image.
+#: Digest rendered for an image not built yet (the program builds it at `pulumi up`
+#: and the preview shows its digest as unknown), so the manifests can still be
+#: reviewed and diffed; obviously not a real image.
 PLACEHOLDER_DIGEST = "sha256:" + "0" * 64
+#: How the offline preview shows a value computed at `pulumi up` (tools/mock_runtime.py).
+UNKNOWN_VALUE = "[unknown]"
 #: The Pulumi type token of a Helm release in the preview JSON (docs/seams.md).
 RELEASE_TYPE = "kubernetes:helm.sh/v3:Release"
 
@@ -82,7 +86,7 @@ class ReleaseSpec:
     name: str
     namespace: str
     values: dict[str, Any]
-    #: True when the image digest is PLACEHOLDER_DIGEST (none configured for the stack).
+    #: True when the image digest is PLACEHOLDER_DIGEST (the image is built at `pulumi up`).
     placeholder: bool = False
 
 
@@ -91,9 +95,9 @@ def releases_from_settings(stack: str, root: Path = ROOT,
     """Release specs computed by ``infra.releases.release_values`` from the stack settings.
 
     Args:
-        placeholder_digest: for a service without an image digest in the stack
-            config: None skips it (as the program does), a digest renders it
-            with that digest (``ReleaseSpec.placeholder`` True).
+        placeholder_digest: for a service without a pinned digest in the stack
+            config (its image is built at ``pulumi up``): None skips it, a
+            digest renders it with that digest (``ReleaseSpec.placeholder`` True).
 
     Returns:
         (specs in deployment order, notes about services skipped or given the placeholder).
@@ -104,16 +108,20 @@ def releases_from_settings(stack: str, root: Path = ROOT,
     """
     from infra.settings import load_stack_settings
 
+    from tools.mock_runtime import project_number
+
     settings = load_stack_settings(stack, root)
-    outputs = releases.stack_outputs_from_settings(settings)
+    # The project number (IAP audience) is not in the stack config: offline, use the mock
+    # runtime's stand-in, so these values equal the offline preview's.
+    outputs = releases.stack_outputs_from_settings(settings, project_number(settings.project))
     checksum = releases.chart_checksum()
     specs: list[ReleaseSpec] = []
     notes: list[str] = []
     for service in releases.SERVICES:
         missing = service not in outputs.image_digests
-        where = f"no image digest in {settings.source} (print-platform:images.{service}.digest)"
+        where = "its image is built by `pulumi up` (no digest pinned in print-platform:images)"
         if missing and placeholder_digest is None:
-            notes.append(f"{service}: not rendered: {where}; the program deploys no release either")
+            notes.append(f"{service}: not rendered: {where}")
             continue
         service_outputs = outputs
         if missing:
@@ -185,6 +193,12 @@ def releases_from_preview(stack: str, root: Path = ROOT, python: str = sys.execu
         if not (isinstance(name, str) and isinstance(namespace, str) and isinstance(values, dict)):
             raise RenderError(f"preview of {stack!r}: Release {resource.get('urn')} lacks a known name, "
                               f"namespace or values input")
+        image = values.get("image") if isinstance(values.get("image"), dict) else {}
+        if image.get("digest") == UNKNOWN_VALUE:
+            # Built at `pulumi up`: render with the marked placeholder (render() says so).
+            values = {**values, "image": {**image, "digest": PLACEHOLDER_DIGEST}}
+            specs.append(ReleaseSpec(name, namespace, values, placeholder=True))
+            continue
         specs.append(ReleaseSpec(name, namespace, values))
     return specs
 
@@ -212,10 +226,10 @@ def render(stack: str, out: Path = DEFAULT_OUT, source: str = "auto", root: Path
            preview_document: Optional[dict[str, Any]] = None) -> tuple[list[Path], list[str]]:
     """Render every release of ``stack`` into ``out/<stack>/<release>.yaml``.
 
-    A service without an image digest in the stack config is rendered with
-    :data:`PLACEHOLDER_DIGEST` from the settings path (the program itself would
-    deploy no release until the deploy workflow sets the digest), and its file
-    starts with a comment saying so; ``placeholders=False`` skips it instead.
+    A release whose image is built at ``pulumi up`` (digest unknown in the
+    preview, absent from the settings) is rendered with
+    :data:`PLACEHOLDER_DIGEST`, and its file starts with a comment saying so;
+    ``placeholders=False`` skips it instead.
     ``preview_document``: the stack's preview document, already computed (the
     ``preview`` source then does not run the preview again).
 
@@ -237,12 +251,17 @@ def render(stack: str, out: Path = DEFAULT_OUT, source: str = "auto", root: Path
     specs, notes = releases_from_settings(stack, root, PLACEHOLDER_DIGEST if placeholders else None)
     if source == "preview":
         from_preview = {spec.name: spec for spec in releases_from_preview(stack, root, document=preview_document)}
-        for index, spec in enumerate(specs):
-            if spec.placeholder:
-                continue
+        kept = []
+        for spec in specs:
             if spec.name not in from_preview:
                 raise RenderError(f"{spec.name}: the preview of {stack!r} has no {RELEASE_TYPE} for it")
-            specs[index] = from_preview[spec.name]
+            chosen = from_preview[spec.name]
+            if chosen.placeholder and not placeholders:
+                continue
+            kept.append(chosen)
+        specs = kept
+    if not placeholders:
+        specs = [spec for spec in specs if not spec.placeholder]
     helm = helm or install_helm.helm_path()
     target = out / stack
     target.mkdir(parents=True, exist_ok=True)
@@ -253,8 +272,8 @@ def render(stack: str, out: Path = DEFAULT_OUT, source: str = "auto", root: Path
         path = target / f"{spec.name}.yaml"
         header = ""
         if spec.placeholder:
-            header = (f"# {spec.name}: no image digest configured for stack {stack!r}; rendered with the\n"
-                      f"# placeholder {PLACEHOLDER_DIGEST} (the deploy workflow sets the real one).\n")
+            header = (f"# {spec.name}: image built by `pulumi up` of stack {stack!r} (digest not known yet);\n"
+                      f"# rendered with the placeholder {PLACEHOLDER_DIGEST}.\n")
         path.write_text(header + helm_template(spec, helm))
         written.append(path)
     return written, notes
@@ -268,7 +287,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--source", choices=("auto", "preview", "settings"), default="auto",
                         help="where the release values come from (default: auto)")
     parser.add_argument("--skip-unconfigured", action="store_true",
-                        help="skip services without an image digest instead of using the placeholder")
+                        help="skip releases whose image is built at `pulumi up` instead of rendering the placeholder")
     parser.add_argument("--preview-json", type=Path, metavar="FILE",
                         help="read the release values from this offline preview document (the JSON of "
                              "`make -s preview STACK=<stack> FORMAT=json`) instead of running the preview")

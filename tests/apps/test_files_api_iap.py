@@ -128,3 +128,52 @@ def test_open_mode_logs_a_warning(make_files_api, caplog):
     with caplog.at_level(logging.WARNING, logger="files_api"):
         make_files_api(iap_audience=None)
     assert any("IAP_AUDIENCE is not set" in r.getMessage() for r in caplog.records)
+
+
+# --- The audience the stack sets: bound to the project, any global backend service id ---
+# (infra.loadbalancer.iap_audience_pattern; the Gateway controller creates the backend
+# service, and its id, only after the deployment: docs/edge.md "IAP").
+
+PROJECT_AUDIENCE = "/projects/123456/global/backendServices/*"
+
+
+@pytest.fixture
+def project_bound(make_files_api, iap_keys, clean_db):
+    return make_files_api(iap_audience=PROJECT_AUDIENCE, iap_public_keys_url=iap_keys["url"]).test_client()
+
+
+def test_project_bound_audience_admits_any_backend_of_the_project(project_bound, iap_keys):
+    for backend in ("987654", "1"):
+        token = _token(iap_keys["signer"], aud=f"/projects/123456/global/backendServices/{backend}")
+        assert project_bound.get("/v1/files", headers={"x-goog-iap-jwt-assertion": token}).status_code == 200
+
+
+def test_project_bound_audience_still_rejects_requests_without_a_valid_assertion(project_bound, iap_keys):
+    _assert_401(project_bound.get("/v1/files"), "missing x-goog-iap-jwt-assertion")
+    _assert_401(project_bound.post("/v1/files"), "missing")
+    bad = {
+        "other project": _token(iap_keys["signer"], aud="/projects/654321/global/backendServices/987654"),
+        "the pattern itself": _token(iap_keys["signer"], aud=PROJECT_AUDIENCE),
+        "regional backend": _token(iap_keys["signer"], aud="/projects/123456/regions/x/backendServices/1"),
+        "no audience": _token(iap_keys["signer"], aud=None),
+        "forged": _token(iap_keys["rogue"], aud="/projects/123456/global/backendServices/987654"),
+        "expired": _token(iap_keys["signer"], aud="/projects/123456/global/backendServices/987654",
+                          iat=int(time.time()) - 7200, exp=int(time.time()) - 3600),
+        "wrong issuer": _token(iap_keys["signer"], aud="/projects/123456/global/backendServices/987654",
+                               iss="https://accounts.google.com"),
+    }
+    for case, token in bad.items():
+        resp = project_bound.get("/v1/files", headers={"x-goog-iap-jwt-assertion": token})
+        assert resp.status_code == 401, case
+        _assert_401(resp, "invalid x-goog-iap-jwt-assertion")
+
+
+@pytest.mark.parametrize("audience", ["/projects/123/global/backendServices/", "projects/123/global/backendServices/*",
+                                      "/projects/*/global/backendServices/*", "123456"])
+def test_a_malformed_audience_is_a_settings_error(audience):
+    from files_api.settings import load
+    from pipeline_core.settings import SettingsError
+
+    with pytest.raises(SettingsError, match="IAP_AUDIENCE|iap_audience"):
+        load(iap_audience=audience, database_url="postgresql+psycopg://u@127.0.0.1:1/db",
+             uploads_bucket="b", google_cloud_project="p")

@@ -369,12 +369,16 @@ def test_render_is_deterministic_and_writes_one_file_per_release(stack_root, hel
 
 
 def test_render_skips_a_service_without_image_digest_and_says_so(tmp_path, helm):
-    # The repository's own stack files: a service without print-platform:images gets no release.
+    # The repository's own stack files pin no digest: both images are built by `pulumi up`,
+    # so the settings know no digest; skipped (placeholder None) or rendered with the placeholder.
     specs, notes = render.releases_from_settings("dev", ROOT)
-    configured = {s.name for s in specs}
-    assert {n.split(":")[0] for n in notes} == set(releases.SERVICES) - configured
+    assert specs == []
+    assert sorted(n.split(":")[0] for n in notes) == sorted(releases.SERVICES)
     for note in notes:
-        assert "print-platform:images." in note
+        assert "built by `pulumi up`" in note and "print-platform:images" in note
+    specs, notes = render.releases_from_settings("dev", ROOT, placeholder_digest=render.PLACEHOLDER_DIGEST)
+    assert sorted(s.name for s in specs) == sorted(releases.SERVICES) and all(s.placeholder for s in specs)
+    assert all(s.values["image"]["digest"] == render.PLACEHOLDER_DIGEST for s in specs)
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -430,7 +434,7 @@ def test_files_api_backend_timeout_covers_gunicorns_worker_timeout(rendered):
 
 
 def test_a_service_without_image_is_rendered_with_a_marked_placeholder(stack_root, helm, tmp_path):
-    """Stack files carry no digest until deploy time; the chart stays reviewable with an obvious placeholder."""
+    """An image built by `pulumi up` has no digest before; the chart stays reviewable with an obvious placeholder."""
     import yaml
 
     root = tmp_path / "root"
@@ -441,9 +445,9 @@ def test_a_service_without_image_is_rendered_with_a_marked_placeholder(stack_roo
     stack_file.write_text(yaml.safe_dump(data))
     written, notes = render.render("prod", tmp_path / "out", source="preview", root=root, helm=helm)
     assert sorted(p.name for p in written) == ["extractor.yaml", "files-api.yaml"]
-    assert len(notes) == 1 and "print-platform:images.extractor.digest" in notes[0]
+    assert len(notes) == 1 and notes[0].startswith("extractor: its image is built by `pulumi up`")
     extractor = (tmp_path / "out" / "prod" / "extractor.yaml").read_text()
-    assert extractor.startswith("# extractor: no image digest configured")
+    assert extractor.startswith("# extractor: image built by `pulumi up`")
     assert f"extractor@{render.PLACEHOLDER_DIGEST}" in extractor
     files_api = (tmp_path / "out" / "prod" / "files-api.yaml").read_text()
     assert not files_api.startswith("#") and render.PLACEHOLDER_DIGEST not in files_api

@@ -186,3 +186,35 @@ def test_preview_cli_reports_config_errors_with_exit_status_2(repo_copy: Path):
         "error: Pulumi.dev.yaml: gcp:region: unknown region 'mars-north1' "
         "(see https://cloud.google.com/about/locations)"
     )
+
+
+def _iap(stack: str, **changes: Any):
+    return _run_with(stack, lambda c: c["print-platform:loadBalancer"]["iap"].update(**changes))
+
+
+def test_iap_on_without_members_locks_everyone_out_and_is_rejected():
+    capture = _iap("prod", members=[])
+    _assert_rejected(capture, "Pulumi.prod.yaml", "print-platform:loadBalancer.iap.members",
+                     "required when IAP is enabled")
+    capture = _run_with("prod", lambda c: c["print-platform:loadBalancer"]["iap"].pop("members"))
+    _assert_rejected(capture, "Pulumi.prod.yaml", "print-platform:loadBalancer.iap.members", "required")
+
+
+@pytest.mark.parametrize("member", ["ada@example.com", "domain:example.com", "allUsers", "allAuthenticatedUsers",
+                                    "user:not-an-email", "group:", "serviceaccount:ci@p.iam.gserviceaccount.com"])
+def test_iap_member_must_be_a_named_principal(member):
+    capture = _iap("prod", members=["group:ops@example.com", member])
+    _assert_rejected(capture, "Pulumi.prod.yaml", "print-platform:loadBalancer.iap.members",
+                     repr(member), "group:<email>")
+
+
+def test_iap_members_are_distinct():
+    capture = _iap("prod", members=["user:ada@example.com", "user:ada@example.com"])
+    _assert_rejected(capture, "Pulumi.prod.yaml", "print-platform:loadBalancer.iap.members", "duplicate")
+
+
+def test_iap_members_while_off_grant_nothing():
+    """Members listed in a stack with IAP off (e.g. prepared before switching it on) are not granted."""
+    capture = _iap("dev", members=["group:devs@example.com"])
+    assert capture.error is None, capture.error
+    assert not capture.of_type("gcp:iap/webTypeComputeIamMember:WebTypeComputeIamMember")

@@ -146,7 +146,7 @@ def test_pubsub_agent_can_forward_to_the_dead_letter_topic(run: Capture, setting
 
 
 def test_registry_is_regional_docker_readable_by_the_nodes(run: Capture, settings: StackSettings):
-    repo = run.one("gcp:artifactregistry/repository:Repository")
+    repo = run.one("gcp:artifactregistry/repository:Repository", "services")
     assert repo.inputs["format"] == "DOCKER"
     assert repo.inputs["location"] == settings.region
     assert repo.inputs["repositoryId"] == settings.names.registry_repository
@@ -158,3 +158,18 @@ def test_registry_is_regional_docker_readable_by_the_nodes(run: Capture, setting
         f"serviceAccount:{settings.names.node_service_account}@{settings.project}.iam.gserviceaccount.com")
     assert run.outputs["registry_url"] == (
         f"{settings.region}-docker.pkg.dev/{settings.project}/{settings.names.registry_repository}")
+
+
+def test_build_cache_repository_is_separate_mutable_and_self_cleaning(run: Capture, settings: StackSettings):
+    """BuildKit overwrites <service>:buildcache on every build: that needs mutable tags, which the
+    images' repository must never have; so the cache lives in a repository of its own."""
+    cache = run.one("gcp:artifactregistry/repository:Repository", "build-cache")
+    assert cache.inputs["repositoryId"] == settings.names.registry_cache_repository
+    assert cache.inputs["repositoryId"] != settings.names.registry_repository
+    assert cache.inputs["format"] == "DOCKER" and cache.inputs["location"] == settings.region
+    assert cache.inputs["dockerConfig"] == {"immutableTags": False}
+    (rule,) = cache.inputs["cleanupPolicies"]
+    assert rule["action"] == "DELETE" and rule["condition"]["tagState"] == "UNTAGGED"
+    readers = [r for r in run.of_type("gcp:artifactregistry/repositoryIamMember:RepositoryIamMember")
+               if r.inputs["repository"] == settings.names.registry_cache_repository]
+    assert not readers, "nothing in the cluster reads the build cache"

@@ -320,6 +320,9 @@ def test_valid_args_construct():
     ("ssl_profile", "COMPATIBLE", "ssl_profile"),
     ("k8s_provider", object(), "k8s_provider"),
     ("armor", {"rate_limit_requests": 1}, "armor"),
+    ("iap_members", ("allUsers",), "iap_members"),
+    ("iap_members", ("domain:example.com",), "iap_members"),
+    ("iap_members", ("user:a@example.com", "user:a@example.com"), "iap_members"),
 ])
 def test_bad_args_name_the_field(field_name, value, fragment):
     kwargs = _valid_kwargs()
@@ -342,3 +345,48 @@ def test_bad_armor_args_name_the_field(field_name, value):
     kwargs[field_name] = value
     with pytest.raises(lb.LoadBalancerArgsError, match=rf"^loadbalancer: armor\.{field_name}: .*{value!r}"):
         lb.CloudArmorArgs(**kwargs)
+
+
+IAP_MEMBER = "gcp:iap/webTypeComputeIamMember:WebTypeComputeIamMember"
+
+
+def test_iap_members_are_granted_the_accessor_role_on_this_host_only(run: Capture, settings: StackSettings):
+    """prod's plan grants roles/iap.httpsResourceAccessor to exactly the configured members,
+    conditioned on the stack's host; a stack without IAP grants nobody."""
+    grants = run.of_type(IAP_MEMBER)
+    iap = settings.config.load_balancer.iap
+    if not iap.enabled:
+        assert grants == []
+        return
+    assert sorted(g.inputs["member"] for g in grants) == sorted(iap.members) and grants
+    for grant in grants:
+        assert grant.inputs["role"] == "roles/iap.httpsResourceAccessor"
+        assert grant.inputs["project"] == settings.project
+        assert grant.inputs["condition"]["expression"] == f'request.host == "{settings.config.load_balancer.domain}"'
+        assert grant.parent.endswith("print-platform:edge:LoadBalancer::edge")
+    no_basic = [g for g in run.resources if "iam" in g.type.lower() and g.inputs.get("role") in
+                ("roles/iap.admin", "roles/owner", "roles/editor")]
+    assert not no_basic
+
+
+def test_iap_audience_binds_the_project_number(run: Capture, settings: StackSettings):
+    """files-api's IAP_AUDIENCE: this project's global backend services (the id is the
+    Gateway controller's, created after the release)."""
+    from tools.mock_runtime import _project_number
+
+    values = next(r for r in run.of_type("kubernetes:helm.sh/v3:Release") if r.name == "files-api").inputs["values"]
+    if settings.config.load_balancer.iap.enabled:
+        assert values["app"]["iapAudience"] == (
+            f"/projects/{_project_number(settings.project)}/global/backendServices/*")
+        assert values["route"]["iap"]["enabled"] is True
+    else:
+        assert values["app"]["iapAudience"] == "" and values["route"]["iap"]["enabled"] is False
+
+
+def test_iap_helpers_reject_bad_input():
+    assert lb.iap_host_condition("files.example.com") == 'request.host == "files.example.com"'
+    with pytest.raises(lb.LoadBalancerArgsError, match="domain"):
+        lb.iap_host_condition('x" || true || "')
+    assert lb.iap_audience_pattern(123) == "/projects/123/global/backendServices/*"
+    with pytest.raises(lb.LoadBalancerArgsError, match="project_number"):
+        lb.iap_audience_pattern("my-project")

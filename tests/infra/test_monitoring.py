@@ -310,3 +310,19 @@ def test_bad_alert_spec_names_signal_and_field(signal, spec, fragment):
     kwargs["alerts"][signal] = spec
     with pytest.raises(mon.MonitoringArgsError, match=rf"^monitoring: {fragment}: "):
         mon.MonitoringArgs(**kwargs)
+
+
+def test_edge_alerts_wait_for_the_releases(run: Capture):
+    """A fresh bring-up does not page while the certificate and the services come up: the
+    uptime check and the uptime / 5xx policies are created after both Helm releases; the
+    other policies do not wait."""
+    from infra.monitoring import EDGE_SIGNALS
+
+    releases = {r.urn for r in run.of_type("kubernetes:helm.sh/v3:Release")}
+    assert len(releases) == 2
+    check = run.one("gcp:monitoring/uptimeCheckConfig:UptimeCheckConfig")
+    assert releases <= set(check.dependencies)
+    assert set(EDGE_SIGNALS) == {"uptime", "lb_5xx_ratio"}
+    for policy in run.of_type("gcp:monitoring/alertPolicy:AlertPolicy"):
+        waits = releases <= set(policy.dependencies)
+        assert waits == (policy.name in ("uptime", "lb-5xx-ratio")), policy.name

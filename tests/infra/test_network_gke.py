@@ -49,6 +49,9 @@ def test_private_service_access_range_and_connection(run: Capture, settings: Sta
     connection = run.one("gcp:servicenetworking/connection:Connection")
     assert connection.inputs["service"] == "servicenetworking.googleapis.com"
     assert connection.inputs["reservedPeeringRanges"] == [address.inputs["name"]]
+    # `pulumi destroy` must not stop at "Producer services are still using this connection"
+    # (terraform-provider-google #16275, #19908): the peering goes with the VPC.
+    assert connection.inputs["deletionPolicy"] == "ABANDON"
 
 
 def test_firewall_defaults(run: Capture):

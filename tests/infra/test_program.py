@@ -106,14 +106,15 @@ def test_preview_cli_runs_offline(stack: str):
 
 
 def test_image_digests_output_reports_the_deployed_images():
-    """The real PR preview reads this output back (preview-pulumi.yml): a service without
-    a digest is absent, one with a digest carries exactly the configured value."""
-    from tools.mock_runtime import read_stack_file
+    """The output names what runs: the built image's digest (unknown until `pulumi up`
+    built it) or the digest pinned in the stack config."""
+    from tools.mock_runtime import UNKNOWN_PLACEHOLDER, read_stack_file
 
-    assert run_stack("dev").outputs["image_digests"] == {}, "the committed dev stack sets no digests"
+    assert run_stack("dev").outputs["image_digests"] == {"extractor": UNKNOWN_PLACEHOLDER,
+                                                         "files-api": UNKNOWN_PLACEHOLDER}
     config, _ = read_stack_file("dev")
     digest = "sha256:" + "ab" * 32
     config = dict(config, **{"print-platform:images": {"files-api": {"digest": digest}}})
     captured = run_stack("dev", config_override=config)
     assert captured.error is None, captured.error
-    assert captured.outputs["image_digests"] == {"files-api": digest}
+    assert captured.outputs["image_digests"] == {"extractor": UNKNOWN_PLACEHOLDER, "files-api": digest}

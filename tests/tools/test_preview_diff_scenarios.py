@@ -1,15 +1,16 @@
 """The plan diff of the real program on real changes, in a temporary git repository.
 
 The repository is a copy of this working tree (tracked and untracked, not
-ignored files) committed as the base, with an extractor image digest in the
-prod stack config so that prod has a Helm release. Each scenario is a commit
-on top of the base:
+ignored files) committed as the base: the committed prod stack, whose two Helm
+releases deploy the images the program builds (digest unknown offline). Each
+scenario is a commit on top of the base:
 
 - a Helm values change (environments/prod/extractor.yaml),
 - a stack config change that touches a protected resource (the Cloud SQL tier),
-- an added resource (the files-api image digest: its Helm release is created and
-  its manifests go from `make render`'s placeholder digest to the real one),
-- no change to the infrastructure (a README edit).
+- a service source change (its image is rebuilt under a new content tag),
+- a pinned digest (the files-api image is no longer built; its release deploys
+  the pinned digest and its manifests go from `make render`'s placeholder to it),
+- no change to the infrastructure (a docs edit).
 
 Evaluations are the slow part (each is the whole program under Pulumi mocks,
 plus `helm template`), so the base is evaluated once and shared; the command
@@ -33,7 +34,6 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 STACK = "prod"
-EXTRACTOR_DIGEST = "sha256:" + "a" * 64
 FILES_API_DIGEST = "sha256:" + "b" * 64
 
 
@@ -72,7 +72,6 @@ def repo(tmp_path_factory) -> Path:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target)
     git(path.parent, "init", "-q", "-b", "main", str(path))
-    set_images(path, {"extractor": EXTRACTOR_DIGEST})
     git(path, "add", "-A")
     git(path, "commit", "-qm", "base")
     # The pinned helm (and uv) of this working tree, as `make helm` would install them.
@@ -109,9 +108,12 @@ def report_for(base: Evaluation, head: Evaluation):
     return diff, manifests, report
 
 
-def test_base_renders_the_extractor_release(base):
-    assert base.document is not None and base.manifests, "the base must have a rendered release"
-    assert any(r["type"] == HELM_RELEASE_TYPE for r in base.document["resources"])
+def test_base_renders_both_releases(base):
+    assert base.document is not None and base.manifests, "the base must have rendered releases"
+    releases = [r for r in base.document["resources"] if r["type"] == HELM_RELEASE_TYPE]
+    assert sorted(r["name"] for r in releases) == ["extractor", "files-api"]
+    assert all(r["inputs"]["values"]["image"]["digest"] == "[unknown]" for r in releases)
+    assert len(base.manifests) == 2
 
 
 def test_values_change_shows_the_values_path_and_the_manifest_diff(repo, base):
@@ -141,24 +143,40 @@ def test_config_change_on_a_protected_resource_is_called_out(repo, base):
     assert "`settings.tier`" in callout
 
 
-def test_added_image_creates_its_release_and_its_manifests(repo, base):
-    sha = scenario(repo, "add", lambda r: set_images(r, {"extractor": EXTRACTOR_DIGEST, "files-api": FILES_API_DIGEST}))
+def test_pinned_digest_replaces_the_build_and_updates_the_release(repo, base):
+    sha = scenario(repo, "pin", lambda r: set_images(r, {"files-api": FILES_API_DIGEST}))
     diff, manifests, report = report_for(base, evaluate_commit(repo, sha))
-    releases = [c for c in diff.changes if c.type == HELM_RELEASE_TYPE and c.op == "create"]
-    assert len(releases) == 1 and "files-api" in releases[0].name, report
-    assert diff.count("create") >= 1 and diff.count("delete") == 0
-    # make render renders a service without a digest with the placeholder digest
-    # (docs/seams.md), so the release's manifests change from it to the real one.
+    assert diff.summary == "+0 ~1 -1", report
+    (deleted,) = [c for c in diff.changes if c.op == "delete"]
+    assert deleted.type == "docker-build:index:Image" and deleted.name == "files-api"
+    (release,) = [c for c in diff.changes if c.op == "update"]
+    assert release.type == HELM_RELEASE_TYPE and release.name == "files-api"
+    assert [(p.path, p.old, p.new) for p in release.properties] == [
+        ("values.image.digest", "[unknown]", FILES_API_DIGEST)]
+    # make render renders a digest the program has not built yet with the placeholder
+    # (docs/seams.md), so the release's manifests change from it to the pinned one.
     (files_api,) = [m for m in manifests if "files-api" in m.release]
     assert files_api.status == "changed", files_api
     assert any(FILES_API_DIGEST in line for line in files_api.lines if line.startswith("+"))
     assert any("sha256:" + "0" * 64 in line for line in files_api.lines if line.startswith("-"))
-    assert f"+{diff.count('create')} ~{diff.count('update')} -0" in report
     assert FILES_API_DIGEST in report
 
 
+def test_a_source_change_rebuilds_only_that_image(repo, base):
+    cli = "apps/extractor/src/extractor/cli.py"
+    sha = scenario(repo, "source", lambda r: (r / cli).write_text((r / cli).read_text() + "\n# touched\n"))
+    diff, manifests, report = report_for(base, evaluate_commit(repo, sha))
+    assert diff.summary == "+0 ~1 -0", report
+    (change,) = diff.changes
+    assert change.type == "docker-build:index:Image" and change.name == "extractor"
+    assert {p.path for p in change.properties} == {"tags[0]", 'labels["org.opencontainers.image.version"]',
+                                                   "context.location"}, "the content tag names the tag and the staged context"
+    assert all(m.status == "unchanged" for m in manifests), "the digest stays computed on both sides"
+
+
 def test_a_change_outside_the_infrastructure_is_no_change(repo, base):
-    sha = scenario(repo, "docs", lambda r: (r / "README.md").write_text((r / "README.md").read_text() + "\nA note.\n"))
+    # (Not README.md: the Dockerfiles copy it into the images.)
+    sha = scenario(repo, "docs", lambda r: (r / "docs/chart.md").write_text((r / "docs/chart.md").read_text() + "\nA note.\n"))
     diff, manifests, report = report_for(base, evaluate_commit(repo, sha))
     assert diff.changes == () and all(m.status == "unchanged" for m in manifests)
     assert "**No changes.**" in report and "**Summary (prod): +0 ~0 -0**" in report

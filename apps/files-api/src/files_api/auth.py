@@ -8,6 +8,13 @@ IAP's public keys, ``aud`` = the backend service's audience, ``iss`` =
 ``https://cloud.google.com/iap``, and ``exp``/``iat`` with a little clock skew.
 Verification is google-auth's ``google.oauth2.id_token.verify_token``.
 
+The expected audience is either exact, ``/projects/<number>/global/backendServices/<id>``,
+or bound to the project, ``/projects/<number>/global/backendServices/*``: the
+backend service behind a GKE Gateway is created by the Gateway controller after
+the deployment, so its numeric id cannot be part of the deployment; the stack
+binds the project number and the rest of the form is checked here (docs/edge.md,
+"IAP").
+
 The keys are fetched through ``CachingRequest``, which keeps a response for
 its ``Cache-Control: max-age`` so a request costs no extra HTTP round trip.
 """
@@ -33,6 +40,9 @@ log = logging.getLogger("files_api.auth")
 IAP_HEADER = "x-goog-iap-jwt-assertion"
 IAP_ISSUER = "https://cloud.google.com/iap"
 CLOCK_SKEW_SECONDS = 30
+#: The audiences ``IAP_AUDIENCE`` may name: one global backend service, or every
+#: global backend service of one project (``*``).
+AUDIENCE_PATTERN = re.compile(r"^/projects/([0-9]+)/global/backendServices/([0-9]+|\*)$")
 _MAX_AGE = re.compile(r"max-age=(\d+)")
 
 
@@ -80,13 +90,26 @@ class IapVerifier:
     """Checks IAP assertions for one audience.
 
     Args:
-        audience: the expected ``aud`` claim (``/projects/NUM/global/backendServices/ID``).
+        audience: the expected ``aud`` claim, ``/projects/NUM/global/backendServices/ID``,
+            or ``/projects/NUM/global/backendServices/*`` for any global backend
+            service of project NUM (:data:`AUDIENCE_PATTERN`).
         public_keys_url: where IAP's keys are (PEM by key id).
         request: google-auth transport used to fetch the keys (cached by default).
+
+    Raises:
+        ValueError: ``audience`` is neither form.
     """
 
     def __init__(self, audience: str, public_keys_url: str, request: google.auth.transport.Request | None = None) -> None:
+        match = AUDIENCE_PATTERN.match(audience or "")
+        if match is None:
+            raise ValueError(f"IAP audience {audience!r} is not /projects/<number>/global/backendServices/<id or *>")
         self.audience = audience
+        # The audience google-auth checks (exact), or None when the id is a wildcard
+        # (then _audience_ok checks the claim against the project-bound form).
+        self._exact = None if match.group(2) == "*" else audience
+        self._project_backends = re.compile(
+            rf"^/projects/{match.group(1)}/global/backendServices/[0-9]+$")
         self.public_keys_url = public_keys_url
         self._request = request or CachingRequest()
 
@@ -104,7 +127,7 @@ class IapVerifier:
                           headers=challenge)
         try:
             claims = id_token.verify_token(
-                assertion, self._request, audience=self.audience, certs_url=self.public_keys_url,
+                assertion, self._request, audience=self._exact, certs_url=self.public_keys_url,
                 clock_skew_in_seconds=CLOCK_SKEW_SECONDS,
             )
         except google.auth.exceptions.TransportError as exc:
@@ -115,5 +138,10 @@ class IapVerifier:
             raise Problem(401, f"invalid {IAP_HEADER}: {exc}", headers=challenge) from exc
         if claims.get("iss") != IAP_ISSUER:
             raise Problem(401, f"invalid {IAP_HEADER}: issuer {claims.get('iss')!r} is not {IAP_ISSUER}",
+                          headers=challenge)
+        audience = claims.get("aud")
+        if not (isinstance(audience, str) and self._project_backends.match(audience)):
+            log.warning("rejected IAP assertion", extra={"reason": f"audience {audience!r}"})
+            raise Problem(401, f"invalid {IAP_HEADER}: audience {audience!r} is not {self.audience}",
                           headers=challenge)
         return Principal(email=claims.get("email"), subject=claims.get("sub"))

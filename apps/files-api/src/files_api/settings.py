@@ -6,6 +6,8 @@ from pydantic import Field, field_validator
 
 from pipeline_core.settings import CommonSettings, load_settings
 
+from .auth import AUDIENCE_PATTERN
+
 #: GCS resumable uploads take chunks in multiples of 256 KiB
 #: (https://cloud.google.com/storage/docs/performing-resumable-uploads#chunked-upload).
 GCS_CHUNK_QUANTUM = 256 * 1024
@@ -21,7 +23,9 @@ class FilesApiSettings(CommonSettings):
     Attributes (env var in capitals):
         max_upload_bytes: ``MAX_UPLOAD_BYTES``, the largest accepted file in
             bytes (default 268435456 = 256 MiB); larger uploads get 413.
-        iap_audience: ``IAP_AUDIENCE``, e.g. ``/projects/NUM/global/backendServices/ID``;
+        iap_audience: ``IAP_AUDIENCE``, ``/projects/NUM/global/backendServices/ID``
+            or ``/projects/NUM/global/backendServices/*`` (any global backend
+            service of project NUM: what the stack sets, docs/edge.md "IAP");
             when set every ``/v1`` request needs a valid IAP JWT. Unset: open (local use).
         iap_public_keys_url: ``IAP_PUBLIC_KEYS_URL``, where IAP's signing keys are.
         upload_chunk_bytes: ``UPLOAD_CHUNK_BYTES``, resumable-upload chunk size
@@ -61,6 +65,14 @@ class FilesApiSettings(CommonSettings):
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("iap_audience")
+    @classmethod
+    def _audience_form(cls, value: str | None) -> str | None:
+        # A typo here would reject every request (or, worse, a lax form accept too much).
+        if value is not None and not AUDIENCE_PATTERN.match(value):
+            raise ValueError(f"must be /projects/<number>/global/backendServices/<id or *>, got {value!r}")
+        return value
 
 
 def load(**overrides: object) -> FilesApiSettings:
