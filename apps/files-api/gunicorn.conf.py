@@ -17,8 +17,18 @@ import tempfile
 
 import gunicorn.util
 
-# HOST=127.0.0.1 for local runs; in the pod it listens on all interfaces.
-bind = f"{os.environ.get('HOST', '0.0.0.0')}:{int(os.environ.get('PORT', '8080'))}"
+from files_api.settings import DEFAULT_OPS_PORT, DEFAULT_PORT
+
+# Two listeners (files_api.listeners): PORT, the public one behind the load balancer, and
+# OPS_PORT, which only the cluster reaches (probes, /readyz details, /metrics). HOST=127.0.0.1
+# for local runs; in the pod it listens on all interfaces.
+_host = os.environ.get("HOST", "0.0.0.0")
+_port = int(os.environ.get("PORT", DEFAULT_PORT))
+_ops_port = int(os.environ.get("OPS_PORT", DEFAULT_OPS_PORT))
+if _ops_port == _port:
+    raise RuntimeError(f"OPS_PORT ({_ops_port}) must differ from PORT ({_port}): "
+                       "/readyz and /metrics need a listener the load balancer never reaches")
+bind = [f"{_host}:{_port}", f"{_host}:{_ops_port}"]
 wsgi_app = "files_api.wsgi:app"
 worker_class = "gthread"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
