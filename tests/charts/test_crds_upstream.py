@@ -125,3 +125,7 @@ def test_stating_terminate_alone_on_the_certmap_listener_would_be_rejected(edge_
     https["tls"] = {"mode": "Terminate"}
     with pytest.raises(crd_schemas.CRDValidationError, match="certificateRefs or options must be specified"):
         crd_schemas.validate(gateway)
+    # The explicit form GKE documents names the Certificate Manager certificates as a listener option instead
+    # of the map (a different way to attach them, not a spelling of the current one); it is valid upstream.
+    https["tls"]["options"] = {"networking.gke.io/cert-manager-certs": "print-platform-dev-cert"}
+    crd_schemas.validate(gateway)
