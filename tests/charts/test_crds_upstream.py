@@ -129,3 +129,26 @@ def test_stating_terminate_alone_on_the_certmap_listener_would_be_rejected(edge_
     # of the map (a different way to attach them, not a spelling of the current one); it is valid upstream.
     https["tls"]["options"] = {"networking.gke.io/cert-manager-certs": "print-platform-dev-cert"}
     crd_schemas.validate(gateway)
+
+
+def _rules(node) -> list[str]:
+    if isinstance(node, dict):
+        return [v["rule"] for v in node.get("x-kubernetes-validations", [])] + [r for v in node.values() for r in _rules(v)]
+    if isinstance(node, list):
+        return [r for v in node for r in _rules(v)]
+    return []
+
+
+#: Functions standard CEL (cel-python) evaluates, and the Kubernetes ones crd_schemas provides.
+KNOWN_FUNCTIONS = {"has", "size", "all", "exists", "exists_one", "filter", "map", "matches", "contains", "startsWith",
+                   "endsWith", "int", "uint", "string", "double", "bool", "type", "timestamp", "duration", "split", "isURL"}
+
+
+def test_every_cel_rule_of_the_vendored_crds_compiles_and_uses_known_functions():
+    """So a rule never fails for lack of a function: a CRD update that needs another library function fails here."""
+    rules = {r for api_version, kind in crd_schemas.KINDS for r in _rules(crd_schemas.schema_for(api_version, kind))}
+    assert len(rules) > 50
+    for rule in rules:
+        crd_schemas._program(rule)  # noqa: SLF001  (compiles, or raises naming the rule)
+        used = set(re.findall(r"\b([A-Za-z_][A-Za-z0-9_]*)\s*\(", rule.replace("'", " ")))
+        assert used <= KNOWN_FUNCTIONS, f"{rule!r} uses {sorted(used - KNOWN_FUNCTIONS)}"
