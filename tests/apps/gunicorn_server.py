@@ -31,14 +31,16 @@ class FilesApiServer:
         log_path: where gunicorn's stdout and stderr go.
 
     Attributes:
-        base: ``http://127.0.0.1:<port>``; ``port``; ``proc`` (the master's Popen).
+        base: ``http://127.0.0.1:<port>``; ``port``; ``ops_base`` / ``ops_port`` (the cluster-only listener); ``proc`` (the master's Popen).
     """
 
     def __init__(self, env: dict[str, str], log_path: Path) -> None:
         self.port = free_port()
+        self.ops_port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
+        self.ops_base = f"http://127.0.0.1:{self.ops_port}"
         self.log_path = log_path
-        full = {**os.environ, "PORT": str(self.port), "HOST": "127.0.0.1", "LOG_LEVEL": "INFO", **env}
+        full = {**os.environ, "PORT": str(self.port), "OPS_PORT": str(self.ops_port), "HOST": "127.0.0.1", "LOG_LEVEL": "INFO", **env}
         full.pop("PROMETHEUS_MULTIPROC_DIR", None)
         with open(log_path, "wb") as log:
             self.proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(CONF)], cwd=ROOT, env=full,

@@ -11,6 +11,11 @@ import pytest
 from problem_asserts import assert_problem
 from sqlalchemy import text
 
+from files_api.settings import DEFAULT_OPS_PORT
+
+#: Base URL of the cluster-only ops listener (/readyz, /metrics; files_api.listeners).
+OPS = f"http://localhost:{DEFAULT_OPS_PORT}"
+
 pytestmark = pytest.mark.slow
 
 # (sample path, expected stored Content-Type) -- one real file per accepted ending,
@@ -329,7 +334,7 @@ def test_index_page_lists_files_and_metadata(files_api, clean_db):
 
 def test_healthz_and_readyz(files_api):
     assert files_api.get("/healthz").get_json() == {"status": "ok"}
-    ready = files_api.get("/readyz")
+    ready = files_api.get("/readyz", base_url=OPS)
     assert ready.status_code == 200 and ready.get_json()["checks"] == {"database": "ok", "bucket": "ok"}
 
 
@@ -337,19 +342,19 @@ def test_readyz_names_the_failing_dependency(make_files_api):
     from tools.devstack import free_port
 
     client = make_files_api(uploads_bucket="no-such-bucket-here").test_client()
-    body = assert_problem(client.get("/readyz"), 503, "bucket")
+    body = assert_problem(client.get("/readyz", base_url=OPS), 503, "bucket")
     assert body["checks"]["database"] == "ok" and body["checks"]["bucket"] != "ok"
 
     client = make_files_api(database_url=f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/none",
                             readiness_timeout_seconds=1).test_client()
-    body = assert_problem(client.get("/readyz"), 503, "database")
+    body = assert_problem(client.get("/readyz", base_url=OPS), 503, "database")
     assert body["checks"]["bucket"] == "ok"
     assert client.get("/healthz").status_code == 200  # liveness needs no dependency
 
 
 def test_metrics_count_requests(files_api):
     files_api.get("/v1/files")
-    text_ = files_api.get("/metrics").get_data(as_text=True)
+    text_ = files_api.get("/metrics", base_url=OPS).get_data(as_text=True)
     assert 'files_api_http_requests_total{endpoint="/v1/files",method="GET",status="200"}' in text_
     assert "files_api_http_request_duration_seconds_bucket" in text_
 

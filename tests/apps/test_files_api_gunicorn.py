@@ -23,10 +23,10 @@ CONF = ROOT / "apps" / "files-api" / "gunicorn.conf.py"
 
 @pytest.fixture
 def gunicorn_server(database_url, fake_gcs, uploads_bucket, gcp_project, clean_db, tmp_path):
-    port = free_port()
+    port, ops_port = free_port(), free_port()
     env = {**os.environ, "DATABASE_URL": database_url, "GOOGLE_CLOUD_PROJECT": gcp_project,
            "UPLOADS_BUCKET": uploads_bucket, "STORAGE_EMULATOR_HOST": fake_gcs.emulator_host,
-           "PORT": str(port), "HOST": "127.0.0.1", "WEB_CONCURRENCY": "2", "LOG_LEVEL": "INFO",
+           "PORT": str(port), "OPS_PORT": str(ops_port), "HOST": "127.0.0.1", "WEB_CONCURRENCY": "2", "LOG_LEVEL": "INFO",
            "MAX_UPLOAD_BYTES": str(2 * 1024 * 1024)}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     log_path = tmp_path / "gunicorn.log"
@@ -45,7 +45,7 @@ def gunicorn_server(database_url, fake_gcs, uploads_bucket, gcp_project, clean_d
                 pass
             assert time.monotonic() < deadline, log_path.read_text()
             time.sleep(0.2)
-        yield base, proc, log_path
+        yield base, f"http://127.0.0.1:{ops_port}", proc, log_path
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)
@@ -57,7 +57,7 @@ def gunicorn_server(database_url, fake_gcs, uploads_bucket, gcp_project, clean_d
 
 
 def test_gunicorn_serves_uploads_logs_json_and_stops_cleanly(gunicorn_server, samples_dir):
-    base, proc, log_path = gunicorn_server
+    base, ops, proc, log_path = gunicorn_server
     sample = samples_dir / "orcaslicer" / "orca_slicer.gcode"  # 1.77 MB, the largest sample
     with open(sample, "rb") as fh:
         resp = requests.post(f"{base}/v1/files", files={"file": (sample.name, fh)},
@@ -69,7 +69,13 @@ def test_gunicorn_serves_uploads_logs_json_and_stops_cleanly(gunicorn_server, sa
 
     too_big = requests.post(f"{base}/v1/files", files={"file": ("big.gcode", b"G" * (2 * 1024 * 1024 + 1))}, timeout=60)
     assert too_big.status_code == 413 and too_big.headers["Content-Type"] == "application/problem+json"
-    assert requests.get(f"{base}/readyz", timeout=10).status_code == 200
+    assert requests.get(f"{ops}/readyz", timeout=10).status_code == 200
+    # The public listener shows neither the readiness details nor the metrics (files_api.listeners);
+    # the ops listener serves nothing of the API.
+    for path in ("/readyz", "/metrics"):
+        assert requests.get(f"{base}{path}", timeout=10).status_code == 404
+    assert requests.get(f"{ops}/v1/files", timeout=10).status_code == 404
+    assert requests.get(f"{base}/healthz", timeout=10).json() == requests.get(f"{ops}/healthz", timeout=10).json()
 
     # Errors gunicorn answers itself (a header above limit_request_field_size) are problem+json too.
     refused = requests.get(f"{base}/v1/files", headers={"X-Big": "x" * 9000}, timeout=10)
@@ -79,7 +85,7 @@ def test_gunicorn_serves_uploads_logs_json_and_stops_cleanly(gunicorn_server, sa
     # Both workers' counters are summed (multiprocess mode): ask a few times, any worker answers the total.
     for _ in range(4):
         requests.get(f"{base}/v1/files", timeout=10)
-    metrics = requests.get(f"{base}/metrics", timeout=10).text
+    metrics = requests.get(f"{ops}/metrics", timeout=10).text
     line = next(l for l in metrics.splitlines()
                 if l.startswith('files_api_http_requests_total{endpoint="/v1/files",method="GET",status="200"}'))
     assert float(line.rsplit(" ", 1)[1]) == 4.0

@@ -23,6 +23,8 @@ from gunicorn_server import FilesApiServer, service_env
 from problem_asserts import assert_problem
 from sqlalchemy import text
 
+from files_api.settings import DEFAULT_OPS_PORT
+
 from tools.devstack import FakeGcsServer, free_port
 
 pytestmark = pytest.mark.slow
@@ -270,7 +272,7 @@ def test_readyz_503_names_the_failing_check_but_no_details(make_files_api, caplo
     client = make_files_api(database_url=f"postgresql+psycopg://postgres:s3cret@127.0.0.1:{port}/none",
                             uploads_bucket="no-such-bucket-here", readiness_timeout_seconds=1).test_client()
     with caplog.at_level(logging.WARNING, logger="files_api.ops"):
-        resp = client.get("/readyz")
+        resp = client.get("/readyz", base_url=f"http://localhost:{DEFAULT_OPS_PORT}")
     body = assert_problem(resp, 503, "database", "bucket")
     assert body["checks"] == {"database": "failing", "bucket": "failing"}
     text_ = resp.get_data(as_text=True)

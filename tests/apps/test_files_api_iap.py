@@ -14,6 +14,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from google.auth import jwt
 from google.auth.crypt import es256
 
+from files_api.settings import DEFAULT_OPS_PORT
+
 pytestmark = pytest.mark.slow
 
 AUDIENCE = "/projects/123456/global/backendServices/987654"
@@ -107,8 +109,9 @@ def test_bad_assertions_are_401(client, iap_keys, case):
 
 def test_ops_and_docs_need_no_assertion(client):
     assert client.get("/healthz").status_code == 200
-    assert client.get("/readyz").status_code == 200
-    assert client.get("/metrics").status_code == 200
+    ops = f"http://localhost:{DEFAULT_OPS_PORT}"  # the cluster-only listener (files_api.listeners)
+    assert client.get("/readyz", base_url=ops).status_code == 200
+    assert client.get("/metrics", base_url=ops).status_code == 200
     spec = client.get("/openapi.json").get_json()
     assert spec["components"]["securitySchemes"]["iap"]["name"] == "x-goog-iap-jwt-assertion"
 

@@ -47,14 +47,23 @@ def test_every_release_renders_the_common_objects(release):
 
 def test_probes_resources_and_image_by_digest(release):
     c = app_container(release)
-    assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
-    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    # files-api: the probes on the cluster-only ops listener; the extractor's only port is internal anyway.
+    probe_port = {"files-api": "ops", "extractor": "http"}[release.service]
+    assert c["startupProbe"]["httpGet"] == {"path": "/healthz", "port": probe_port}
+    assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": probe_port}
+    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": probe_port}
     for bound in ("requests", "limits"):
         assert set(c["resources"][bound]) == {"cpu", "memory", "ephemeral-storage"}
     assert c["image"] == f"{release.values['image']['repository']}@{release.values['image']['digest']}"
     assert DIGEST.search(c["image"])
     port = {"files-api": 8080, "extractor": 8081}[release.service]
-    assert c["ports"] == [{"name": "http", "containerPort": port, "protocol": "TCP"}]
+    expected = [{"name": "http", "containerPort": port, "protocol": "TCP"}]
+    if release.service == "files-api":
+        expected.append({"name": "ops", "containerPort": 8082, "protocol": "TCP"})
+        assert env_of(c)["OPS_PORT"] == "8082"
+    else:
+        assert "OPS_PORT" not in env_of(c)
+    assert c["ports"] == expected
     assert env_of(c)["PORT"] == str(port)
 
 
@@ -202,8 +211,10 @@ def test_network_policy_denies_by_default_and_allows_what_is_needed(release):
         assert "35.191.0.0/16" in sources and "130.211.0.0/22" in sources
     else:
         assert "35.191.0.0/16" not in sources, "the extractor is not reachable from the load balancer"
+    scrape_port = {"files-api": "ops", "extractor": "http"}[release.service]
     for rule in spec["ingress"]:
-        assert rule["ports"] == [{"port": "http", "protocol": "TCP"}]
+        from_lb = any("ipBlock" in peer for peer in rule["from"])
+        assert rule["ports"] == [{"port": "http" if from_lb else scrape_port, "protocol": "TCP"}]
     scrapers = [peer["namespaceSelector"] for rule in spec["ingress"] for peer in rule["from"] if "namespaceSelector" in peer]
     assert scrapers == [{"matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "In",
                                                "values": ["gke-gmp-system", "gmp-system"]}]}]
@@ -290,8 +301,10 @@ def test_files_api_route_health_check_armor_and_iap(rendered):
         assert route["spec"]["hostnames"] == r.values["route"]["hostnames"]
         assert route["spec"]["rules"][0]["backendRefs"] == [
             {"group": "", "kind": "Service", "name": "files-api", "port": 80}]
+        assert [m["path"] for m in route["spec"]["rules"][0]["matches"]] == r.values["route"]["paths"]
         hc = r.one("HealthCheckPolicy")
-        assert hc["spec"]["default"]["config"]["httpHealthCheck"] == {"port": 8080, "requestPath": "/readyz"}
+        assert hc["spec"]["default"]["config"]["httpHealthCheck"] == {
+            "port": 8080, "portSpecification": "USE_FIXED_PORT", "requestPath": "/healthz"}
         target = {"group": "", "kind": "Service", "name": "files-api"}
         assert hc["spec"]["targetRef"] == target
         backend = r.one("GCPBackendPolicy")
@@ -309,7 +322,8 @@ def test_files_api_route_health_check_armor_and_iap(rendered):
 def test_pod_monitoring_scrapes_metrics(release):
     pm = release.one("PodMonitoring")
     assert pm["apiVersion"] == "monitoring.googleapis.com/v1"
-    assert pm["spec"]["endpoints"] == [{"port": "http", "path": "/metrics", "interval": "30s"}]
+    port = {"files-api": "ops", "extractor": "http"}[release.service]
+    assert pm["spec"]["endpoints"] == [{"port": port, "path": "/metrics", "interval": "30s"}]
     assert pm["spec"]["selector"]["matchLabels"] == release.one("Deployment")["spec"]["selector"]["matchLabels"]
 
 

@@ -59,7 +59,7 @@ class PipelineRun:
 def pipeline_run(platform: LocalPlatform, manifest: ModuleType) -> PipelineRun:
     """Upload every sample; SIGTERM the extractor while it works on them, upload the last few while
     it is down, start it again; wait until every file is processed or failed."""
-    api = FilesApi(platform.cfg.files_api_url)
+    api = FilesApi(platform.cfg.files_api_url, ops_url=platform.cfg.files_api_ops_url)
     assert api.ready(), "files-api /readyz is not 200 although bootstrap said ready"
     paths = sample_files(manifest.SAMPLES)
     assert len(paths) >= 20, f"only {len(paths)} samples under {manifest.SAMPLES}"
@@ -304,7 +304,7 @@ def test_ctrl_c_stops_everything_and_data_survives_a_restart(pipeline_run: Pipel
     assert not (platform.cfg.run_dir / "stack.json").exists()
 
     platform.start()
-    api = FilesApi(platform.cfg.files_api_url)
+    api = FilesApi(platform.cfg.files_api_url, ops_url=platform.cfg.files_api_ops_url)
     after = {v["id"]: v for v in api.list_all()}
     assert after.keys() == pipeline_run.final.keys(), "files lost over a restart"
     for file_id, before in pipeline_run.final.items():

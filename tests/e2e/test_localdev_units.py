@@ -99,7 +99,7 @@ def test_emulator_topics_and_subscriptions_are_what_the_program_previews_for_dev
 
 #: Chart variables the local platform sets itself from the stack's names and its own ports
 #: (``LocalConfig.process_env`` / ``service_overrides``), and ones that only apply in the cloud.
-LOCAL_FROM_STACK = {"PORT", "GOOGLE_CLOUD_PROJECT", "UPLOADS_BUCKET", "UPLOADS_SUBSCRIPTION", "DATABASE_URL"}
+LOCAL_FROM_STACK = {"PORT", "OPS_PORT", "GOOGLE_CLOUD_PROJECT", "UPLOADS_BUCKET", "UPLOADS_SUBSCRIPTION", "DATABASE_URL"}
 CLOUD_ONLY = {"IAP_AUDIENCE", "TMPDIR"}
 
 
@@ -141,6 +141,9 @@ def test_service_env_is_what_the_dev_chart_renders(tmp_path: Path, service: str)
         if name in chart_env:
             assert process[name] == chart_env[name], f"{service}: {name} differs from the stack's"
     assert local["PORT"] == chart_env["PORT"]  # default ports are the images' ports
+    # files-api's cluster-only listener: the same default port locally as in the chart; none for the extractor.
+    assert local.get("OPS_PORT") == chart_env.get("OPS_PORT")
+    assert ("OPS_PORT" in chart_env) is (service == "files-api")
     if "DATABASE_URL" in chart_env:
         assert process["DATABASE_URL"].rsplit("/", 1)[1] == chart_env["DATABASE_URL"].rsplit("/", 1)[1]
 
@@ -149,6 +152,8 @@ def test_service_overrides_add_port_and_log_level(tmp_path: Path) -> None:
     cfg = _cfg(tmp_path)
     assert "DRAIN_TIMEOUT_SECONDS" in cfg.service_overrides("extractor"), "the extractor drains on SIGTERM"
     assert cfg.service_overrides("files-api")["PORT"] == "8080"
+    assert cfg.service_overrides("files-api")["OPS_PORT"] == "8082"
+    assert "OPS_PORT" not in cfg.service_overrides("extractor")
     assert cfg.service_overrides("extractor")["PORT"] == "8081"
     assert _cfg(tmp_path, LOG_LEVEL="info").service_overrides("extractor")["LOG_LEVEL"] == "INFO"
 
@@ -180,6 +185,8 @@ def test_default_ports_and_files_api_on_8080(tmp_path: Path) -> None:
     cfg = _cfg(tmp_path)
     assert cfg.ports == {spec.var: spec.default for spec in PORTS}
     assert cfg.files_api_url == "http://127.0.0.1:8080"
+    assert cfg.files_api_ops_url == "http://127.0.0.1:8082"
+    assert cfg.describe()["files_api_ops_url"] == cfg.files_api_ops_url
 
 
 @pytest.mark.parametrize(("value", "phrase"), [("http", "is not a port number"), ("70000", "outside 1..65535"),
@@ -394,9 +401,10 @@ def test_bootstrap_names_the_backend_that_never_answered(tmp_path: Path) -> None
 def test_banner_lists_the_urls_of_this_run(tmp_path: Path) -> None:
     from tools.localdev.bootstrap import banner
 
-    cfg = _cfg(tmp_path, FILES_API_PORT="18080")
+    cfg = _cfg(tmp_path, FILES_API_PORT="18080", FILES_API_OPS_PORT="18082")
     text = banner(cfg)
     assert "http://127.0.0.1:18080/" in text and "http://127.0.0.1:18080/docs" in text
+    assert "http://127.0.0.1:18082/readyz" in text and "http://127.0.0.1:18082/metrics" in text
     assert cfg.stack.names.extractor_subscription in text and str(cfg.data_dir) in text
 
 

@@ -138,8 +138,8 @@ class Bootstrap:
 
     def services(self) -> None:
         """Wait until files-api and the extractor answer ``/readyz`` with 200."""
-        _wait(f"files-api on {self.cfg.files_api_url}/readyz",
-              lambda: _http_ok(f"{self.cfg.files_api_url}/readyz"), self.timeout)
+        _wait(f"files-api on {self.cfg.files_api_ops_url}/readyz",
+              lambda: _http_ok(f"{self.cfg.files_api_ops_url}/readyz"), self.timeout)
         _wait(f"the extractor on {self.cfg.extractor_url}/readyz",
               lambda: _http_ok(f"{self.cfg.extractor_url}/readyz"), self.timeout)
 
@@ -161,6 +161,7 @@ def banner(cfg: LocalConfig) -> str:
     rows = [
         ("web page", f"{cfg.files_api_url}/"),
         ("API docs", f"{cfg.files_api_url}/docs   (OpenAPI: {cfg.files_api_url}/openapi.json)"),
+        ("files-api ops", f"{cfg.files_api_ops_url}/readyz   (metrics: {cfg.files_api_ops_url}/metrics)"),
         ("extractor", f"{cfg.extractor_url}/readyz   (metrics: {cfg.extractor_url}/metrics)"),
         ("Postgres", cfg.database_url),
         ("Pub/Sub", f"PUBSUB_EMULATOR_HOST={cfg.pubsub_host}  topic {names.uploads_topic} -> "

@@ -71,19 +71,27 @@ class FilesApi:
     """Client of one files-api base URL (``http://127.0.0.1:8080``).
 
     Args:
-        base_url: scheme, host and port; no trailing path.
+        base_url: scheme, host and port of the public listener; no trailing path.
+        ops_url: the same for the ops listener (``http://127.0.0.1:8082``), where
+            ``/readyz`` answers; None: ``ready`` asks the public ``/healthz``.
         timeout: seconds per HTTP request.
     """
 
-    def __init__(self, base_url: str, *, timeout: float = 60.0) -> None:
+    def __init__(self, base_url: str, *, ops_url: str | None = None, timeout: float = 60.0) -> None:
         self.base_url = base_url.rstrip("/")
+        self.ops_url = ops_url.rstrip("/") if ops_url else None
         self.timeout = timeout
         self.session = requests.Session()
 
+    @property
+    def ready_url(self) -> str:
+        """What ``ready`` asks: ``<ops_url>/readyz``, or ``<base_url>/healthz`` without an ops URL."""
+        return f"{self.ops_url}/readyz" if self.ops_url else f"{self.base_url}/healthz"
+
     def ready(self) -> bool:
-        """True when ``/readyz`` answers 200 (database and bucket reachable)."""
+        """True when ``ready_url`` answers 200 (``/readyz``: database and bucket reachable)."""
         try:
-            return self.session.get(f"{self.base_url}/readyz", timeout=5).status_code == 200
+            return self.session.get(self.ready_url, timeout=5).status_code == 200
         except requests.RequestException:
             return False
 

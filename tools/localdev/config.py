@@ -52,14 +52,16 @@ class PortSpec:
     owner: str
 
 
-#: The ports, in start order. Defaults: files-api 8080 and extractor 8081 as in the
-#: images (docs/seams.md); Pub/Sub 8085 and fake-gcs 4443 are the emulators' own
-#: defaults; Postgres 15432 keeps clear of a machine-wide server on 5432.
+#: The ports, in start order. Defaults: files-api 8080 (public) and 8082 (ops: /readyz,
+#: /metrics) and extractor 8081 as in the images and the chart (docs/seams.md); Pub/Sub
+#: 8085 and fake-gcs 4443 are the emulators' own defaults; Postgres 15432 keeps clear
+#: of a machine-wide server on 5432.
 PORTS: tuple[PortSpec, ...] = (
     PortSpec("PG_PORT", 15432, "PostgreSQL"),
     PortSpec("PUBSUB_PORT", 8085, "the Pub/Sub emulator"),
     PortSpec("GCS_PORT", 4443, "fake-gcs-server"),
     PortSpec("FILES_API_PORT", 8080, "files-api (gunicorn)"),
+    PortSpec("FILES_API_OPS_PORT", 8082, "files-api ops listener: /readyz, /metrics (gunicorn)"),
     PortSpec("EXTRACTOR_PORT", 8081, "extractor health/metrics (gunicorn)"),
 )
 
@@ -224,6 +226,11 @@ class LocalConfig:
         return f"http://{LOOPBACK}:{self.ports['FILES_API_PORT']}"
 
     @property
+    def files_api_ops_url(self) -> str:
+        """Base URL of files-api's ops listener (``/readyz``, ``/metrics``; ``http://127.0.0.1:8082`` by default)."""
+        return f"http://{LOOPBACK}:{self.ports['FILES_API_OPS_PORT']}"
+
+    @property
     def extractor_url(self) -> str:
         """Base URL of the extractor's health/metrics server."""
         return f"http://{LOOPBACK}:{self.ports['EXTRACTOR_PORT']}"
@@ -251,7 +258,7 @@ class LocalConfig:
         """
         env = dict(os.environ if base is None else base)
         # Emulator hosts are set explicitly below; a stale one from the caller must not leak.
-        for name in ("PUBSUB_EMULATOR_HOST", "STORAGE_EMULATOR_HOST", "PORT"):
+        for name in ("PUBSUB_EMULATOR_HOST", "STORAGE_EMULATOR_HOST", "PORT", "OPS_PORT"):
             env.pop(name, None)
         names = self.stack.names
         env.update({var: str(port) for var, port in self.ports.items()})
@@ -274,13 +281,16 @@ class LocalConfig:
         return env
 
     def service_overrides(self, service: str) -> dict[str, str]:
-        """Variables one service gets on top of ``process_env``: its Helm-derived env, its ``PORT``, ``LOG_LEVEL``.
+        """Variables one service gets on top of ``process_env``: its Helm-derived env, its ``PORT``
+        (files-api: and ``OPS_PORT``, as the chart's ``opsPort``), ``LOG_LEVEL``.
 
         Raises:
             KeyError: ``service`` is not one of ``SERVICES``.
         """
         env = dict(self.services[service])
         env["PORT"] = str(self.ports["FILES_API_PORT" if service == "files-api" else "EXTRACTOR_PORT"])
+        if service == "files-api":
+            env["OPS_PORT"] = str(self.ports["FILES_API_OPS_PORT"])
         if self.log_level:
             env["LOG_LEVEL"] = self.log_level
         return env
@@ -294,6 +304,7 @@ class LocalConfig:
             "data_dir": str(self.data_dir),
             "ports": dict(self.ports),
             "files_api_url": self.files_api_url,
+            "files_api_ops_url": self.files_api_ops_url,
             "extractor_url": self.extractor_url,
             "database_url": self.database_url,
             "pubsub_emulator_host": self.pubsub_host,

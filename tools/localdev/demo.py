@@ -82,18 +82,24 @@ def table(uploads: list[Upload], final: dict[str, dict[str, Any]]) -> str:
 
 def files_api_url(cfg: LocalConfig) -> str:
     """The running files-api's base URL (``stack.json`` of the data folder, else ``FILES_API_PORT``)."""
+    return files_api_urls(cfg)[0]
+
+
+def files_api_urls(cfg: LocalConfig) -> tuple[str, str]:
+    """The running files-api's public and ops base URLs (``stack.json``, else ``FILES_API_PORT``/``FILES_API_OPS_PORT``)."""
     try:
-        return read_stack_file(cfg.data_dir)["files_api_url"]
+        described = read_stack_file(cfg.data_dir)
     except FileNotFoundError:
-        return cfg.files_api_url
+        return cfg.files_api_url, cfg.files_api_ops_url
+    return described["files_api_url"], described.get("files_api_ops_url", cfg.files_api_ops_url)
 
 
 def main(cfg: LocalConfig, *, samples: str | None = None, timeout: float = 180.0) -> int:
     """Run the demo; return 0 when every upload reached ``processed``/``failed`` or was rejected with a reason, else 1."""
-    url = files_api_url(cfg)
-    api = FilesApi(url)
+    url, ops_url = files_api_urls(cfg)
+    api = FilesApi(url, ops_url=ops_url)
     if not api.ready():
-        print(f"localdev demo: files-api is not answering at {url}/readyz: start the platform with `make dev` "
+        print(f"localdev demo: files-api is not answering at {api.ready_url}: start the platform with `make dev` "
               "(in another terminal) and wait for its URLs", file=sys.stderr)
         return 1
     root = Path(samples) if samples else DEFAULT_SAMPLES

@@ -154,6 +154,7 @@ def up(cfg: LocalConfig, *, skip: Sequence[str] = (), printer: Any = None) -> in
         ports.pop("EXTRACTOR_PORT")
     if "files-api" in skip:
         ports.pop("FILES_API_PORT")
+        ports.pop("FILES_API_OPS_PORT")
     check_ports_free(ports)
     check_programs()
     prepare_data_dir(cfg)

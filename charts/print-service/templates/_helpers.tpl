@@ -144,11 +144,31 @@ seccompProfile:
 {{- end }}
 
 {{/*
+Name of the container port the probes and the PodMonitoring use: "ops" (the
+cluster-only listener, opsPort) when there is one, else "http". Fails when
+opsPort equals port (one listener cannot be both).
+*/}}
+{{- define "print-service.opsPortName" -}}
+{{- if gt (int .Values.opsPort) 0 }}
+{{- if eq (int .Values.opsPort) (int .Values.port) }}
+{{- fail (printf "opsPort (%d) must differ from port: the ops endpoints need a listener the route never reaches" (int .Values.opsPort)) }}
+{{- end }}
+{{- "ops" }}
+{{- else }}
+{{- "http" }}
+{{- end }}
+{{- end }}
+
+{{/*
 The service's environment variables (docs/seams.md), sorted as listed.
 */}}
 {{- define "print-service.env" -}}
 - name: PORT
   value: {{ .Values.port | quote }}
+{{- if gt (int .Values.opsPort) 0 }}
+- name: OPS_PORT
+  value: {{ .Values.opsPort | quote }}
+{{- end }}
 - name: LOG_LEVEL
   value: {{ .Values.app.logLevel | quote }}
 {{- with .Values.app.googleCloudProject }}

@@ -4,6 +4,8 @@
 one), connects the database engine and the uploads bucket, and registers:
 
 - ``/v1/files`` (``api``), ``/`` (``web``), ``/healthz`` ``/readyz`` ``/metrics`` (``ops``),
+  each on its listener: ``/readyz`` and ``/metrics`` only on ``OPS_PORT``, which only the
+  cluster reaches; the ops port serves nothing else (``listeners``),
 - ``/openapi.json`` and interactive docs at ``/docs`` (flask-smorest; Swagger UI
   assets served locally from the ``swagger-ui-bundle`` wheel),
 - problem+json errors (``problems``), IAP verification (``auth``) for ``/v1``
@@ -31,7 +33,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from pipeline_core.db import make_engine, make_session_factory
 from pipeline_core.log import request_context
 
-from . import api, metrics, ops, problems, web
+from . import api, listeners, metrics, ops, problems, web
 from .auth import IAP_HEADER, IapVerifier
 from .schemas import ProblemSchema, TooLargeProblemSchema
 from .settings import FilesApiSettings, load
@@ -118,6 +120,7 @@ def create_app(settings: FilesApiSettings | None = None, *, storage_client: stor
     def swagger_assets(name: str) -> Response:
         return send_from_directory(swagger_ui_bundle.swagger_ui_path, name, max_age=86400)
 
+    listeners.install(app, settings.ops_port)
     _install_hooks(app)
     return app
 

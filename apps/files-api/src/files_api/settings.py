@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from pipeline_core.settings import CommonSettings, load_settings
 
@@ -11,6 +11,13 @@ from .auth import AUDIENCE_PATTERN
 #: GCS resumable uploads take chunks in multiples of 256 KiB
 #: (https://cloud.google.com/storage/docs/performing-resumable-uploads#chunked-upload).
 GCS_CHUNK_QUANTUM = 256 * 1024
+
+#: The public port (``PORT``): what the load balancer sends clients to (API, page, docs, ``/healthz``).
+DEFAULT_PORT = 8080
+#: The cluster-only ops port (``OPS_PORT``): ``/healthz``, ``/readyz`` with its dependency
+#: details, ``/metrics``. Not 8081, the extractor's port, so both run side by side on one
+#: host (``make dev``); the chart sets the same number (environments/common/files-api.yaml).
+DEFAULT_OPS_PORT = 8082
 
 #: Google's published IAP signing keys, PEM by key id
 #: (https://cloud.google.com/iap/docs/signed-headers-howto#verifying_the_jwt_payload).
@@ -21,6 +28,11 @@ class FilesApiSettings(CommonSettings):
     """Everything files-api reads from its environment.
 
     Attributes (env var in capitals):
+        port: ``PORT``, the public listener (default 8080): ``/v1``, ``/``, ``/docs``,
+            ``/openapi.json``, ``/healthz``. ``/readyz`` and ``/metrics`` answer 404 there.
+        ops_port: ``OPS_PORT``, the cluster-only listener (default 8082): ``/healthz``,
+            ``/readyz``, ``/metrics`` and nothing else (``files_api.listeners``); must
+            differ from ``PORT``.
         max_upload_bytes: ``MAX_UPLOAD_BYTES``, the largest accepted file in
             bytes (default 268435456 = 256 MiB); larger uploads get 413.
         iap_audience: ``IAP_AUDIENCE``, ``/projects/NUM/global/backendServices/ID``
@@ -43,7 +55,8 @@ class FilesApiSettings(CommonSettings):
             then 408 and the upload slot is free again.
     """
 
-    port: int = Field(default=8080, ge=1, le=65535)
+    port: int = Field(default=DEFAULT_PORT, ge=1, le=65535)
+    ops_port: int = Field(default=DEFAULT_OPS_PORT, ge=1, le=65535)
     max_upload_bytes: int = Field(default=256 * 1024 * 1024, ge=1)
     iap_audience: str | None = None
     iap_public_keys_url: str = IAP_PUBLIC_KEYS_URL
@@ -59,6 +72,13 @@ class FilesApiSettings(CommonSettings):
     def _chunk_quantum(cls, value: int) -> int:
         if value % GCS_CHUNK_QUANTUM:
             raise ValueError(f"must be a multiple of {GCS_CHUNK_QUANTUM} (256 KiB), got {value}")
+        return value
+
+    @field_validator("ops_port")
+    @classmethod
+    def _own_port(cls, value: int, info: ValidationInfo) -> int:
+        if value == info.data.get("port"):
+            raise ValueError(f"must differ from PORT ({value}): the ops endpoints need a listener of their own")
         return value
 
     @field_validator("iap_audience", mode="before")
