@@ -33,12 +33,14 @@ from dataclasses import dataclass
 
 from PIL import Image
 
+from pipeline_core.models import THUMBNAIL_MAX_BYTES, THUMBNAIL_MAX_SIDE_PX
+
 log = logging.getLogger(__name__)
 
-#: Longest side of the stored PNG, in pixels.
-MAX_SIDE_PX = 512
-#: Largest stored PNG, in bytes (256 KiB).
-MAX_PNG_BYTES = 256 * 1024
+#: Longest side of the stored PNG, in pixels (the ``file_thumbnails`` table's bound).
+MAX_SIDE_PX = THUMBNAIL_MAX_SIDE_PX
+#: Largest stored PNG, in bytes (256 KiB; the table's bound).
+MAX_PNG_BYTES = THUMBNAIL_MAX_BYTES
 #: Embedded images larger than this (encoded) are not decoded (memory guard).
 MAX_SOURCE_BYTES = 16 * 1024 * 1024
 #: Embedded images with more pixels than this are not decoded (decompression-bomb guard).
