@@ -143,7 +143,8 @@ def extract_3mf(path: Path) -> dict:
         out: dict = {"format": "3mf", "unit": root.unit, "object_count": len(root.items)}
         geometry = _geometry(package, root, models, budget)
         out.update(geometry)
-        out.update(slicers.package_facts(package, root.metadata))
+        for key, value in slicers.package_facts(package, root.metadata).items():
+            out.setdefault(key, value)  # the build's computed geometry wins over a plate G-code's stated top
         if package.leading_bytes:
             out["leading_bytes"] = package.leading_bytes
         return out
