@@ -178,6 +178,27 @@ SAME_CONTENT_AS: dict[str, str] = {
     "samples/broken/um3.gcode.gz": "samples/cura_griffin/um3.gcode",
 }
 
+#: Samples that embed a preview image, and where the stored thumbnail comes from
+#: (the largest G-code/bgcode thumbnail; a 3MF's plate image; a UFP's thumbnail part).
+THUMBNAILS: dict[str, str] = {
+    "samples/bambustudio/bambu_lab.gcode": "bambu_lab.gcode line 393",
+    "samples/orcaslicer/orca_slicer.gcode": "orca_slicer.gcode line 37",
+    "samples/prusaslicer/full_m73_layers_0.2mm_PLA_MK3SMMU2S_11m.gcode":
+        "full_m73_layers_0.2mm_PLA_MK3SMMU2S_11m.gcode line 5",
+    "samples/prusaslicer/prusa_slicer.bgcode": "Thumbnail block at byte 143911",
+    "more-samples/prusaslicer/mini_cube_ps2.8.1.bgcode": "Thumbnail block at byte 996",
+    "more-samples/prusaslicer/test_binary_heatshrink.bgcode": "Thumbnail block at byte 27239",
+    "more-samples/prusaslicer/prusaslicer260_box_thumbnails.gcode": "prusaslicer260_box_thumbnails.gcode line 327",
+    "more-samples/3mf/bambu_multicolor-test-coin.3mf": "Metadata/plate_1.png",
+    "more-samples/3mf/orca_cases_orcaslicer.3mf": "Metadata/plate_1.png",
+    "more-samples/3mf/elegoo_cases_centauri_carbon.3mf": "Metadata/plate_1.png",
+    "more-samples/3mf/cura521_UMS5_frame.3mf": "Metadata/thumbnail.png",
+    "more-samples/bambustudio/bambu_decoy_base.gcode.3mf": "Metadata/plate_1.png",
+    "more-samples/bambustudio/bambu_reference_e2e_p1s.gcode.3mf": "Metadata/plate_1.png",
+    "more-samples/ufp/cura_2ext.ufp": "Metadata/thumbnail.png",
+    "more-samples/ufp/cura_griffin2.ufp": "Metadata/thumbnail.png",
+}
+
 ABSENT = object()  # sentinel: the field must not be in the metadata
 
 

@@ -100,6 +100,14 @@ class _Budget:
     def __init__(self, limit: int) -> None:
         self.left = limit
         self.exceeded = False
+        self.held: list[_Object] = []
+
+    def exceed(self) -> None:
+        """Drop every mesh held so far: past the bound only counts are kept."""
+        self.exceeded = True
+        for obj in self.held:
+            obj.vertices = obj.faces = None
+        self.held.clear()
 
 
 def extract_3mf(path: Path) -> dict:
@@ -298,7 +306,7 @@ def _drop(state: dict, budget: _Budget, where: str) -> None:
     """Stop holding geometry: the memory bound is reached (counts go on)."""
     if not budget.exceeded:
         log.info("%s: meshes exceed %d triangles; geometry facts skipped", where, MAX_GEOMETRY_TRIANGLES)
-    budget.exceeded = True
+        budget.exceed()
     state["xs"], state["tris"] = array("f"), array("q")
 
 
@@ -318,6 +326,7 @@ def _finish_mesh(obj: _Object, xs: array, tris: array, count: int, budget: _Budg
     if not np.isfinite(vertices).all():
         raise ExtractionError(f"{where}: object {obj.id} has a non-finite vertex coordinate")
     obj.vertices, obj.faces = vertices, faces
+    budget.held.append(obj)
 
 
 # ---- build ---------------------------------------------------------------------------
