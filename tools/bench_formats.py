@@ -19,6 +19,9 @@ The files:
 * 3MF project: one model part of many mesh objects (2,000 triangles each,
   pseudo-random coordinates so deflate cannot shrink it unrealistically), one
   build item per object, ``Metadata/plate_1.png``;
+* 3MF one mesh: a single mesh object just under the reader's in-memory bound
+  (``MAX_GEOMETRY_TRIANGLES``): the most memory a file whose box, area and
+  volume are computed can take (the size option does not apply beyond it);
 * 3MF plate file (``.gcode.3mf``): BambuStudio layout, ``Metadata/plate_1.gcode``
   with a HEADER_BLOCK and a body of moves, ``slice_info.config``, an empty build;
 * UFP: Cura's layout, ``/3D/model.gcode`` with a Cura header and moves,
@@ -59,7 +62,8 @@ peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 m = result.metadata
 print(json.dumps({"seconds": elapsed, "base_kib": base, "peak_kib": peak,
                   "facts": {k: m[k] for k in ("format", "print_time_s", "layer_count", "triangle_count",
-                                              "object_count", "geometry_skipped") if k in m},
+                                              "object_count", "geometry_skipped") if k in m}
+                  | ({"bbox": True} if "bbox_mm" in m else {}),
                   "thumbnail": None if result.thumbnail is None else [result.thumbnail.width, result.thumbnail.height]}))
 """
 
@@ -157,6 +161,23 @@ def make_3mf_project(path: Path, disk_bytes: int) -> Path:
     return path
 
 
+def make_3mf_one_mesh(path: Path, disk_bytes: int) -> Path:
+    """One mesh object, as many triangles as ~``disk_bytes`` hold but at most just under the
+    reader's in-memory bound (``threemf.MAX_GEOMETRY_TRIANGLES``): the worst case for memory
+    of a file whose box, area and volume are computed."""
+    from extractor.metadata.threemf import MAX_GEOMETRY_TRIANGLES
+
+    triangles = min(MAX_GEOMETRY_TRIANGLES - 1000, max(1000, disk_bytes // 22))
+    obj = _mesh_object(1, np.random.default_rng(3), triangles=triangles)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+        zf.writestr("[Content_Types].xml", CONTENT_TYPES)
+        zf.writestr("_rels/.rels", MODEL_RELS)
+        zf.writestr("3D/3dmodel.model", b'<?xml version="1.0" encoding="UTF-8"?>\n<model unit="millimeter" '
+                    b'xmlns="http://schemas.microsoft.com/3dmanufacturing/core/2015/02"><resources>' + obj
+                    + b'</resources><build><item objectid="1"/></build></model>')
+    return path
+
+
 def _zip_gcode(path: Path, disk_bytes: int, member: str, header: bytes, extra: dict[str, bytes]) -> Path:
     bodies = [_moves(seed) for seed in range(4)]
     with open(path, "wb") as raw, zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
@@ -196,6 +217,7 @@ def make_ufp(path: Path, disk_bytes: int) -> Path:
 KINDS = {
     "G-code": ("bench.gcode", make_gcode),
     "3MF project": ("bench.3mf", make_3mf_project),
+    "3MF one mesh": ("bench_mesh.3mf", make_3mf_one_mesh),
     "3MF plate file": ("bench.gcode.3mf", make_plate_file),
     "UFP": ("bench.ufp", make_ufp),
 }

@@ -361,3 +361,13 @@ def test_lib3mf_rejects_what_real_writers_produce() -> None:
     with pytest.raises(lib3mf.ELib3MFException):
         _lib3mf_build(MORE / "3mf" / "cura461_UM3E_Spacer_V2.3mf")
     assert extract_metadata(MORE / "3mf" / "cura461_UM3E_Spacer_V2.3mf", "x.3mf")["triangle_count"] == 1884
+
+
+def test_decompression_bomb_is_refused(tmp_path: Path, monkeypatch) -> None:
+    from extractor.metadata import threemf
+
+    monkeypatch.setattr(threemf, "MAX_MODEL_PART_BYTES", 10_000)
+    padding = "<!--" + " " * 50_000 + "-->"
+    data = package(model(cube_object(1), '<item objectid="1"/>').replace("<resources>", padding + "<resources>"))
+    with pytest.raises(ExtractionError, match="decompression-bomb guard"):
+        _extract(tmp_path, data)

@@ -52,7 +52,7 @@ import numpy as np
 
 from . import slicers
 from .errors import ExtractionError
-from .mesh import mesh_facts
+from .mesh import placed_mesh_facts
 from .package import UTF8_BOM, Package, normalise
 
 log = logging.getLogger(__name__)
@@ -66,9 +66,15 @@ MODEL_RELATIONSHIP = "http://schemas.microsoft.com/3dmanufacturing/2013/01/3dmod
 #: Components nesting deeper than this is treated as a cycle.
 MAX_COMPONENT_DEPTH = 32
 #: Triangles held in memory for the build's geometry (all objects together):
-#: ~40 bytes per triangle with its vertices, so ~60 MB at the bound.
-MAX_GEOMETRY_TRIANGLES = 1_500_000
+#: 12 bytes per triangle (int32 indices) + ~6 for its vertices while held,
+#: and ~40 more while one object's facts are computed (edge keys, placed
+#: vertices): the extraction stays within ~60 MB at the bound
+#: (tools/bench_formats.py measures it).
+MAX_GEOMETRY_TRIANGLES = 1_000_000
 _READ_CHUNK = 256 * 1024
+#: Decompressed XML read per model part at most (decompression-bomb guard:
+#: deflate can expand 1000-fold; a real 200 MB package holds well under this).
+MAX_MODEL_PART_BYTES = 4 * 1024 * 1024 * 1024
 
 
 @dataclass
@@ -201,8 +207,8 @@ def _parse_model(package: Package, part: str, budget: _Budget) -> _Model:
     model = _Model(part=part)
     parser = expat.ParserCreate(namespace_separator=" ")
     parser.buffer_text = True
-    # vertex/triangle numbers go into compact arrays (4/8 bytes each, not Python objects)
-    state: dict = {"obj": None, "xs": array("f"), "tris": array("q"), "ntris": 0, "meta": None, "text": [],
+    # vertex/triangle numbers go into compact arrays (4 bytes each, not Python objects)
+    state: dict = {"obj": None, "xs": array("f"), "tris": array("i"), "ntris": 0, "meta": None, "text": [],
                    "depth": 0, "in_build": False}
 
     def start(name: str, attrs: dict[str, str]) -> None:
@@ -224,13 +230,13 @@ def _parse_model(package: Package, part: str, budget: _Budget) -> _Model:
                 return
             try:
                 state["tris"].extend((int(attrs["v1"]), int(attrs["v2"]), int(attrs["v3"])))
-            except (KeyError, ValueError) as exc:
+            except (KeyError, ValueError, OverflowError) as exc:
                 raise ExtractionError(f"{where}: the 3MF model cannot be read: bad triangle {attrs} (line {parser.CurrentLineNumber})") from exc
         elif tag == "object":
             state["obj"] = _Object(id=attrs.get("id") or _attr(attrs, "id") or "")
         elif tag == "mesh" and state["obj"] is not None:
             state["obj"].is_mesh = True
-            state["xs"], state["tris"], state["ntris"] = array("f"), array("q"), 0
+            state["xs"], state["tris"], state["ntris"] = array("f"), array("i"), 0
         elif tag == "component" and state["obj"] is not None:
             state["obj"].components.append(
                 (_attr(attrs, "path"), _attr(attrs, "objectid") or "", _matrix(_attr(attrs, "transform"), where))
@@ -252,7 +258,7 @@ def _parse_model(package: Package, part: str, budget: _Budget) -> _Model:
         state["depth"] -= 1
         if tag == "mesh" and state["obj"] is not None:
             _finish_mesh(state["obj"], state["xs"], state["tris"], state["ntris"], budget, where)
-            state["xs"], state["tris"], state["ntris"] = array("f"), array("q"), 0
+            state["xs"], state["tris"], state["ntris"] = array("f"), array("i"), 0
         elif tag == "object" and state["obj"] is not None:
             model.objects[state["obj"].id] = state["obj"]
             state["obj"] = None
@@ -273,8 +279,15 @@ def _parse_model(package: Package, part: str, budget: _Budget) -> _Model:
     try:
         with package.open(part) as stream:
             first = True
+            total = 0
             while True:
                 chunk = stream.read(_READ_CHUNK)
+                total += len(chunk)
+                if total > MAX_MODEL_PART_BYTES:
+                    raise ExtractionError(
+                        f"{where}: the 3MF model cannot be read: the part decompresses to more than "
+                        f"{MAX_MODEL_PART_BYTES} bytes (decompression-bomb guard)"
+                    )
                 if first:
                     chunk = chunk.removeprefix(UTF8_BOM).lstrip()
                     first = False
@@ -307,7 +320,7 @@ def _drop(state: dict, budget: _Budget, where: str) -> None:
     if not budget.exceeded:
         log.info("%s: meshes exceed %d triangles; geometry facts skipped", where, MAX_GEOMETRY_TRIANGLES)
         budget.exceed()
-    state["xs"], state["tris"] = array("f"), array("q")
+    state["xs"], state["tris"] = array("f"), array("i")
 
 
 def _finish_mesh(obj: _Object, xs: array, tris: array, count: int, budget: _Budget, where: str) -> None:
@@ -317,7 +330,7 @@ def _finish_mesh(obj: _Object, xs: array, tris: array, count: int, budget: _Budg
         return
     budget.left -= count
     vertices = np.frombuffer(xs, dtype=np.float32).reshape(-1, 3)
-    faces = np.frombuffer(tris, dtype=np.int64).reshape(-1, 3)
+    faces = np.frombuffer(tris, dtype=np.int32).reshape(-1, 3)
     if len(faces) and (faces.min() < 0 or faces.max() >= len(vertices)):
         raise ExtractionError(
             f"{where}: the 3MF model cannot be read: object {obj.id} has a triangle index outside its "
@@ -345,17 +358,15 @@ def _geometry(package: Package, root: _Model, models: dict[str, _Model], budget:
             f"are not computed within the extractor's memory bound")}
     if not placements:
         return {"triangle_count": 0}
-
-    def parts():
-        for obj, transform in placements:
-            if obj.vertices is None or obj.faces is None:
-                continue
-            placed = (obj.vertices.astype(np.float64) @ transform[:3, :3] + transform[3, :3]) * scale
-            if not np.isfinite(placed).all():
-                raise ExtractionError(f"{package.name!r}: object {obj.id} has a non-finite vertex coordinate once placed")
-            yield placed, obj.faces
-
-    return mesh_facts(parts())
+    by_object: dict[int, tuple[_Object, list[np.ndarray]]] = {}
+    for obj, transform in placements:
+        by_object.setdefault(id(obj), (obj, []))[1].append(transform)
+    meshes = [(obj.vertices, obj.faces, transforms) for obj, transforms in by_object.values()
+              if obj.vertices is not None and obj.faces is not None]
+    try:
+        return placed_mesh_facts(meshes, scale)
+    except ValueError as exc:
+        raise ExtractionError(f"{package.name!r}: {exc}") from exc
 
 
 def _resolve(
