@@ -4,7 +4,7 @@ Synthesizes, in a temporary directory, for each kind a small (1 MB) and a
 large file (defaults: 500 MB G-code, 200 MB 3MF project, 200 MB 3MF plate
 file, 200 MB UFP - sizes on disk), then extracts each in a fresh Python
 process (``extractor.metadata.extract``, thumbnail included) and prints the
-wall time, the process's peak resident set (``ru_maxrss``) and its growth
+wall time, the process's peak resident set (``VmHWM``) and its growth
 over the same process right after the imports (what the extraction itself
 costs), and the large/small time ratio. Prints figures, asserts nothing.
 
@@ -48,17 +48,25 @@ sys.path.insert(0, str(ROOT))
 from tools.bench_extract import synthesize as synthesize_gcode  # noqa: E402
 
 _CHILD = r"""
-import json, resource, sys, time
+import json, sys, time
 from pathlib import Path
 from extractor.metadata import extract
 import extractor.metadata.bgcode, extractor.metadata.stl, extractor.metadata.threemf, extractor.metadata.ufp
 import PIL.Image, PIL.PngImagePlugin
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # after every import: what extraction adds is above
+
+def hwm_kib():
+    # VmHWM: this process image's resident high-water mark (a new one per exec, unlike
+    # getrusage's ru_maxrss, which Linux carries over from the parent across fork+exec)
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+
+base = hwm_kib()  # after every import: what extraction adds is above
 path = Path(sys.argv[1])
 start = time.perf_counter()
 result = extract(path, path.name)
 elapsed = time.perf_counter() - start
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+peak = hwm_kib()
 m = result.metadata
 print(json.dumps({"seconds": elapsed, "base_kib": base, "peak_kib": peak,
                   "facts": {k: m[k] for k in ("format", "print_time_s", "layer_count", "triangle_count",
