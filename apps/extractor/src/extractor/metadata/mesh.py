@@ -25,8 +25,8 @@ from collections.abc import Iterable
 import numpy as np
 
 #: Triangles per chunk for area/volume sums and edge keys (bounds temporary
-#: memory: ~10 MB of float64 corners per chunk).
-CHUNK_TRIANGLES = 131_072
+#: memory: ~5 MB of float64 corners per chunk).
+CHUNK_TRIANGLES = 65_536
 
 
 def mesh_facts(parts: Iterable[tuple[np.ndarray, np.ndarray]]) -> dict:
@@ -149,42 +149,51 @@ def is_closed_and_consistent(vertices: np.ndarray, faces: np.ndarray) -> bool:
 
     Coincident vertices (bitwise-equal coordinates, ``-0.0 == 0.0``) are
     merged first: STL stores every triangle's corners separately.
+
+    Memory: edges are checked in ``EDGE_BUCKETS`` groups (by their lower
+    vertex index), each sorted on its own, so the keys held at once are
+    ~24 / ``EDGE_BUCKETS`` bytes per triangle, plus one chunk of triangles.
     """
     inverse = _merge_coincident(vertices)
-    merged = inverse[faces]
-    del inverse
-    count = np.int64(merged.max()) + 1
-    # one int64 key per edge (3 per triangle), built chunk by chunk and sorted in place:
-    # peak memory ~ 8 bytes x 3 x triangles plus one chunk
-    keys = np.empty(3 * len(merged), dtype=np.int64)
-    _edge_keys(merged, count, keys, directed=False)
-    keys.sort()
-    # sorted, every key must occur exactly twice: pairs equal, neighbours of pairs differ
-    if len(keys) % 2 or not (keys[0::2] == keys[1::2]).all():
-        return False
-    if (keys[1:-1:2] == keys[2::2]).any():
-        return False
-    _edge_keys(merged, count, keys, directed=True)
-    keys.sort()
-    return not (keys[1:] == keys[:-1]).any()
+    if (3 * len(faces)) % 2:
+        return False  # an odd number of edges cannot pair up
+    count = np.int64(inverse.max()) + 1
+    sizes = np.zeros(EDGE_BUCKETS, dtype=np.int64)
+    for start, end in _edges(inverse, faces):
+        sizes += np.bincount(np.minimum(start, end) % EDGE_BUCKETS, minlength=EDGE_BUCKETS)
+    for bucket in range(EDGE_BUCKETS):
+        undirected = np.empty(sizes[bucket], dtype=np.int64)
+        directed = np.empty(sizes[bucket], dtype=np.int64)
+        filled = 0
+        for start, end in _edges(inverse, faces):
+            low = np.minimum(start, end)
+            mine = low % EDGE_BUCKETS == bucket
+            low, high, a, b = low[mine], np.maximum(start, end)[mine], start[mine], end[mine]
+            undirected[filled : filled + len(low)] = low * count + high
+            directed[filled : filled + len(low)] = a * count + b
+            filled += len(low)
+        undirected.sort()
+        # sorted, every key must occur exactly twice: pairs equal, neighbours of pairs differ
+        if len(undirected) % 2 or not (undirected[0::2] == undirected[1::2]).all():
+            return False
+        if (undirected[1:-1:2] == undirected[2::2]).any():
+            return False
+        del undirected
+        directed.sort()
+        if (directed[1:] == directed[:-1]).any():
+            return False
+    return True
 
 
-def _edge_keys(merged: np.ndarray, count: np.int64, out: np.ndarray, *, directed: bool) -> None:
-    """Write the key of each triangle edge ``(a, b)`` into ``out`` (3 per triangle, in chunks).
+#: Groups the edges are checked in (``is_closed_and_consistent``): fewer keys in memory at once.
+EDGE_BUCKETS = 8
 
-    Undirected: ``min * count + max``; directed: ``a * count + b``.
-    """
-    for begin in range(0, len(merged), CHUNK_TRIANGLES):
-        chunk = merged[begin : begin + CHUNK_TRIANGLES].astype(np.int64)
-        start = chunk.ravel()
-        end = np.roll(chunk, -1, axis=1).ravel()
-        target = out[3 * begin : 3 * begin + len(start)]
-        if directed:
-            np.multiply(start, count, out=target)
-            target += end
-        else:
-            np.multiply(np.minimum(start, end), count, out=target)
-            target += np.maximum(start, end)
+
+def _edges(inverse: np.ndarray, faces: np.ndarray):
+    """``(start, end)`` merged vertex indices (int64) of every triangle edge, chunk by chunk."""
+    for begin in range(0, len(faces), CHUNK_TRIANGLES):
+        chunk = inverse[faces[begin : begin + CHUNK_TRIANGLES]].astype(np.int64)
+        yield chunk.ravel(), np.roll(chunk, -1, axis=1).ravel()
 
 
 def _merge_coincident(vertices: np.ndarray) -> np.ndarray:
