@@ -43,6 +43,8 @@ from __future__ import annotations
 
 import logging
 import math
+import zipfile
+import zlib
 from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -300,9 +302,7 @@ def _parse_model(package: Package, part: str, budget: _Budget) -> _Model:
             f"{where}: the 3MF model cannot be read: not well-formed XML "
             f"({expat.ErrorString(exc.code)} at line {exc.lineno}, column {exc.offset})"
         ) from exc
-    except (EOFError, ValueError, OSError) as exc:
-        if isinstance(exc, OSError) and not isinstance(exc, EOFError) and "CRC" not in str(exc):
-            raise
+    except (EOFError, zlib.error, zipfile.BadZipFile) as exc:  # corrupt or cut ZIP member
         raise ExtractionError(f"{where}: the 3MF model cannot be read: {exc}") from exc
     return model
 
