@@ -70,7 +70,7 @@ peak = hwm_kib()
 m = result.metadata
 print(json.dumps({"seconds": elapsed, "base_kib": base, "peak_kib": peak,
                   "facts": {k: m[k] for k in ("format", "print_time_s", "layer_count", "triangle_count",
-                                              "object_count", "geometry_skipped") if k in m}
+                                              "object_count", "geometry_skipped", "volume_mm3") if k in m}
                   | ({"bbox": True} if "bbox_mm" in m else {}),
                   "thumbnail": None if result.thumbnail is None else [result.thumbnail.width, result.thumbnail.height]}))
 """
@@ -169,14 +169,35 @@ def make_3mf_project(path: Path, disk_bytes: int) -> Path:
     return path
 
 
+def _torus_object(object_id: int, triangles: int) -> bytes:
+    """A closed, consistently wound torus of about ``triangles`` triangles (so its volume is computed)."""
+    rings = max(3, int((triangles / 2) ** 0.5 * 1.4))
+    sides = max(3, triangles // (2 * rings))
+    u, v = np.meshgrid(np.arange(rings) * 2 * np.pi / rings, np.arange(sides) * 2 * np.pi / sides, indexing="ij")
+    x = (40 + 10 * np.cos(v)) * np.cos(u) + 50
+    y = (40 + 10 * np.cos(v)) * np.sin(u) + 50
+    z = 10 * np.sin(v) + 10
+    vertices = "".join(f'<vertex x="{a:.5f}" y="{b:.5f}" z="{c:.5f}"/>'
+                       for a, b, c in zip(x.ravel(), y.ravel(), z.ravel()))
+    i, j = np.meshgrid(np.arange(rings), np.arange(sides), indexing="ij")
+    a = i * sides + j
+    b = ((i + 1) % rings) * sides + j
+    c = ((i + 1) % rings) * sides + (j + 1) % sides
+    d = i * sides + (j + 1) % sides
+    faces = np.concatenate([np.stack([a, b, c], -1).reshape(-1, 3), np.stack([a, c, d], -1).reshape(-1, 3)])
+    tris = "".join(f'<triangle v1="{p}" v2="{q}" v3="{r}"/>' for p, q, r in faces)
+    return (f'<object id="{object_id}" type="model"><mesh><vertices>{vertices}</vertices>'
+            f"<triangles>{tris}</triangles></mesh></object>\n").encode()
+
+
 def make_3mf_one_mesh(path: Path, disk_bytes: int) -> Path:
     """One mesh object, as many triangles as ~``disk_bytes`` hold but at most just under the
-    reader's in-memory bound (``threemf.MAX_GEOMETRY_TRIANGLES``): the worst case for memory
-    of a file whose box, area and volume are computed."""
+    reader's in-memory bound (``threemf.MAX_GEOMETRY_TRIANGLES``), closed (a torus): the worst
+    case for memory of a file whose box, area and volume are all computed."""
     from extractor.metadata.threemf import MAX_GEOMETRY_TRIANGLES
 
     triangles = min(MAX_GEOMETRY_TRIANGLES - 1000, max(1000, disk_bytes // 22))
-    obj = _mesh_object(1, np.random.default_rng(3), triangles=triangles)
+    obj = _torus_object(1, triangles)
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
         zf.writestr("[Content_Types].xml", CONTENT_TYPES)
         zf.writestr("_rels/.rels", MODEL_RELS)

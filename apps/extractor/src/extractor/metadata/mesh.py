@@ -25,8 +25,8 @@ from collections.abc import Iterable
 import numpy as np
 
 #: Triangles per chunk for area/volume sums and edge keys (bounds temporary
-#: memory: ~5 MB of float64 corners per chunk).
-CHUNK_TRIANGLES = 65_536
+#: memory: ~1 MB of float64 corners per chunk; numpy still runs at full speed).
+CHUNK_TRIANGLES = 16_384
 
 
 def mesh_facts(parts: Iterable[tuple[np.ndarray, np.ndarray]]) -> dict:
@@ -106,8 +106,12 @@ def placed_mesh_facts(meshes: Iterable[tuple[np.ndarray, np.ndarray, list[np.nda
         mask[faces.ravel()] = True
         used = np.flatnonzero(mask)
         del mask
-        local_lo = vertices[used].min(axis=0).astype(np.float64)
-        local_hi = vertices[used].max(axis=0).astype(np.float64)
+        local_lo = np.full(3, np.inf)
+        local_hi = np.full(3, -np.inf)
+        for begin in range(0, len(used), 3 * CHUNK_TRIANGLES):
+            part = vertices[used[begin : begin + 3 * CHUNK_TRIANGLES]]
+            local_lo = np.minimum(local_lo, part.min(axis=0))
+            local_hi = np.maximum(local_hi, part.max(axis=0))
         origin = (local_lo + local_hi) / 2
         mesh_closed = closed and is_closed_and_consistent(vertices, faces)
         local_volume = _area_and_volume(vertices, faces, origin)[1] if mesh_closed else 0.0

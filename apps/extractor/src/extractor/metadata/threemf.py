@@ -69,10 +69,10 @@ MODEL_RELATIONSHIP = "http://schemas.microsoft.com/3dmanufacturing/2013/01/3dmod
 MAX_COMPONENT_DEPTH = 32
 #: Triangles held in memory for the build's geometry (all objects together):
 #: 12 bytes per triangle (int32 indices) + ~6 for its vertices while held,
-#: and ~40 more while one object's facts are computed (edge keys, placed
-#: vertices): the extraction stays within ~60 MB at the bound
+#: and ~25 more while one object's facts are computed (edge keys, placed
+#: vertices): the extraction adds ~35 MB at the bound, the process stays
 #: (tools/bench_formats.py measures it).
-MAX_GEOMETRY_TRIANGLES = 1_000_000
+MAX_GEOMETRY_TRIANGLES = 750_000
 _READ_CHUNK = 256 * 1024
 #: Decompressed XML read per model part at most (decompression-bomb guard:
 #: deflate can expand 1000-fold; a real 200 MB package holds well under this).
