@@ -87,7 +87,7 @@ def clean_db(db_engine):
     from sqlalchemy import text
 
     with db_engine.begin() as conn:
-        conn.execute(text("TRUNCATE files, extraction_results"))
+        conn.execute(text("TRUNCATE files, extraction_results, file_thumbnails"))
     return db_engine
 
 

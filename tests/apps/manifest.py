@@ -1,4 +1,5 @@
-"""Reader of ``../shared/samples/MANIFEST.tsv``: what each sample states, as metadata fields.
+"""Reader of ``../shared/samples/MANIFEST.tsv`` and ``../shared/more-samples/MANIFEST.tsv``:
+what each sample states, as metadata fields.
 
 The manifest's cells hold values *as written* with provenance in
 parentheses (``0.2 (;Layer height: 0.2)``), sums (``72 + 58``), per-tool
@@ -6,7 +7,11 @@ lists (``0.4,0.4,0.4,0.4,0.4``) and prose (``z only: ; max_z_height: 5.00``).
 This module turns every cell into the metadata value it implies, by the
 explicit rules below. A cell that matches no rule raises ``UnmappedCell``:
 the corpus test then fails naming the file and column - nothing is silently
-skipped.
+skipped. Cells are TSV with CSV quoting (``"..."`` with ``""`` for a quote),
+which the second manifest uses for cells holding quotes or tabs.
+
+Rows are keyed ``<tree>/<path>`` (``samples/cura/Kreistest.gcode``,
+``more-samples/ufp/cura_2ext.ufp``): the two trees use the same folders.
 
 Column -> field (``COLUMNS``; "provenance" columns are not facts):
 
@@ -14,6 +19,10 @@ Column -> field (``COLUMNS``; "provenance" columns are not facts):
 column                 field                   cell rule
 =====================  ======================  ===========================================
 producer               producer {name,version} ``Name Version (note)`` / ``Name Version, note``;
+                                               the version may be ``master`` (Cura dev
+                                               builds); a note ``really Name Version``
+                                               (OrcaSlicer family writing
+                                               ``Application=BambuStudio-...``) wins;
                                                ``none (...)`` / ``not stated ...`` -> absent;
                                                "no version string" -> version absent,
                                                ``Legacy Cura 15.x`` -> name ``Cura``;
@@ -22,18 +31,29 @@ producer               producer {name,version} ``Name Version (note)`` / ``Name 
                                                field -> absent
 print_time_s           print_time_s            integer seconds
 filament_as_written    filament_used_mm,       segments split on `` ; ``, each read by
-                       filament_used_g         ``_FILAMENT_SEGMENTS`` (``8.36128m`` ->
-                                               8361.28 mm; per-tool lists summed; ``total
-                                               ... [g]`` preferred; volumes ignored;
-                                               Griffin VOLUME_USED -> no length)
+                       filament_used_g,        ``_FILAMENT_SEGMENTS`` (``8.36128m`` ->
+                       filament_used_mm3,      8361.28 mm; per-tool lists summed, and
+                       ..._per_extruder        kept as ``*_per_extruder`` when 2+ values;
+                                               ``total ... [g]`` preferred; volumes in
+                                               mm3 / cm3 -> mm^3 (Griffin VOLUME_USED,
+                                               Cura ``mm3``, ``[cm3]``, ``(29.7cm3)``);
+                                               BambuStudio's ``[cm^3]`` ignored (it holds
+                                               the mm^3 value); slice_info.config
+                                               ``weight`` / ``<filament used_m used_g>``)
 layer_height           layer_height_mm         leading number; "no global layer-height
                                                key" -> absent (per-layer heights only)
 layer_count            layer_count             leading integer; ``A + B`` -> A + B (one
                                                ``;Layer count`` per object of a
-                                               sequential print = total layers)
+                                               sequential print = total layers);
+                                               an empty cell whose layer_count_origin is
+                                               ``not stated; N '<marker>' ...`` -> N
+                                               (the producer's layer markers counted,
+                                               as for rows whose cell holds the count)
 nozzle_diameter        nozzle_diameter_mm      leading number or per-extruder list: all
                                                equal -> that value, else absent;
-                                               "interpretation, not labelled" -> absent
+                                               "interpretation, not labelled" -> absent;
+                                               a Cura variant *name* ("AA 0.4", note
+                                               ``(variant ...``) -> absent: no value
 flavor                 flavor                  leading word, or the value of a quoted
                                                ``;Key: value`` line; case-insensitive
 bbox_min, bbox_max     bbox_mm                 ``x,y,z (note)``; ``z only: ; key: z`` ->
@@ -66,6 +86,9 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = REPO_ROOT.parent / "shared" / "samples"
 MANIFEST = SAMPLES / "MANIFEST.tsv"
+MORE_SAMPLES = REPO_ROOT.parent / "shared" / "more-samples"
+#: The sample trees, by the name that prefixes their row keys.
+TREES: dict[str, Path] = {"samples": SAMPLES, "more-samples": MORE_SAMPLES}
 
 #: The manifest's header, exactly; a new or renamed column must be mapped here first.
 COLUMNS = (
@@ -83,39 +106,97 @@ PROVENANCE = frozenset({
 
 #: Fields compared for every row (absent when the cell is empty).
 GCODE_FIELDS = (
-    "producer", "print_time_s", "filament_used_mm", "filament_used_g", "layer_height_mm",
-    "layer_count", "nozzle_diameter_mm", "flavor", "bbox_mm",
+    "producer", "print_time_s", "filament_used_mm", "filament_used_g", "filament_used_mm3",
+    "filament_used_mm_per_extruder", "filament_used_g_per_extruder", "filament_used_mm3_per_extruder",
+    "layer_height_mm", "layer_count", "nozzle_diameter_mm", "flavor", "bbox_mm",
 )
 MESH_FIELDS = ("triangle_count", "object_count", "unit")
 
 #: Files that must fail, and a phrase their reason must contain (documented decisions).
 EXPECTED_FAILURES: dict[str, str] = {
-    "broken/benchy_git_lfs_pointer.gcode": "Git LFS pointer",
-    "broken/fdn_all_empty.gcode": "empty (0 bytes)",
-    "broken/MUSTFAIL_NonExist3DModelPart.3mf": "no 3D model part",
-    "broken/MUSTFAIL_NonUTF_Encoding.3mf": "cannot be read",
+    "samples/broken/benchy_git_lfs_pointer.gcode": "Git LFS pointer",
+    "samples/broken/fdn_all_empty.gcode": "empty (0 bytes)",
+    "samples/broken/MUSTFAIL_NonExist3DModelPart.3mf": "no 3D model part",
+    "samples/broken/MUSTFAIL_NonUTF_Encoding.3mf": "cannot be read",
     # decision: a malformed facet (normal "+inf -inf weirdvalue", "endloop foo")
     # fails instead of being guessed; see docs/metadata.md
-    "broken/20mmbox-nonstandard.stl": "malformed ASCII STL",
+    "samples/broken/20mmbox-nonstandard.stl": "malformed ASCII STL",
 }
+
+_CM3_NOT_COPIED = (
+    "the file also states 'filament used [cm3]' (PrusaSlicer/Orca summary, or the bgcode "
+    "PrintMetadata block); the manifest copied only the mm and g lines"
+)
+_TOP_Z = (
+    "the file states max_layer_z (quoted in the notes column): the top of the print, read like "
+    "BambuStudio's max_z_height; the manifest leaves the bbox columns empty"
+)
+_LAYERS_COUNTED = (
+    "binary metadata states no layer count; the GCode blocks (heatshrink, MeatPack) are decoded "
+    "and the producer's ;LAYER_CHANGE lines counted, as for text G-code (max_layer_z / layer_height agrees)"
+)
 
 #: (path, field) -> (expected value, why it differs from the manifest cell).
 OVERRIDES: dict[tuple[str, str], tuple[Any, str]] = {
-    ("prusaslicer/prusa_slicer.bgcode", "flavor"): (
+    ("samples/prusaslicer/prusa_slicer.bgcode", "flavor"): (
         "marlin2",
         "stated as gcode_flavor=marlin2 in the deflate-compressed SlicerMetadata block; "
         "the manifest read only the uncompressed blocks ('strings')",
     ),
-    ("prusaslicer/prusa_slicer.bgcode", "bbox_mm"): (
+    ("samples/prusaslicer/prusa_slicer.bgcode", "bbox_mm"): (
         {"min": [None, None, None], "max": [None, None, 5.0]},
         "PrinterMetadata states max_layer_z=5.00 (quoted in the notes column): the top of "
         "the print, read like BambuStudio's max_z_height",
     ),
+    ("samples/prusaslicer/prusa_slicer.bgcode", "layer_count"): (25, _LAYERS_COUNTED),
+    ("more-samples/prusaslicer/mini_cube_ps2.8.1.bgcode", "bbox_mm"): (
+        {"min": [None, None, None], "max": [None, None, 6.2]}, _TOP_Z),
+    ("more-samples/prusaslicer/test_binary_heatshrink.bgcode", "bbox_mm"): (
+        {"min": [None, None, None], "max": [None, None, 46.2]}, _TOP_Z),
+    ("more-samples/prusaslicer/prusaslicer260_box_thumbnails.gcode", "bbox_mm"): (
+        {"min": [None, None, None], "max": [None, None, 25.0]}, _TOP_Z),
+    ("more-samples/prusaslicer/mini_cube_ps2.8.1.bgcode", "layer_count"): (31, _LAYERS_COUNTED),
+    ("more-samples/prusaslicer/test_binary_heatshrink.bgcode", "layer_count"): (185, _LAYERS_COUNTED),
+    ("more-samples/prusaslicer/mini_cube_ps2.8.1.bgcode", "filament_used_mm3"): (610.0, _CM3_NOT_COPIED),
+    ("more-samples/prusaslicer/test_binary_heatshrink.bgcode", "filament_used_mm3"): (9790.0, _CM3_NOT_COPIED),
+    ("more-samples/prusaslicer/test_binary_heatshrink.bgcode", "filament_used_mm3_per_extruder"): (
+        [9790.0, 0.0, 0.0, 0.0, 0.0], _CM3_NOT_COPIED),
+    ("more-samples/prusaslicer/prusaslicer260_box_thumbnails.gcode", "filament_used_mm3"): (5140.0, _CM3_NOT_COPIED),
+    ("samples/prusaslicer/full_m73_layers_0.2mm_PLA_MK3SMMU2S_11m.gcode", "filament_used_mm3"): (
+        1200.0, _CM3_NOT_COPIED),
+    ("samples/prusaslicer/full_m73_layers_0.2mm_PLA_MK3SMMU2S_11m.gcode", "filament_used_mm3_per_extruder"): (
+        [960.0, 0.0, 240.0], _CM3_NOT_COPIED),
+    ("samples/orcaslicer/orca_slicer.gcode", "filament_used_mm3"): (77220.0, _CM3_NOT_COPIED),
+    ("samples/orcaslicer/orca_slicer.gcode", "filament_used_mm3_per_extruder"): ([0.0, 77220.0], _CM3_NOT_COPIED),
+    ("samples/3mf/pyramids.3mf", "object_count"): (
+        9, "object_count is the number of build items (objects placed on the plate, issue 12): "
+           "9 items place the 7 objects the cell counts"),
 }
 #: Rows whose content is byte-identical to another row's file once decompressed
 #: (the notes say so; the corpus test verifies it): expected facts are that row's.
 SAME_CONTENT_AS: dict[str, str] = {
-    "broken/um3.gcode.gz": "cura_griffin/um3.gcode",
+    "samples/broken/um3.gcode.gz": "samples/cura_griffin/um3.gcode",
+}
+
+#: Samples that embed a preview image, and where the stored thumbnail comes from
+#: (the largest G-code/bgcode thumbnail; a 3MF's plate image; a UFP's thumbnail part).
+THUMBNAILS: dict[str, str] = {
+    "samples/bambustudio/bambu_lab.gcode": "bambu_lab.gcode line 393",
+    "samples/orcaslicer/orca_slicer.gcode": "orca_slicer.gcode line 37",
+    "samples/prusaslicer/full_m73_layers_0.2mm_PLA_MK3SMMU2S_11m.gcode":
+        "full_m73_layers_0.2mm_PLA_MK3SMMU2S_11m.gcode line 5",
+    "samples/prusaslicer/prusa_slicer.bgcode": "Thumbnail block at byte 143911",
+    "more-samples/prusaslicer/mini_cube_ps2.8.1.bgcode": "Thumbnail block at byte 996",
+    "more-samples/prusaslicer/test_binary_heatshrink.bgcode": "Thumbnail block at byte 27239",
+    "more-samples/prusaslicer/prusaslicer260_box_thumbnails.gcode": "prusaslicer260_box_thumbnails.gcode line 327",
+    "more-samples/3mf/bambu_multicolor-test-coin.3mf": "Metadata/plate_1.png",
+    "more-samples/3mf/orca_cases_orcaslicer.3mf": "Metadata/plate_1.png",
+    "more-samples/3mf/elegoo_cases_centauri_carbon.3mf": "Metadata/plate_1.png",
+    "more-samples/3mf/cura521_UMS5_frame.3mf": "Metadata/thumbnail.png",
+    "more-samples/bambustudio/bambu_decoy_base.gcode.3mf": "Metadata/plate_1.png",
+    "more-samples/bambustudio/bambu_reference_e2e_p1s.gcode.3mf": "Metadata/plate_1.png",
+    "more-samples/ufp/cura_2ext.ufp": "Metadata/thumbnail.png",
+    "more-samples/ufp/cura_griffin2.ufp": "Metadata/thumbnail.png",
 }
 
 ABSENT = object()  # sentinel: the field must not be in the metadata
@@ -132,24 +213,35 @@ class Row:
     cells: dict[str, str]
     expected: dict[str, Any] = field(default_factory=dict)  # field -> value or ABSENT
     errors: dict[str, str] = field(default_factory=dict)  # field -> why unmapped
+    tree: str = "samples"
 
     @property
     def path(self) -> str:
-        return self.cells["path"]
+        """The row key: ``<tree>/<path in the tree>``."""
+        return f"{self.tree}/{self.cells['path']}"
 
     @property
     def file(self) -> Path:
-        return SAMPLES / self.path
+        return TREES[self.tree] / self.cells["path"]
 
 
-def read_manifest(path: Path = MANIFEST) -> list[Row]:
-    """All rows, with ``expected`` filled by the column rules (see module doc).
+def read_all() -> list[Row]:
+    """The rows of every tree whose MANIFEST.tsv exists, with overrides applied."""
+    rows: list[Row] = []
+    for tree, root in TREES.items():
+        if (root / "MANIFEST.tsv").is_file():
+            rows += read_manifest(root / "MANIFEST.tsv", tree=tree)
+    return rows
+
+
+def read_manifest(path: Path = MANIFEST, tree: str = "samples") -> list[Row]:
+    """All rows of one manifest, with ``expected`` filled by the column rules (see module doc).
 
     Raises:
         ValueError: the header is not ``COLUMNS`` or a row has the wrong width.
     """
     with path.open(newline="", encoding="utf-8") as fh:
-        reader = csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE)
+        reader = csv.reader(fh, delimiter="\t")
         header = tuple(next(reader))
         if header != COLUMNS:
             raise ValueError(f"{path}: columns changed: {header} != {COLUMNS}")
@@ -159,7 +251,7 @@ def read_manifest(path: Path = MANIFEST) -> list[Row]:
                 continue
             if len(cells) != len(COLUMNS):
                 raise ValueError(f"{path}:{number}: {len(cells)} cells, expected {len(COLUMNS)}")
-            rows.append(_expect(Row(dict(zip(COLUMNS, cells, strict=True)))))
+            rows.append(_expect(Row(dict(zip(COLUMNS, cells, strict=True)), tree=tree)))
     by_path = {row.path: row for row in rows}
     for path_, source in SAME_CONTENT_AS.items():
         if path_ in by_path and source in by_path:
@@ -178,10 +270,14 @@ def _expect(row: Row) -> Row:
     rules = {
         "producer": lambda: _producer(c["producer"], stl=row.path.lower().endswith(".stl")),
         "print_time_s": lambda: _leading_number(c["print_time_s"]),
-        "filament_used_mm": lambda: _filament(c["filament_as_written"])[0],
-        "filament_used_g": lambda: _filament(c["filament_as_written"])[1],
+        "filament_used_mm": lambda: _filament(c["filament_as_written"])["mm"],
+        "filament_used_g": lambda: _filament(c["filament_as_written"])["g"],
+        "filament_used_mm3": lambda: _filament(c["filament_as_written"])["mm3"],
+        "filament_used_mm_per_extruder": lambda: _filament(c["filament_as_written"])["mm_tools"],
+        "filament_used_g_per_extruder": lambda: _filament(c["filament_as_written"])["g_tools"],
+        "filament_used_mm3_per_extruder": lambda: _filament(c["filament_as_written"])["mm3_tools"],
         "layer_height_mm": lambda: _layer_height(c["layer_height"]),
-        "layer_count": lambda: _layer_count(c["layer_count"]),
+        "layer_count": lambda: _layer_count(c["layer_count"] or c["layer_count_origin"]),
         "nozzle_diameter_mm": lambda: _nozzle(c["nozzle_diameter"]),
         "flavor": lambda: _flavor(c["flavor"]),
         "object_count": lambda: _leading_int(c["3mf_object_count"]),
@@ -231,6 +327,10 @@ def _layer_count(cell: str) -> Any:
     if match:
         # "72 + 58": a sequential print states one count per object -> total layers
         return sum(int(n) for n in re.findall(r"\d+", cell))
+    counted = re.fullmatch(r"not stated; (\d+) '[^']+' (?:markers counted|lines|comments)\b.*", cell)
+    if counted:
+        # the producer's own layer-change markers, counted (the extractor does the same)
+        return int(counted.group(1))
     return _leading_int(cell)
 
 
@@ -246,6 +346,8 @@ def _layer_height(cell: str) -> Any:
 def _nozzle(cell: str) -> Any:
     if "interpretation, not labelled" in cell:
         return ABSENT  # an unlabelled field is not a stated nozzle diameter
+    if re.search(r"\(variant\b", cell):
+        return ABSENT  # Cura: the nozzle variant's *name* ("AA 0.4"); no diameter value is written
     cell = re.sub(r"\s*\(.*\)\s*$", "", cell.strip())
     if not cell:
         return ABSENT
@@ -263,7 +365,7 @@ def _flavor(cell: str) -> Any:
     quoted = re.fullmatch(r";\s*[A-Za-z_ ]+:\s*(\S+)", cell)
     if quoted:
         return quoted.group(1)  # ";Firmware: RepRapFirmware"
-    match = re.fullmatch(r"(\w+)(?:\s*\(.*\))?", cell)
+    match = re.fullmatch(r"(\S+?)(?:\s+\(.*\))?", cell)  # "Marlin(Volumetric) (;FLAVOR:...)"
     if not match:
         raise UnmappedCell(f"flavor cell: {cell!r}")
     return match.group(1)
@@ -279,8 +381,12 @@ def _producer(cell: str, *, stl: bool) -> Any:
         if "no version string" not in cell:
             raise UnmappedCell(f"legacy Cura producer with a version? {cell!r}")
         return {"name": "Cura"}  # identified by ;Sliced at / ;CURA_PROFILE_STRING only
+    really = re.search(r"\breally (\S+) (\d\S*?)[ ,;)]", cell)
+    if really:
+        # "BambuStudio 2.3.0 (as written: ...; really OrcaSlicer 2.3.0 - ...)": the real slicer
+        return {"name": really.group(1), "version": really.group(2)}
     head = re.split(r"\s+\(|,\s", cell, maxsplit=1)[0].strip()
-    match = re.fullmatch(r"(\S+) (\S*\d\S*)", head)
+    match = re.fullmatch(r"(\S+) (\S*\d\S*|master)", head)
     if not match:
         raise UnmappedCell(f"producer cell is not 'Name Version (note)': {cell!r}")
     return {"name": match.group(1), "version": match.group(2)}
@@ -305,9 +411,11 @@ def _bbox_side(cell: str) -> list[float | None]:
     return [float(v) for v in match.groups()]
 
 
-#: Filament segment patterns -> (kind, how the value is read). Kinds:
-#: "mm" length, "m" metres, "g" grams, "g_total" preferred grams,
-#: "ignore" (volumes, costs: no field), "no_length" (Griffin volume).
+#: Filament segment patterns -> kind. Kinds: "cura" (``8.36m`` / ``5.0g`` /
+#: ``772.1mm3`` lists), "mm_list" length list, "g_list" gram list, "g_total"
+#: preferred grams (number or list), "mm_tool" / "mm3_tool" one tool's value
+#: (a tool per segment), "m_total" metres, "cm3_list" / "cm3_total" volumes,
+#: "slice_weight" / "slice_filament" BambuStudio slice_info.config, "ignore".
 _FILAMENT_SEGMENTS: tuple[tuple[str, str], ...] = (
     (r"Filament used: (?P<v>.+)", "cura"),
     (r"filament used \[mm\] ?= ?(?P<v>.+)", "mm_list"),
@@ -315,22 +423,32 @@ _FILAMENT_SEGMENTS: tuple[tuple[str, str], ...] = (
     (r"total filament used \[g\] ?= ?(?P<v>.+)", "g_total"),
     (r"total filament length \[mm\] ?: ?(?P<v>.+)", "mm_list"),
     (r"total filament weight \[g\] ?: ?(?P<v>.+)", "g_total"),
-    (r"filament used = (?P<v>[\d.]+)mm \(.*\)", "mm_list"),
-    (r"Material#\d+ Used: (?P<v>[\d.]+)(?: \(mm, unit not written\))?", "mm_sum"),
-    (r"filament used \[cm3\] ?= ?.+|total filament volume \[cm\^3\] ?: ?.+", "ignore"),
-    (r"EXTRUDER_TRAIN\.\d+\.MATERIAL\.VOLUME_USED:\d+ \(mm\^3, volume not length\)", "no_length"),
+    (r"filament used = (?P<v>[\d.]+)mm \((?P<c>[\d.]+)cm3\)", "mm_tool"),
+    (r"Material#\d+ Used: (?P<v>[\d.]+)(?: \(mm, unit not written\))?", "mm_tool"),
+    (r"Ext #\d+ += +(?P<v>[\d.]+) mm +\((?P<c>[\d.]+) cm\^3\)(?: \(.*\))?", "mm_tool"),
+    (r"filament_length_m = (?P<v>[\d.]+)", "m_total"),
+    (r"filament_volume_cm3 = (?P<v>[\d.]+)", "cm3_total"),
+    (r"filament used \[cm3\] ?= ?(?P<v>.+)", "cm3_list"),
+    (r"total filament volume \[cm\^3\] ?: ?.+", "ignore"),  # BambuStudio: the mm^3 value under a cm^3 label
+    (r"EXTRUDER_TRAIN\.\d+\.MATERIAL\.VOLUME_USED:(?P<v>\d+) \(mm\^3, volume not length\)", "mm3_tool"),
+    (r'slice_info\.config <metadata key="weight" value="(?P<v>[\d.]+)"/>(?: \(.*\))?', "slice_weight"),
+    (r'<filament id="\d+" used_m="(?P<v>[\d.]+)" used_g="(?P<g>[\d.]+)"/>', "slice_filament"),
 )
 
 
-def _filament(cell: str) -> tuple[Any, Any]:
-    """``(filament_used_mm, filament_used_g)`` implied by a filament cell."""
+def _numbers(text: str) -> list[float]:
+    return [float(v) for v in re.split(r",\s*", text.strip())]
+
+
+def _filament(cell: str) -> dict[str, Any]:
+    """``{"mm", "g", "mm3", "mm_tools", "g_tools", "mm3_tools"}`` implied by a filament cell
+    (each ``ABSENT`` when the cell does not state it; ``*_tools`` only for 2+ values)."""
     cell = cell.strip()
-    if not cell:
-        return ABSENT, ABSENT
-    mm: float | None = None
-    g_sum: float | None = None
+    mm_tools: list[float] = []
+    g_tools: list[float] = []
+    mm3_tools: list[float] = []
     g_total: float | None = None
-    for segment in re.split(r"\s+;\s+", cell):
+    for segment in re.split(r"\s+;\s+", cell) if cell else []:
         text = segment.strip().lstrip(";").strip()
         for pattern, kind in _FILAMENT_SEGMENTS:
             match = re.fullmatch(pattern, text)
@@ -340,21 +458,51 @@ def _filament(cell: str) -> tuple[Any, Any]:
             raise UnmappedCell(f"filament segment {text!r} of {cell!r}")
         value = match.groupdict().get("v")
         if kind == "cura":
-            metres = re.findall(rf"({_NUM})m\b", value)
+            metres = re.findall(rf"({_NUM})m(?![m\d])\b", value)
             grams = re.findall(rf"({_NUM})g\b", value)
-            if not metres:
-                raise UnmappedCell(f"Cura filament without metres: {text!r}")
-            mm = (mm or 0.0) + sum(float(v) for v in metres) * 1000.0
+            volumes = re.findall(rf"({_NUM})mm3\b", value)
+            if not metres and not volumes:
+                raise UnmappedCell(f"Cura filament without metres or mm3: {text!r}")
+            mm_tools += [float(v) * 1000.0 for v in metres]
+            mm3_tools += [float(v) for v in volumes]
             if grams:
                 g_total = sum(float(v) for v in grams)
-        elif kind in ("mm_list", "mm_sum"):
-            mm = (mm or 0.0) + sum(float(v) for v in re.split(r",\s*", value))
+        elif kind == "mm_list":
+            mm_tools += _numbers(value)
         elif kind == "g_list":
-            g_sum = sum(float(v) for v in re.split(r",\s*", value))
+            g_tools = _numbers(value)
         elif kind == "g_total":
+            values = _numbers(value)
+            g_total = sum(values)
+            if len(values) > 1:
+                g_tools = values
+        elif kind == "mm_tool":
+            mm_tools.append(float(value))
+            if match.groupdict().get("c"):
+                mm3_tools.append(float(match.group("c")) * 1000.0)
+        elif kind == "mm3_tool":
+            mm3_tools.append(float(value))
+        elif kind == "m_total":
+            mm_tools.append(float(value) * 1000.0)
+        elif kind in ("cm3_list", "cm3_total"):
+            mm3_tools += [v * 1000.0 for v in _numbers(value)]
+        elif kind == "slice_weight":
             g_total = float(value)
-    grams = g_total if g_total is not None else g_sum
-    return (ABSENT if mm is None else mm), (ABSENT if grams is None else grams)
+        elif kind == "slice_filament":
+            mm_tools.append(float(value) * 1000.0)
+            g_tools.append(float(match.group("g")))
+    grams = g_total if g_total is not None else (sum(g_tools) if g_tools else None)
+
+    def total(values: list[float]) -> Any:
+        return sum(values) if values else ABSENT
+
+    def tools(values: list[float]) -> Any:
+        return list(values) if len(values) > 1 else ABSENT
+
+    return {
+        "mm": total(mm_tools), "g": ABSENT if grams is None else grams, "mm3": total(mm3_tools),
+        "mm_tools": tools(mm_tools), "g_tools": tools(g_tools), "mm3_tools": tools(mm3_tools),
+    }
 
 
 # ---- comparisons -------------------------------------------------------------------

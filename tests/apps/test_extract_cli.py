@@ -85,3 +85,12 @@ def test_module_entry_point_runs(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     (line,) = [json.loads(x) for x in proc.stdout.splitlines()]
     assert line["metadata"]["triangle_count"] == 12 and line["metadata"]["volume_mm3"] == 8000.0
+
+
+def test_thumbnails_are_written_as_png(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bambu = SAMPLES / "bambustudio" / "bambu_lab.gcode"
+    assert main(["--thumbnails", str(tmp_path), str(bambu), str(CURA)]) == 0
+    first, second = _lines(capsys)
+    png = (tmp_path / "bambu_lab.gcode.png").read_bytes()
+    assert png.startswith(b"\x89PNG\r\n\x1a\n") and first["metadata"]["thumbnail"]["width"] == 300
+    assert "thumbnail" not in second["metadata"] and not (tmp_path / "Kreistest.gcode.png").exists()

@@ -6,6 +6,7 @@ import hashlib
 import io
 import json
 import uuid
+from pathlib import Path
 
 import pytest
 from problem_asserts import assert_problem
@@ -58,7 +59,7 @@ def test_upload_stores_object_and_row(files_api, samples_dir, gcs_client, upload
     assert body["filename"] == name and body["size_bytes"] == len(data) and body["content_type"] == content_type
     assert body["status"] == "pending" and body["metadata"] is None and body["error"] is None
     assert set(body) == {"id", "filename", "size_bytes", "content_type", "status", "metadata", "error",
-                         "created_at", "updated_at"}
+                         "created_at", "updated_at", "thumbnail_url"}
 
     with clean_db.connect() as conn:
         row = conn.execute(text("SELECT bucket, object_name, generation FROM files WHERE id = :id"),
@@ -362,7 +363,11 @@ def test_metrics_count_requests(files_api):
 def test_openapi_document_and_docs(files_api):
     spec = files_api.get("/openapi.json").get_json()
     assert spec["openapi"].startswith("3.") and spec["info"]["title"] == "files-api"
-    assert set(spec["paths"]) == {"/v1/files", "/v1/files/{file_id}", "/v1/files/{file_id}/content"}
+    assert set(spec["paths"]) == {"/v1/files", "/v1/files/{file_id}", "/v1/files/{file_id}/content",
+                                  "/v1/files/{file_id}/thumbnail"}
+    thumbnail = spec["paths"]["/v1/files/{file_id}/thumbnail"]["get"]["responses"]
+    assert "image/png" in thumbnail["200"]["content"] and "404" in thumbnail
+    assert "thumbnail_url" in spec["components"]["schemas"]["File"]["properties"]
     post = spec["paths"]["/v1/files"]["post"]
     assert "multipart/form-data" in post["requestBody"]["content"]
     assert {"201", "400", "413", "415"} <= set(post["responses"])
@@ -376,7 +381,7 @@ def test_openapi_document_and_docs(files_api):
                 continue
             for code, response in op["responses"].items():
                 assert response.get("description"), f"{method} {path} {code} has no description"
-                if not code.startswith("2"):
+                if not code.startswith(("2", "3")):  # 304 (thumbnail ETag) has no body
                     assert list(response["content"]) == ["application/problem+json"], f"{method} {path} {code}"
     docs = files_api.get("/docs")
     assert docs.status_code == 200 and b"/docs/assets/swagger-ui-bundle.js" in docs.data
@@ -438,3 +443,78 @@ def test_delete_with_storage_down_is_503_and_deletes_nothing(files_api, make_fil
     assert_problem(down.get(f"/v1/files/{fid}/content"), 503, "storage")
     assert files_api.get(f"/v1/files/{fid}").status_code == 200
     assert _rows(clean_db) == 1
+
+
+# -- new formats, content sniffing, thumbnails ------------------------------------------------
+
+MORE_SAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "more-samples"
+
+
+@pytest.mark.parametrize(("sample", "content_type"), [
+    ("ufp/cura_griffin2.ufp", "application/x-ufp"),
+    ("bambustudio/bambu_reference_e2e_p1s.gcode.3mf", "model/3mf"),
+])
+def test_new_formats_are_accepted(files_api, clean_db, sample, content_type):
+    data = (MORE_SAMPLES / sample).read_bytes()
+    resp = _upload(files_api, data, sample.rsplit("/", 1)[1])
+    assert resp.status_code == 201, resp.get_data(as_text=True)
+    assert resp.get_json()["content_type"] == content_type
+
+
+def test_content_decides_the_stored_type(files_api, samples_dir, clean_db):
+    """Binary G-code named .gcode is stored as binary G-code (octet-stream), not text/x.gcode."""
+    data = (samples_dir / "prusaslicer" / "prusa_slicer.bgcode").read_bytes()
+    resp = _upload(files_api, data, "renamed.gcode")
+    assert resp.status_code == 201 and resp.get_json()["content_type"] == "application/octet-stream"
+    gz = (samples_dir / "broken" / "um3.gcode.gz").read_bytes()
+    resp = _upload(files_api, gz, "um3.gcode")
+    assert resp.status_code == 201 and resp.get_json()["content_type"] == "application/gzip"
+
+
+def _png_bytes(width: int, height: int) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), "blue").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_thumbnail_endpoint_and_thumbnail_url(files_api, samples_dir, clean_db):
+    from extractor.notification import ObjectRef
+    from extractor.results import store_thumbnail
+    from sqlalchemy.orm import Session
+
+    resp = _upload(files_api, (samples_dir / "cura" / "Kreistest.gcode").read_bytes(), "Kreistest.gcode")
+    body = resp.get_json()
+    assert body["thumbnail_url"] is None
+    missing = files_api.get(f"/v1/files/{body['id']}/thumbnail")
+    assert missing.status_code == 404 and missing.content_type == "application/problem+json"
+    assert "no thumbnail" in missing.get_json()["detail"]
+    assert files_api.get(f"/v1/files/{uuid.uuid4()}/thumbnail").status_code == 404
+    assert files_api.get("/v1/files/not-a-uuid/thumbnail").status_code == 404
+
+    with clean_db.connect() as conn:
+        row = conn.execute(text("SELECT bucket, object_name, generation FROM files WHERE id = :id"),
+                           {"id": body["id"]}).one()
+    png = _png_bytes(40, 30)
+    with Session(clean_db) as session, session.begin():
+        # an older generation's thumbnail is not the file's: not served
+        assert store_thumbnail(session, ObjectRef(row.bucket, row.object_name, row.generation - 1), png, 40, 30)
+    assert files_api.get(f"/v1/files/{body['id']}").get_json()["thumbnail_url"] is None
+    with Session(clean_db) as session, session.begin():
+        assert store_thumbnail(session, ObjectRef(row.bucket, row.object_name, row.generation), png, 40, 30)
+        # an object with no files row gets no thumbnail (and no error)
+        assert not store_thumbnail(session, ObjectRef(row.bucket, "elsewhere/x.gcode", 1), png, 40, 30)
+
+    got = files_api.get(f"/v1/files/{body['id']}").get_json()
+    assert got["thumbnail_url"] == f"/v1/files/{body['id']}/thumbnail"
+    listed = files_api.get("/v1/files").get_json()["items"]
+    assert [item["thumbnail_url"] for item in listed] == [got["thumbnail_url"]]
+    thumb = files_api.get(got["thumbnail_url"])
+    assert thumb.status_code == 200 and thumb.content_type == "image/png" and thumb.data == png
+    again = files_api.get(got["thumbnail_url"], headers={"If-None-Match": thumb.headers["ETag"]})
+    assert again.status_code == 304
+
+    assert files_api.delete(f"/v1/files/{body['id']}").status_code == 204
+    with clean_db.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM file_thumbnails")).scalar_one() == 0

@@ -40,7 +40,7 @@ def test_schemathesis_finds_nothing(database_url, fake_gcs, uploads_bucket, gcp_
         env = {**os.environ, "SCHEMATHESIS_HOOKS": "schemathesis_hooks", "FILES_API_SAMPLES": str(samples_dir),
                "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
                "NO_COLOR": "1", "COLUMNS": "160"}
-        cmd = [sys.executable, "-m", "schemathesis.cli", "run", f"{server.base}/openapi.json",
+        cmd = [sys.executable, "-m", "schemathesis.cli", "--config-file", str(HERE / "schemathesis.toml"), "run", f"{server.base}/openapi.json",
                "--checks", "all", "--phases", "examples,coverage,fuzzing,stateful", "--mode", "all",
                "--max-examples", str(MAX_EXAMPLES), "--seed", str(SEED), "--workers", "2",
                "--request-timeout", "20", "--suppress-health-check", "too_slow",

@@ -94,7 +94,7 @@ def test_units_are_converted_to_mm(tmp_path: Path, unit: str, mm: float) -> None
 
 
 def test_components_and_build_items(tmp_path: Path) -> None:
-    """object_count counts resources; geometry counts every placement."""
+    """object_count counts build items (objects on the plate); geometry counts every placement."""
     resources = (
         cube_object(1)
         + '<object id="2" type="model"><components>'
@@ -105,7 +105,7 @@ def test_components_and_build_items(tmp_path: Path) -> None:
     build = '<item objectid="1"/><item objectid="1" transform="1 0 0 0 1 0 0 0 1 0 5 0"/>' \
             '<item objectid="2" transform="1 0 0 0 1 0 0 0 1 0 0 3"/>'
     metadata = _extract(tmp_path, package(model(resources, build)))
-    assert metadata["object_count"] == 2
+    assert metadata["object_count"] == 3
     assert metadata["triangle_count"] == 4 * 12  # two direct cubes + two via the components object
     assert metadata["volume_mm3"] == pytest.approx(1 + 1 + 1 + 8)
     assert metadata["surface_area_mm2"] == pytest.approx(6 + 6 + 6 + 24)
@@ -140,7 +140,7 @@ def test_samples() -> None:
     assert inch["bbox_mm"]["max"] == pytest.approx([63.5, 31.75, 34.925])  # 2.5 x 1.25 x 1.375 in
     assert "volume_mm3" not in inch  # its mesh has 18 boundary edges: not closed
     pyramids = extract_metadata(SAMPLES / "3mf" / "pyramids.3mf", "pyramids.3mf")
-    assert pyramids["object_count"] == 7  # 6 mesh objects + 1 components object; 9 build items
+    assert pyramids["object_count"] == 9  # 9 build items (7 objects: 6 meshes + 1 components object)
 
 
 def _reference_build(path: Path) -> tuple[int, np.ndarray, np.ndarray]:
@@ -207,3 +207,167 @@ def test_bad_packages_fail_with_reason(tmp_path: Path, data: bytes, reason: str)
     with pytest.raises(ExtractionError, match=reason) as info:
         _extract(tmp_path, data)
     assert "part.3mf" in info.value.reason
+
+
+def test_prefixed_core_namespace_is_read(tmp_path: Path) -> None:
+    """Cura 4.x: the core namespace under a prefix, Cura's namespace as the default."""
+    xml = model(cube_object(1), '<item objectid="1"/>').replace(
+        'xmlns="http://schemas.microsoft.com/3dmanufacturing/core/2015/02"',
+        'xmlns="http://software.ultimaker.com/xml/cura/3mf/2015/10" '
+        'xmlns:cura="http://schemas.microsoft.com/3dmanufacturing/core/2015/02"',
+    )
+    metadata = _extract(tmp_path, package(xml))
+    assert metadata["triangle_count"] == 12 and metadata["volume_mm3"] == pytest.approx(1.0)
+
+
+def test_production_extension_sub_models(tmp_path: Path) -> None:
+    """Bambu/Orca: meshes in 3D/Objects/*.model reached by p:path; object_count is the build."""
+    production = "http://schemas.microsoft.com/3dmanufacturing/production/2015/06"
+    root = model(
+        f'<object id="9" type="model"><components>'
+        f'<component p:path="/3D/Objects/object_1.model" objectid="1"/>'
+        f'<component p:path="/3D/Objects/object_1.model" objectid="2" transform="1 0 0 0 1 0 0 0 1 5 0 0"/>'
+        f'</components></object>',
+        '<item objectid="9"/>',
+    ).replace("<model ", f'<model xmlns:p="{production}" requiredextensions="p" ', 1)
+    sub = model(cube_object(1) + cube_object(2), "")
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        zf.writestr("[Content_Types].xml", CONTENT_TYPES)
+        zf.writestr("_rels/.rels", RELS)
+        zf.writestr("3D/3dmodel.model", root)
+        zf.writestr("3D/Objects/object_1.model", sub)
+        zf.writestr("3D/Objects/unused_stub.model", model("", ""))
+    metadata = _extract(tmp_path, buffer.getvalue())
+    assert metadata["object_count"] == 1
+    assert metadata["triangle_count"] == 24
+    assert metadata["bbox_mm"] == {"min": [0.0, 0.0, 0.0], "max": [6.0, 1.0, 1.0]}
+
+
+def test_leading_bytes_and_boms_are_tolerated(tmp_path: Path) -> None:
+    bom = b"\xef\xbb\xbf"
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        zf.writestr("[Content_Types].xml", CONTENT_TYPES)
+        zf.writestr("_rels/.rels", bom + RELS.encode())
+        zf.writestr("3D/3dmodel.model", bom + model(cube_object(1), '<item objectid="1"/>', unit="centimeter").encode())
+    prefix = b"[slicer log] exported plate 1\n" * 10
+    metadata = _extract(tmp_path, prefix + buffer.getvalue())
+    assert metadata["leading_bytes"] == len(prefix)
+    assert metadata["unit"] == "centimeter" and metadata["volume_mm3"] == pytest.approx(1000.0)
+
+
+def test_geometry_beyond_the_memory_bound_is_counted_not_measured(tmp_path: Path, monkeypatch) -> None:
+    from extractor.metadata import threemf
+
+    monkeypatch.setattr(threemf, "MAX_GEOMETRY_TRIANGLES", 20)
+    build = '<item objectid="1"/><item objectid="2"/>'
+    metadata = _extract(tmp_path, package(model(cube_object(1) + cube_object(2), build)))
+    assert metadata["triangle_count"] == 24
+    assert "bbox_mm" not in metadata and "volume_mm3" not in metadata
+    assert "memory bound" in metadata["geometry_skipped"]
+
+
+MORE = SAMPLES.parent / "more-samples"
+
+
+@pytest.mark.parametrize(
+    ("path", "producer", "objects", "thumbnail_source"),
+    [
+        ("3mf/orca_cases_orcaslicer.3mf", {"name": "OrcaSlicer", "version": "2.3.0"}, 19, "Metadata/plate_1.png"),
+        ("3mf/elegoo_cases_centauri_carbon.3mf", {"name": "ElegooSlicer", "version": "1.1.8.2"}, 20,
+         "Metadata/plate_1.png"),
+        ("3mf/bambu_multicolor-test-coin.3mf", {"name": "BambuStudio", "version": "01.10.01.50"}, 1,
+         "Metadata/plate_1.png"),
+        ("3mf/cura461_UM3E_Spacer_V2.3mf", {"name": "Cura", "version": "4.6.1"}, 1, None),
+        ("3mf/cura521_UMS5_frame.3mf", {"name": "Cura", "version": "5.2.1"}, 1, "Metadata/thumbnail.png"),
+        ("bambustudio/bambu_reference_e2e_p1s.gcode.3mf", {"name": "BambuStudio", "version": "02.05.00.66"}, 0,
+         "Metadata/plate_1.png"),
+    ],
+)
+def test_slicer_projects(path: str, producer: dict, objects: int, thumbnail_source: str | None) -> None:
+    metadata = extract_metadata(MORE / path, Path(path).name)
+    assert metadata["producer"] == producer
+    assert metadata["object_count"] == objects
+    assert metadata.get("thumbnail", {}).get("source") == thumbnail_source
+
+
+def test_plate_file_facts() -> None:
+    metadata = extract_metadata(MORE / "bambustudio" / "bambu_reference_e2e_p1s.gcode.3mf", "p.gcode.3mf")
+    assert metadata["print_time_s"] == 7745.0  # "total estimated time: 2h 9m 5s"
+    assert metadata["filament_used_mm_per_extruder"] == [7854.52, 2915.81]
+    assert metadata["filament_used_g_per_extruder"] == [23.43, 8.7]
+    assert metadata["layer_count"] == 100 and metadata["plate_count"] == 1
+    assert metadata["printer_model"] == "Bambu Lab P1S" and metadata["nozzle_diameter_mm"] == 0.4
+
+
+def _lib3mf_build(path: Path) -> tuple[int, np.ndarray, np.ndarray]:
+    """Triangles and box of the build as lib3mf (the 3MF Consortium's reader) sees them."""
+    import lib3mf
+
+    wrapper = lib3mf.get_wrapper()
+    model = wrapper.CreateModel()
+    model.QueryReader("3mf").ReadFromFile(str(path))
+    scale = {lib3mf.ModelUnit.MicroMeter: 0.001, lib3mf.ModelUnit.MilliMeter: 1.0, lib3mf.ModelUnit.CentiMeter: 10.0,
+             lib3mf.ModelUnit.Inch: 25.4, lib3mf.ModelUnit.Foot: 304.8, lib3mf.ModelUnit.Meter: 1000.0}[model.GetUnit()]
+
+    def matrix(transform) -> np.ndarray:
+        m = np.eye(4)
+        for row in range(4):
+            for col in range(3):
+                m[row, col] = transform.Fields[row][col]
+        return m
+
+    points, triangles = [], 0
+
+    def collect(resource, transform: np.ndarray) -> None:
+        nonlocal triangles
+        if resource.IsMeshObject():
+            vertices = np.array([[v.Coordinates[i] for i in range(3)] for v in resource.GetVertices()])
+            triangles += resource.GetTriangleCount()
+            points.append(vertices @ transform[:3, :3] + transform[3, :3])
+        elif resource.IsComponentsObject():
+            for index in range(resource.GetComponentCount()):
+                component = resource.GetComponent(index)
+                local = matrix(component.GetTransform()) if component.HasTransform() else np.eye(4)
+                collect(component.GetObjectResource(), local @ transform)
+
+    items = model.GetBuildItems()
+    while items.MoveNext():
+        item = items.GetCurrent()
+        collect(item.GetObjectResource(), matrix(item.GetObjectTransform()) if item.HasObjectTransform() else np.eye(4))
+    stacked = np.vstack(points) * scale
+    return triangles, stacked.min(axis=0), stacked.max(axis=0)
+
+
+@pytest.mark.parametrize("path", [
+    SAMPLES / "3mf" / "box.3mf", SAMPLES / "3mf" / "featuretype.3MF", SAMPLES / "3mf" / "pyramids.3mf",
+    MORE / "3mf" / "3mf_unit_inch_holed_cube.3mf", MORE / "3mf" / "cura521_UMS5_frame.3mf",
+    MORE / "3mf" / "cura4299dev_POS.3mf", MORE / "3mf" / "bambu_multicolor-test-coin.3mf",
+], ids=lambda p: p.name)
+def test_streaming_reader_agrees_with_lib3mf(path: Path) -> None:
+    """Where lib3mf reads a sample, the streaming reader finds the same build (count and box)."""
+    triangles, low, high = _lib3mf_build(path)
+    metadata = extract_metadata(path, path.name)
+    assert metadata["triangle_count"] == triangles
+    assert metadata["bbox_mm"]["min"] == pytest.approx(low.tolist(), abs=1e-3)
+    assert metadata["bbox_mm"]["max"] == pytest.approx(high.tolist(), abs=1e-3)
+
+
+def test_lib3mf_rejects_what_real_writers_produce() -> None:
+    """Why the extractor does not use lib3mf: Cura 4.x's prefixed core namespace (the reader above is fine)."""
+    import lib3mf
+
+    with pytest.raises(lib3mf.ELib3MFException):
+        _lib3mf_build(MORE / "3mf" / "cura461_UM3E_Spacer_V2.3mf")
+    assert extract_metadata(MORE / "3mf" / "cura461_UM3E_Spacer_V2.3mf", "x.3mf")["triangle_count"] == 1884
+
+
+def test_decompression_bomb_is_refused(tmp_path: Path, monkeypatch) -> None:
+    from extractor.metadata import threemf
+
+    monkeypatch.setattr(threemf, "MAX_MODEL_PART_BYTES", 10_000)
+    padding = "<!--" + " " * 50_000 + "-->"
+    data = package(model(cube_object(1), '<item objectid="1"/>').replace("<resources>", padding + "<resources>"))
+    with pytest.raises(ExtractionError, match="decompression-bomb guard"):
+        _extract(tmp_path, data)

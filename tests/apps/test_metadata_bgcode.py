@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 from extractor.metadata import ExtractionError, extract_metadata
+import heatshrink2
 from extractor.metadata.bgcode import read_metadata_blocks
+from extractor.metadata.meatpack import unpack
 from manifest import SAMPLES
 
 FILE_METADATA, GCODE, SLICER, PRINTER, PRINT, THUMBNAIL = range(6)
@@ -58,6 +60,7 @@ EXPECTED = {
     "layer_height_mm": 0.25,
     "nozzle_diameter_mm": 0.6,
     "bbox_mm": {"min": [None, None, None], "max": [None, None, 12.5]},
+    "printer_model": "MK4",
 }
 
 
@@ -72,8 +75,8 @@ def test_metadata_blocks(tmp_path: Path, crc: bool) -> None:
     assert _extract(tmp_path, standard(crc=crc)) == EXPECTED
 
 
-def test_gcode_blocks_are_never_decompressed(tmp_path: Path) -> None:
-    # heatshrink garbage with a wrong CRC, then trailing junk: reading stops at the first GCode block
+def test_corrupt_gcode_blocks_lose_only_the_layer_count(tmp_path: Path) -> None:
+    # heatshrink garbage with a wrong CRC, then trailing junk: the metadata stands, no layer count
     junk = block(GCODE, b"not heatshrink at all", compression=3, bad_crc=True) + b"\x00junk"
     assert _extract(tmp_path, standard(gcode_block=junk)) == EXPECTED
 
@@ -85,13 +88,45 @@ def test_real_sample_blocks() -> None:
     assert blocks["PrintMetadata"]["estimated printing time (normal mode)"] == "12m 55s"
 
 
-def test_heatshrink_metadata_block_is_skipped_not_guessed(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("compression", "window"), [(2, 11), (3, 12)], ids=["heatshrink-11-4", "heatshrink-12-4"])
+def test_heatshrink_blocks_are_decoded(tmp_path: Path, compression: int, window: int) -> None:
+    """Metadata in heatshrink is read; G-code in heatshrink is decoded to count layers."""
+    text = b"".join(b";LAYER_CHANGE\n;Z:%.1f\nG1 X1 Y2 E0.1\n" % (0.2 * i) for i in range(1, 8))
+    packed = heatshrink2.compress(text, window_sz2=window, lookahead_sz2=4)
+    meta_text = b"estimated printing time (normal mode)=1m 1s\n"
+    meta = heatshrink2.compress(meta_text, window_sz2=window, lookahead_sz2=4)
+
+    def raw_block(kind: int, data: bytes, size: int) -> bytes:
+        body = struct.pack("<HHII", kind, compression, size, len(data)) + struct.pack("<H", 0) + data
+        return body + struct.pack("<I", zlib.crc32(body))
+
     data = bgcode(
-        block(FILE_METADATA, b"Producer=PrusaSlicer 2.8.0\n"),
-        block(PRINT, b"\x01\x02\x03heatshrink", compression=3),
-        block(GCODE, b"G1 X1\n"),
+        block(FILE_METADATA, b"Producer=PrusaSlicer 2.9.0\n"),
+        raw_block(PRINT, meta, len(meta_text)),
+        raw_block(GCODE, packed, len(text)),
     )
-    assert _extract(tmp_path, data) == {"format": "bgcode", "producer": {"name": "PrusaSlicer", "version": "2.8.0"}}
+    assert _extract(tmp_path, data) == {
+        "format": "bgcode", "producer": {"name": "PrusaSlicer", "version": "2.9.0"},
+        "print_time_s": 61.0, "layer_count": 7,
+    }
+
+
+def test_meatpack_decoding() -> None:
+    # 0xFF 0xFF 0xFB enables packing; "G1" = 'G' (0xD) then '1' (0x1) -> byte 0x1D;
+    # " X" cannot pack ' ' in no-space mode: 0xF low nibble = full char next, 'X' (0xE) high nibble
+    packed = bytes([0xFF, 0xFF, 0xFB, 0x1D, 0xEF]) + b" " + bytes([0xC1]) + bytes([0xFF, 0xFF, 0xFA]) + b";LAYER_CHANGE\n"
+    assert unpack(packed) == b"G1 X1\n;LAYER_CHANGE\n"
+
+
+def test_real_meatpack_and_heatshrink_samples_count_layers() -> None:
+    # max_layer_z / layer_height agree with the counted ;LAYER_CHANGE lines
+    more = SAMPLES.parent / "more-samples" / "prusaslicer"
+    mini = extract_metadata(more / "mini_cube_ps2.8.1.bgcode", "mini_cube_ps2.8.1.bgcode")  # heatshrink 12,4 + MeatPack
+    assert mini["layer_count"] == round(6.2 / 0.2)
+    heat = extract_metadata(more / "test_binary_heatshrink.bgcode", "test_binary_heatshrink.bgcode")  # heatshrink 11,4
+    assert heat["layer_count"] == 185  # 46.2 mm / 0.25 mm = 184.8: first layer differs
+    assert heat["thumbnail"]["source_format"] == "png"
+    assert mini["thumbnail"]["source_format"] == "qoi"
 
 
 @pytest.mark.parametrize(

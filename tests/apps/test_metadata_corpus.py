@@ -1,4 +1,4 @@
-"""Corpus test: every real sample in ../shared/samples through ``extract-metadata``.
+"""Corpus test: every real sample in ../shared/samples and ../shared/more-samples through ``extract-metadata``.
 
 Each fact MANIFEST.tsv states must equal what the console script returns
 (relative tolerance 1e-3, strings case-insensitive); each empty cell means the
@@ -26,27 +26,34 @@ from manifest import (
     MESH_FIELDS,
     OVERRIDES,
     SAME_CONTENT_AS,
-    SAMPLES,
+    THUMBNAILS,
+    TREES,
     Row,
     git_blob_sha1,
-    read_manifest,
+    read_all,
     same_value,
 )
 from pipeline_core.formats import detect_format
 
-ROWS: list[Row] = read_manifest() if MANIFEST.is_file() else []
+ROWS: list[Row] = read_all() if MANIFEST.is_file() else []
 BY_PATH = {row.path: row for row in ROWS}
 FIELDS = GCODE_FIELDS + MESH_FIELDS
 
 
+
 def _sample_files() -> list[str]:
-    if not SAMPLES.is_dir():
-        return []
+    """``<tree>/<path>`` of every sample file of every tree."""
     return sorted(
-        p.relative_to(SAMPLES).as_posix()
-        for p in SAMPLES.rglob("*")
+        f"{tree}/{p.relative_to(root).as_posix()}"
+        for tree, root in TREES.items() if root.is_dir()
+        for p in root.rglob("*")
         if p.is_file() and p.name not in ("MANIFEST.tsv", "README.md")
     )
+
+
+def _file(key: str) -> Path:
+    tree, _, path = key.partition("/")
+    return TREES[tree] / path
 
 
 def _fact_cases() -> list:
@@ -72,7 +79,7 @@ def results() -> dict[str, dict]:
     assert MANIFEST.is_file(), f"sample corpus missing: {MANIFEST} (tests read ../shared/samples)"
     files = _sample_files()
     proc = subprocess.run(
-        [*_extract_metadata_command(), *(str(SAMPLES / f) for f in files)],
+        [*_extract_metadata_command(), *(str(_file(f)) for f in files)],
         capture_output=True,
         text=True,
         timeout=300,
@@ -81,7 +88,7 @@ def results() -> dict[str, dict]:
     )
     assert proc.returncode in (0, 1), f"extract-metadata crashed ({proc.returncode}): {proc.stderr[-2000:]}"
     lines = [json.loads(line) for line in proc.stdout.splitlines()]
-    assert [line["path"] for line in lines] == [str(SAMPLES / f) for f in files], "one line per path, in order"
+    assert [line["path"] for line in lines] == [str(_file(f)) for f in files], "one line per path, in order"
     expect_rc = 1 if any(line["status"] == "failed" for line in lines) else 0
     assert proc.returncode == expect_rc
     return {f: line for f, line in zip(files, lines, strict=True)}
@@ -89,6 +96,7 @@ def results() -> dict[str, dict]:
 
 def test_manifest_covers_every_sample_file() -> None:
     assert ROWS, f"no rows read from {MANIFEST}"
+    assert {row.tree for row in ROWS} == set(TREES), "both trees are read"
     files = set(_sample_files())
     assert files == set(BY_PATH), (
         f"files without a manifest row: {sorted(files - set(BY_PATH))}; "
@@ -105,7 +113,7 @@ def test_sample_is_the_file_the_manifest_describes(path: str) -> None:
 
 def test_same_content_rows_really_are_the_same_content() -> None:
     for path, source in SAME_CONTENT_AS.items():
-        assert gzip.decompress((SAMPLES / path).read_bytes()) == (SAMPLES / source).read_bytes()
+        assert gzip.decompress(_file(path).read_bytes()) == _file(source).read_bytes()
 
 
 def test_overrides_name_real_cells() -> None:
@@ -127,6 +135,10 @@ def test_every_sample_ends_processed_or_failed_with_a_reason(results: dict[str, 
         assert line["status"] == "processed", f"{path}: {line['error']}"
         assert line["error"] is None
         assert line["metadata"]["format"] == detect_format(path).value
+        if path in THUMBNAILS:
+            assert line["metadata"]["thumbnail"]["source"] == THUMBNAILS[path], line["metadata"].get("thumbnail")
+        else:
+            assert "thumbnail" not in line["metadata"], f"{path} embeds no preview"
 
 
 @pytest.mark.parametrize(("path", "name"), _fact_cases())
@@ -145,7 +157,7 @@ def test_stated_fact_matches_manifest(results: dict[str, dict], path: str, name:
 
 
 def test_broken_directory_is_fully_covered(results: dict[str, dict]) -> None:
-    broken = [f for f in _sample_files() if f.startswith("broken/")]
+    broken = [f for f in _sample_files() if f.startswith("samples/broken/")]
     assert len(broken) >= 10
     for path in broken:
         line = results[path]

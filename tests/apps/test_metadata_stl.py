@@ -143,3 +143,11 @@ def test_geometry_agrees_with_trimesh_loader(relative: str) -> None:
     assert metadata["surface_area_mm2"] == pytest.approx(reference.area, rel=1e-6)
     assert reference.is_watertight
     assert metadata["volume_mm3"] == pytest.approx(abs(reference.volume), rel=1e-6)
+
+
+def test_binary_stl_with_trailing_bytes_is_read_and_says_so(tmp_path: Path) -> None:
+    """numpy-stl's own test file has one byte after its last triangle; slicers open it."""
+    data = binary_stl(CUBE, header=b"solid cube with a stray byte") + b"\n"
+    metadata = _extract(tmp_path, data)
+    assert metadata["triangle_count"] == 12 and metadata["trailing_bytes"] == 1
+    assert metadata["volume_mm3"] == pytest.approx(1.0)

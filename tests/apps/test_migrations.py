@@ -44,7 +44,7 @@ def test_downgrade_to_base_and_upgrade_again(postgres):
     migrate.upgrade(url)
     migrate.upgrade(url)  # idempotent at head
     with engine.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0001"
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0002_file_thumbnails"
     engine.dispose()
 
 
@@ -52,7 +52,7 @@ def test_constraints_reject_bad_rows(database_url):
     engine = create_engine(database_url, poolclass=pool.NullPool)
     fid = uuid.uuid4()
     with engine.begin() as conn:
-        conn.execute(text("TRUNCATE files, extraction_results"))
+        conn.execute(text("TRUNCATE files, extraction_results, file_thumbnails"))
         conn.execute(
             text("INSERT INTO files (id, filename, content_type, size_bytes, bucket, object_name) "
                  "VALUES (:id, 'a.gcode', 'text/x.gcode', 3, 'b', :obj)"),
@@ -66,12 +66,24 @@ def test_constraints_reject_bad_rows(database_url):
         ("INSERT INTO extraction_results (bucket, object_name, generation, status) VALUES ('b', 'o', 1, 'pending')", {}),
         ("INSERT INTO extraction_results (bucket, object_name, generation, status, attempts) "
          "VALUES ('b', 'o', 1, 'failed', 0)", {}),
+        # thumbnails: an existing file, bounded size, a PNG of at most 256 KiB
+        ("INSERT INTO file_thumbnails (file_id, generation, png, width, height) "
+         "VALUES (gen_random_uuid(), 1, '\\x89504e470d0a1a0a'::bytea, 1, 1)", {}),
+        ("INSERT INTO file_thumbnails (file_id, generation, png, width, height) "
+         "VALUES (:id, 1, '\\x89504e470d0a1a0a'::bytea, 513, 1)", {"id": fid}),
+        ("INSERT INTO file_thumbnails (file_id, generation, png, width, height) "
+         "VALUES (:id, 1, decode(repeat('00', 262145), 'hex'), 1, 1)", {"id": fid}),
     ]
     for sql, params in bad:
         with pytest.raises(IntegrityError), engine.begin() as conn:
             conn.execute(text(sql), params)
+    with engine.begin() as conn:  # a thumbnail goes with its file
+        conn.execute(text("INSERT INTO file_thumbnails (file_id, generation, png, width, height) "
+                          "VALUES (:id, 1, '\\x89504e470d0a1a0a'::bytea, 1, 1)"), {"id": fid})
+        conn.execute(text("DELETE FROM files WHERE id = :id"), {"id": fid})
+        assert conn.execute(text("SELECT count(*) FROM file_thumbnails")).scalar_one() == 0
     with engine.begin() as conn:
-        conn.execute(text("TRUNCATE files, extraction_results"))
+        conn.execute(text("TRUNCATE files, extraction_results, file_thumbnails"))
     engine.dispose()
 
 
@@ -84,7 +96,7 @@ def test_cli_upgrades_and_logs_json(postgres):
     assert lines and lines[-1]["message"] == "migration done" and lines[-1]["severity"] == "INFO"
     current = subprocess.run([sys.executable, "-m", "pipeline_core.migrate", "current", "--database-url", url],
                              capture_output=True, text=True, timeout=120)
-    assert current.returncode == 0 and "0001" in current.stdout
+    assert current.returncode == 0 and "0002_file_thumbnails" in current.stdout
 
 
 def test_cli_gives_up_on_unreachable_database_within_the_bound():

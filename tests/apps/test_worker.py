@@ -15,9 +15,11 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from extractor.app import create_app
 from extractor.config import load_extractor_settings
@@ -98,6 +100,28 @@ def test_one_file_per_format_is_processed(start_service, clean_db, uploads_bucke
         row = _one_row(clean_db, name)
         assert row["status"] == "processed", (fmt, row["error"])
         assert row["metadata"]["format"] == fmt
+
+
+def test_thumbnail_is_stored_with_the_result_for_a_recorded_file(start_service, clean_db, uploads_bucket):
+    """A file with a ``files`` row gets its preview in ``file_thumbnails`` (one without a row: none)."""
+    sample = SAMPLES.parent / "more-samples" / "ufp" / "cura_griffin2.ufp"
+    file_id = uuid.uuid4()
+    name = f"files/{file_id}/{sample.name}"
+    with clean_db.begin() as conn:
+        conn.execute(text("INSERT INTO files (id, filename, content_type, size_bytes, bucket, object_name) "
+                          "VALUES (:id, :fn, 'application/x-ufp', :size, :b, :o)"),
+                     {"id": file_id, "fn": sample.name, "size": sample.stat().st_size, "b": uploads_bucket, "o": name})
+    start_service()
+    _, generation = upload(uploads_bucket, sample, object_name=name)
+    orphan, _ = upload(uploads_bucket, sample)
+    row = _one_row(clean_db, name, status="processed")
+    assert row["metadata"]["format"] == "ufp" and row["metadata"]["thumbnail"]["width"] == 300
+    _one_row(clean_db, orphan, status="processed")
+    with clean_db.connect() as conn:
+        stored = conn.execute(text("SELECT file_id, generation, width, height, png FROM file_thumbnails")).all()
+    assert len(stored) == 1
+    assert stored[0].file_id == file_id and stored[0].generation == generation
+    assert (stored[0].width, stored[0].height) == (300, 300) and bytes(stored[0].png).startswith(b"\x89PNG")
 
 
 def test_unparseable_file_fails_with_a_reason_and_is_acked(start_service, clean_db, uploads_bucket):

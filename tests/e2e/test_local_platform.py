@@ -1,6 +1,7 @@
 """End to end on the local platform (``make dev``'s runner and Procfile, free ports, own data folder).
 
-Every real sample in ``../shared/samples`` goes through ``POST /v1/files``;
+Every real sample in ``../shared/samples`` and ``../shared/more-samples`` goes
+through ``POST /v1/files``;
 while the extractor works on them it is stopped (SIGTERM, as honcho or
 Kubernetes stop it), the last few are uploaded while it is down, and it is
 started again. Then:
@@ -10,6 +11,8 @@ started again. Then:
 - every fact MANIFEST.tsv states matches the API's metadata, by the corpus
   test's own cell rules (``tests/apps/manifest.py``), and an empty cell means
   the field is absent;
+- every sample that embeds a preview has a ``thumbnail_url`` serving a
+  bounded PNG; the others have none (404 problem);
 - nothing lost, nothing doubled: one ``files`` row per accepted upload, one
   object per row (same name and generation) and no other object, one
   extraction result per object, nothing on the dead-letter subscription;
@@ -61,13 +64,14 @@ def pipeline_run(platform: LocalPlatform, manifest: ModuleType) -> PipelineRun:
     it is down, start it again; wait until every file is processed or failed."""
     api = FilesApi(platform.cfg.files_api_url, ops_url=platform.cfg.files_api_ops_url)
     assert api.ready(), "files-api /readyz is not 200 although bootstrap said ready"
-    paths = sample_files(manifest.SAMPLES)
-    assert len(paths) >= 20, f"only {len(paths)} samples under {manifest.SAMPLES}"
+    shared = manifest.SAMPLES.parent  # Upload.path is then "<tree>/<path>", the manifest's row key
+    paths = [p for root in manifest.TREES.values() for p in sample_files(root)]
+    assert len(paths) >= 40, f"only {len(paths)} samples under {list(manifest.TREES.values())}"
     cut = len(paths) - UPLOADED_WHILE_DOWN
     started = time.monotonic()
-    uploads = api.upload_all(paths[:cut], manifest.SAMPLES)
+    uploads = api.upload_all(paths[:cut], shared)
     extractor_exit = platform.stop_extractor()  # mid-run: notifications in flight and not yet pulled
-    uploads += api.upload_all(paths[cut:], manifest.SAMPLES)  # published while no extractor runs
+    uploads += api.upload_all(paths[cut:], shared)  # published while no extractor runs
     platform.start_extractor()
     file_ids = [u.file["id"] for u in uploads if u.file is not None]
     try:
@@ -99,7 +103,7 @@ def test_extractor_stopped_cleanly_on_sigterm(pipeline_run: PipelineRun) -> None
 def test_only_empty_files_are_rejected_by_the_api(pipeline_run: PipelineRun, manifest: ModuleType) -> None:
     """files-api refuses a zero-byte upload (400); every other sample is accepted (201)."""
     for up in pipeline_run.uploads:
-        size = (manifest.SAMPLES / up.path).stat().st_size
+        size = (manifest.SAMPLES.parent / up.path).stat().st_size
         if size == 0:
             assert up.rejected is not None and up.rejected.status == 400, up
             assert "empty" in up.rejected.detail
@@ -133,7 +137,7 @@ def _fact_cases() -> list:
     if not module.MANIFEST.is_file():
         return []
     cases = []
-    for row in module.read_manifest():
+    for row in module.read_all():
         if row.path in module.EXPECTED_FAILURES:
             continue
         for name in module.GCODE_FIELDS + module.MESH_FIELDS:
@@ -145,7 +149,7 @@ def _fact_cases() -> list:
 @pytest.fixture(scope="module")
 def manifest_rows(manifest: ModuleType) -> dict[str, Any]:
     """MANIFEST.tsv rows by path, with expected values by the corpus test's rules."""
-    return {row.path: row for row in manifest.read_manifest()}
+    return {row.path: row for row in manifest.read_all()}
 
 
 @pytest.mark.parametrize(("path", "name"), _fact_cases())
@@ -192,6 +196,33 @@ def _rows(platform: LocalPlatform, sql: str) -> list[tuple]:
     dsn = platform.cfg.database_url.replace("postgresql+psycopg://", "postgresql://")
     with psycopg.connect(dsn) as conn:
         return conn.execute(sql).fetchall()
+
+
+def test_thumbnails_are_served_for_the_samples_that_embed_one(pipeline_run: PipelineRun, platform: LocalPlatform,
+                                                               manifest: ModuleType) -> None:
+    """G-code, bgcode (PNG and QOI), 3MF plate images and UFP thumbnails: each a PNG within the bound."""
+    import io
+
+    from PIL import Image
+
+    base = platform.cfg.files_api_url
+    for path, up in _by_path(pipeline_run).items():
+        if up.file is None or pipeline_run.final[up.file["id"]]["status"] != "processed":
+            continue
+        view = pipeline_run.final[up.file["id"]]
+        if path not in manifest.THUMBNAILS:
+            assert view["thumbnail_url"] is None, path
+            resp = requests.get(f"{base}/v1/files/{up.file['id']}/thumbnail", timeout=10)
+            assert resp.status_code == 404 and resp.headers["Content-Type"] == "application/problem+json", path
+            continue
+        assert view["thumbnail_url"] == f"/v1/files/{up.file['id']}/thumbnail", path
+        assert view["metadata"]["thumbnail"]["source"] == manifest.THUMBNAILS[path]
+        resp = requests.get(base + view["thumbnail_url"], timeout=10)
+        assert resp.status_code == 200 and resp.headers["Content-Type"] == "image/png", path
+        assert len(resp.content) <= 256 * 1024
+        image = Image.open(io.BytesIO(resp.content))
+        assert image.format == "PNG" and max(image.size) <= 512, (path, image.size)
+        assert list(image.size) == [view["metadata"]["thumbnail"]["width"], view["metadata"]["thumbnail"]["height"]]
 
 
 def test_nothing_lost_nothing_doubled(pipeline_run: PipelineRun, platform: LocalPlatform) -> None:
@@ -332,7 +363,7 @@ def test_make_demo_prints_the_table_and_the_web_page_lists_the_same(platform: Lo
     assert set(rows) == set(picked), proc.stdout
     assert " processed " in rows["cura/cura_slicer.gcode"] and " processed " in rows["3mf/box.3mf"]
     assert " failed " in rows["broken/benchy_git_lfs_pointer.gcode"]
-    assert manifest.EXPECTED_FAILURES["broken/benchy_git_lfs_pointer.gcode"] in rows["broken/benchy_git_lfs_pointer.gcode"]
+    assert manifest.EXPECTED_FAILURES["samples/broken/benchy_git_lfs_pointer.gcode"] in rows["broken/benchy_git_lfs_pointer.gcode"]
     assert "3 files in" in proc.stdout and f"{platform.cfg.files_api_url}/" in proc.stdout
     page = requests.get(f"{platform.cfg.files_api_url}/", timeout=10).text
     for rel in picked:

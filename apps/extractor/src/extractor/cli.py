@@ -6,7 +6,9 @@ For each path, in order, one line on stdout::
     {"path": "...", "status": "failed", "metadata": null, "error": "<reason>"}
 
 ``status``/``metadata``/``error`` mean what they mean in the
-``extraction_results`` table (docs/seams.md). The format is chosen by the
+``extraction_results`` table (docs/seams.md). ``--thumbnails DIR`` also writes
+each file's stored thumbnail (the bounded PNG the worker would store) to
+``DIR/<file name>.png``. The format is chosen by the
 path's file name, as the worker chooses it by the upload's name; ``--name``
 overrides it for a single path (a downloaded object stored under another name).
 
@@ -22,17 +24,22 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .metadata import ExtractionError, extract_metadata
+from .metadata import ExtractionError, extract
 
 
-def extract_one(path: Path, filename: str | None = None) -> dict:
+def extract_one(path: Path, filename: str | None = None, thumbnails: Path | None = None) -> dict:
     """The result line for one path: ``{"path", "status", "metadata", "error"}``.
 
     A file that cannot be read at all (missing, a directory, no permission)
     is ``failed`` with the OS error as its reason, like unparsable content.
+    With ``thumbnails``, the file's thumbnail (if any) is written there as
+    ``<file name>.png``.
     """
     try:
-        metadata = extract_metadata(path, filename or path.name)
+        extraction = extract(path, filename or path.name)
+        metadata = extraction.metadata
+        if thumbnails is not None and extraction.thumbnail is not None:
+            (thumbnails / f"{path.name}.png").write_bytes(extraction.thumbnail.png)
     except ExtractionError as exc:
         return {"path": str(path), "status": "failed", "metadata": None, "error": exc.reason}
     except OSError as exc:
@@ -44,9 +51,13 @@ def extract_one(path: Path, filename: str | None = None) -> dict:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="extract-metadata",
-        description="Print one JSON line of metadata per print file (G-code, .gcode.gz, .bgcode, STL, 3MF).",
+        description="Print one JSON line of metadata per print file (G-code, .gcode.gz, .bgcode, STL, 3MF, UFP).",
     )
     parser.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    parser.add_argument(
+        "--thumbnails", type=Path, metavar="DIR",
+        help="write each file's thumbnail (PNG, as the worker stores it) to DIR/<file name>.png",
+    )
     parser.add_argument(
         "--name",
         help="file name whose ending chooses the format (only with a single PATH; default: PATH's own name)",
@@ -60,9 +71,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.name and len(args.paths) != 1:
         parser.error("--name applies to a single PATH")
+    if args.thumbnails is not None and not args.thumbnails.is_dir():
+        parser.error(f"--thumbnails {args.thumbnails}: not a directory")
     failed = False
     for path in args.paths:
-        line = extract_one(path, args.name)
+        line = extract_one(path, args.name, args.thumbnails)
         try:
             text = json.dumps(line, ensure_ascii=False, allow_nan=False)
         except ValueError as exc:  # NaN/infinity in metadata: a parser bug, reported per file

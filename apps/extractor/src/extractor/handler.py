@@ -14,7 +14,7 @@ generation deleted (404)               nothing (``gone``)                      a
 object above ``MAX_DOWNLOAD_BYTES``    ``failed`` + reason                     ack
 ``ExtractionError`` from the parser    ``failed`` + its reason                 ack
 any other exception from the parser    ``failed`` + "internal error" reason    ack
-metadata extracted                     ``processed`` + metadata                ack
+metadata extracted                     ``processed`` + metadata (+ thumbnail)  ack
 database / GCS / network fault         nothing (exception propagates)          nack
 =====================================  ======================================  =====
 
@@ -40,7 +40,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from extractor import metrics
 from extractor.notification import Finalize, NotificationError, ObjectRef, original_filename, parse_notification
 from extractor.outcomes import Outcome
-from extractor.results import ResultStatus, existing_status, recorded_filename, upsert_result
+from extractor.results import ResultStatus, existing_status, recorded_filename, store_thumbnail, upsert_result
 from extractor.storage import ObjectGone, ObjectTooLarge, download_generation
 
 log = logging.getLogger(__name__)
@@ -48,8 +48,9 @@ log = logging.getLogger(__name__)
 #: Longest local file name used for a download (file systems allow 255 bytes; UTF-8 takes up to 4 per char).
 MAX_SPOOL_NAME_CHARS = 60
 
-#: ``extract_metadata(path, filename) -> dict`` (extractor.metadata).
-ExtractFn = Callable[[Path, str], dict[str, Any]]
+#: ``extract(path, filename)`` (extractor.metadata): an ``Extraction`` (``.metadata``
+#: dict, ``.thumbnail`` with ``.png``/``.width``/``.height`` or None), or a bare metadata dict.
+ExtractFn = Callable[[Path, str], Any]
 
 
 @dataclass(frozen=True)
@@ -75,10 +76,10 @@ def spool_name(filename: str) -> str:
 
 
 def load_metadata_extractor() -> tuple[ExtractFn, type[Exception]]:
-    """``(extract_metadata, ExtractionError)`` from ``extractor.metadata``, imported on first use."""
-    from extractor.metadata import ExtractionError, extract_metadata
+    """``(extract, ExtractionError)`` from ``extractor.metadata``, imported on first use."""
+    from extractor.metadata import ExtractionError, extract
 
-    return extract_metadata, ExtractionError
+    return extract, ExtractionError
 
 
 class NotificationHandler:
@@ -90,7 +91,7 @@ class NotificationHandler:
         storage_client: a ``google.cloud.storage.Client``.
         max_download_bytes: objects above this many bytes are marked ``failed``.
         gcs_timeout_seconds: per-request timeout (and retry budget) of GCS calls.
-        extract: ``extract_metadata`` and its ``ExtractionError`` class;
+        extract: ``extract`` (see ``ExtractFn``) and its ``ExtractionError`` class;
             default: ``extractor.metadata``'s, imported on first use.
         tmp_dir: where downloads are spooled (default: the system temp dir).
     """
@@ -173,7 +174,7 @@ class NotificationHandler:
 
             started = time.monotonic()
             try:
-                metadata = extract(spool_path, filename)
+                extracted = extract(spool_path, filename)
             except extraction_error as exc:
                 reason = getattr(exc, "reason", None) or str(exc) or type(exc).__name__
                 return self._record_failed(ref, reason, attempts)
@@ -190,12 +191,17 @@ class NotificationHandler:
                 )
             parse_seconds = time.monotonic() - started
 
+        metadata = getattr(extracted, "metadata", extracted)
+        thumbnail = getattr(extracted, "thumbnail", None)
         if not isinstance(metadata, dict):
-            log.error("extract_metadata returned %s, not a dict, for %s", type(metadata).__name__, ref)
+            log.error("the extractor returned %s, not metadata, for %s", type(metadata).__name__, ref)
             return self._record_failed(ref, "internal error: the parser returned no metadata", attempts)
         try:
             with self._sessions.begin() as session:
                 changed = upsert_result(session, ref, ResultStatus.PROCESSED, metadata=metadata, attempts=attempts)
+                if changed and thumbnail is not None:
+                    # same transaction: a processed file never lacks the thumbnail its metadata names
+                    store_thumbnail(session, ref, thumbnail.png, thumbnail.width, thumbnail.height)
         except TypeError as exc:  # metadata with no JSON form: a parser bug, deterministic
             log.error("metadata of %s cannot be stored: %s", ref, exc)
             return self._record_failed(ref, f"internal error: metadata cannot be stored ({exc})", attempts)

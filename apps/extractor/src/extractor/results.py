@@ -19,12 +19,12 @@ import json
 import math
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import BigInteger, LargeBinary, func, literal, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from extractor.notification import ObjectRef
-from pipeline_core.models import ExtractionResult, File, FileStatus
+from pipeline_core.models import ExtractionResult, File, FileStatus, FileThumbnail
 
 #: The longest ``error`` text stored, in characters (reasons are one line; a
 #: runaway message must not bloat the row).
@@ -158,3 +158,37 @@ def upsert_result(
     ).returning(table.c.status)
     return session.execute(stmt).first() is not None
 
+
+
+def store_thumbnail(session: Session, ref: ObjectRef, png: bytes, width: int, height: int) -> bool:
+    """Store the preview of ``ref``'s file (``file_thumbnails``); does not commit.
+
+    ``INSERT ... SELECT`` from ``files`` by (``bucket``, ``object_name``): a
+    file without a ``files`` row (an object written to the bucket by another
+    tool) gets none, and a row deleted meanwhile is not resurrected. An
+    existing thumbnail is replaced only by one of the same or a newer
+    generation (a late redelivery of an older generation changes nothing).
+
+    Args:
+        png: the PNG bytes (``extractor.metadata.thumbnail`` bounds them;
+            the table's CHECK constraints enforce the same bounds).
+        width, height: its size in pixels.
+
+    Returns:
+        True when a row was inserted or replaced.
+
+    Raises:
+        sqlalchemy.exc.SQLAlchemyError: the database failed.
+    """
+    table = FileThumbnail.__table__
+    source = select(
+        File.id, literal(ref.generation, BigInteger), literal(png, LargeBinary), literal(width), literal(height)
+    ).where(File.bucket == ref.bucket, File.object_name == ref.name)
+    stmt = insert(FileThumbnail).from_select(["file_id", "generation", "png", "width", "height"], source)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[table.c.file_id],
+        set_={"generation": stmt.excluded.generation, "png": stmt.excluded.png, "width": stmt.excluded.width,
+              "height": stmt.excluded.height, "updated_at": func.now()},
+        where=table.c.generation <= stmt.excluded.generation,
+    ).returning(table.c.file_id)
+    return session.execute(stmt).first() is not None

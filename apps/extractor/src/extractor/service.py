@@ -45,7 +45,7 @@ class ExtractorService:
             with a pool as large as ``MAX_MESSAGES``).
         storage_client: default ``storage.Client(project=GOOGLE_CLOUD_PROJECT)``.
         subscriber: default ``pubsub_v1.SubscriberClient()``.
-        extract: ``(extract_metadata, ExtractionError)``; default ``extractor.metadata``.
+        extract: ``(extract, ExtractionError)``; default ``extractor.metadata``'s.
         tmp_dir: where downloads are spooled (default: the system temp dir;
             in the container ``/tmp``, an emptyDir).
     """

@@ -12,7 +12,7 @@ from flask_smorest import Blueprint
 from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from pipeline_core.formats import EXTENSIONS, UnsupportedFormat, content_type_for
+from pipeline_core.formats import EXTENSIONS, SNIFF_BYTES, UnsupportedFormat, content_type_for, content_type_for_content
 
 from . import metrics, repository
 from .problems import PROBLEM_JSON, RETRY_AFTER_SECONDS, Problem, Unavailable
@@ -157,6 +157,7 @@ def _receive(state: Any, limit: int) -> tuple[repository.FileView, int, dict[str
         size = spool.size
         if size == 0:
             raise Problem(400, f"the file {filename!r} is empty")
+        content_type = content_type_for_content(filename, _head(spool))
         view = _store(filename, content_type, size, spool)
     finally:
         part.close()
@@ -165,6 +166,14 @@ def _receive(state: Any, limit: int) -> tuple[repository.FileView, int, dict[str
     log.info("file uploaded", extra={"file_id": str(view.id), "upload_name": filename, "size_bytes": size,
                                      "object_name": view.object_name, "generation": view.generation})
     return view, 201, {"Location": location}
+
+
+def _head(spool: CappedSpool) -> bytes:
+    """The first bytes of the spooled file (``pipeline_core.formats.SNIFF_BYTES``), position restored to 0."""
+    spool.seek(0)
+    head = spool.read(SNIFF_BYTES)
+    spool.seek(0)
+    return head
 
 
 def _store(filename: str, content_type: str, size: int, spool: Any) -> repository.FileView:
@@ -285,6 +294,29 @@ def _content_disposition(filename: str) -> str:
 
     ascii_name = filename.encode("ascii", "replace").decode().replace('"', "'").replace("?", "_")
     return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename, safe='')}"
+
+
+@blp.route("/<file_id>/thumbnail", methods=["GET"])
+@blp.doc(summary="The file's preview image", **_problems(401, 404, 503, **{"200": {
+    "description": "the preview the file embeds (G-code/bgcode thumbnail, 3MF plate image, UFP thumbnail), "
+                   "re-encoded as a PNG of at most 512 px per side and 256 KiB",
+    "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}}},
+    "304": {"description": "not modified: the If-None-Match header names the current ETag"}}))
+def get_thumbnail(file_id: str) -> Response:
+    """The stored PNG thumbnail; 404 when the file does not exist or embeds no preview."""
+    fid = _file_id(file_id)
+    with _state().sessions() as session:
+        thumb = repository.get_thumbnail(session, fid)
+    if thumb is None:
+        raise Problem(404, f"file {file_id} has no thumbnail (no such file, not processed yet, or no embedded preview)")
+    etag = f'"{thumb.generation}-{int(thumb.updated_at.timestamp())}"'
+    if request.if_none_match.contains(etag.strip('"')):
+        return Response(status=304, headers={"ETag": etag})
+    resp = Response(thumb.png, content_type="image/png")
+    resp.headers["ETag"] = etag
+    resp.headers["Cache-Control"] = "private, max-age=300"
+    resp.headers["X-Content-Type-Options"] = "nosniff"
+    return resp
 
 
 @blp.route("/<file_id>", methods=["DELETE"])

@@ -20,7 +20,18 @@ from typing import Any
 from sqlalchemy import delete, select, tuple_, update
 from sqlalchemy.orm import Session
 
-from pipeline_core.models import ExtractionResult, File, FileStatus, files_with_results, status_expression
+from pipeline_core.models import (
+    ExtractionResult,
+    File,
+    FileStatus,
+    FileThumbnail,
+    files_with_results,
+    has_thumbnail_expression,
+    status_expression,
+)
+
+#: Path of a file's thumbnail (``GET /v1/files/{id}/thumbnail``), the ``thumbnail_url`` member.
+THUMBNAIL_PATH = "/v1/files/{id}/thumbnail"
 
 
 class BadCursor(ValueError):
@@ -43,9 +54,21 @@ class FileView:
     bucket: str
     object_name: str
     generation: int | None
+    thumbnail_url: str | None = None
 
 
-def _view(row: File, result: ExtractionResult | None) -> FileView:
+@dataclass(frozen=True)
+class ThumbnailView:
+    """A stored thumbnail: PNG bytes, pixel size, the generation it came from, when stored."""
+
+    png: bytes
+    width: int
+    height: int
+    generation: int
+    updated_at: datetime
+
+
+def _view(row: File, result: ExtractionResult | None, has_thumbnail: bool = False) -> FileView:
     status = result.status if result is not None else FileStatus.PENDING.value
     updated = max(row.updated_at, result.updated_at) if result is not None else row.updated_at
     return FileView(
@@ -53,6 +76,7 @@ def _view(row: File, result: ExtractionResult | None) -> FileView:
         status=status, metadata=result.metadata_ if result is not None else None,
         error=result.error if result is not None else None, created_at=row.created_at, updated_at=updated,
         bucket=row.bucket, object_name=row.object_name, generation=row.generation,
+        thumbnail_url=THUMBNAIL_PATH.format(id=row.id) if has_thumbnail else None,
     )
 
 
@@ -108,9 +132,21 @@ def forget(session: Session, file_id: uuid.UUID) -> None:
 
 def get(session: Session, file_id: uuid.UUID) -> FileView | None:
     """The stored file with that id, or None (also while its upload is unfinished)."""
-    stmt = files_with_results().where(File.id == file_id, File.generation.is_not(None))
+    stmt = files_with_results().add_columns(has_thumbnail_expression()).where(
+        File.id == file_id, File.generation.is_not(None))
     found = session.execute(stmt).first()
     return _view(*found) if found else None
+
+
+def get_thumbnail(session: Session, file_id: uuid.UUID) -> ThumbnailView | None:
+    """The thumbnail of a stored file's current generation, or None (no file, unfinished upload, no preview)."""
+    stmt = select(FileThumbnail).join(File, File.id == FileThumbnail.file_id).where(
+        FileThumbnail.file_id == file_id, File.generation.is_not(None), FileThumbnail.generation == File.generation)
+    row = session.scalars(stmt).first()
+    if row is None:
+        return None
+    return ThumbnailView(png=row.png, width=row.width, height=row.height, generation=row.generation,
+                         updated_at=row.updated_at)
 
 
 def list_page(session: Session, *, limit: int, cursor: str | None = None,
@@ -120,7 +156,7 @@ def list_page(session: Session, *, limit: int, cursor: str | None = None,
     Raises:
         BadCursor: ``cursor`` is malformed.
     """
-    stmt = files_with_results().where(File.generation.is_not(None))
+    stmt = files_with_results().add_columns(has_thumbnail_expression()).where(File.generation.is_not(None))
     if status is not None:
         stmt = stmt.where(status_expression() == status)
     if cursor:

@@ -24,6 +24,11 @@ class FileSchema(Schema):
                            metadata={"description": "pending until the extractor has a result"})
     metadata = fields.Dict(allow_none=True, metadata={"description": "extracted metadata (processed only)"})
     error = fields.String(allow_none=True, metadata={"description": "why extraction failed (failed only)"})
+    thumbnail_url = fields.String(
+        required=True, allow_none=True,
+        metadata={"description": "path of the file's preview image (GET /v1/files/{id}/thumbnail, a PNG); "
+                                 "null when the file embeds none (or is not processed yet)",
+                  "example": "/v1/files/3f1c.../thumbnail"})
     created_at = fields.DateTime(required=True)
     updated_at = fields.DateTime(required=True)
 

@@ -10,6 +10,8 @@ agree.
   extractor, keyed (``bucket``, ``object_name``, ``generation``) so a
   redelivered or duplicated notification changes nothing and a notification
   that overtakes the ``files`` row's ``generation`` update loses nothing.
+- ``file_thumbnails``: the preview image the extractor found in a file, as a
+  bounded PNG, one per file (deleted with it: ``ON DELETE CASCADE``).
 
 A file's status is its result's status, or ``pending`` while there is none
 (``status_expression``).
@@ -27,11 +29,14 @@ from sqlalchemy import (
     CheckConstraint,
     ColumnElement,
     DateTime,
+    ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     Text,
     and_,
+    exists,
     func,
     select,
     Select,
@@ -123,6 +128,48 @@ class ExtractionResult(Base):
         CheckConstraint("status IN ('processed', 'failed')", name="status_known"),
         CheckConstraint("attempts >= 1", name="attempts_positive"),
     )
+
+
+#: Bounds of a stored thumbnail (the extractor's ``metadata.thumbnail`` makes
+#: them hold; the table enforces them so no writer can store more).
+THUMBNAIL_MAX_SIDE_PX = 512
+THUMBNAIL_MAX_BYTES = 256 * 1024
+
+
+class FileThumbnail(Base):
+    """The embedded preview of a file, re-encoded as PNG (table ``file_thumbnails``).
+
+    ``png`` is at most ``THUMBNAIL_MAX_BYTES`` bytes and ``width``/``height``
+    at most ``THUMBNAIL_MAX_SIDE_PX`` pixels; ``generation`` is the object
+    generation it was extracted from (served only while it is the file's).
+    The row goes with its file (``ON DELETE CASCADE``).
+    """
+
+    __tablename__ = "file_thumbnails"
+
+    file_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("files.id", ondelete="CASCADE"), primary_key=True
+    )
+    generation: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    png: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    width: Mapped[int] = mapped_column(Integer, nullable=False)
+    height: Mapped[int] = mapped_column(Integer, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now(), onupdate=func.now()
+    )
+
+    __table_args__ = (
+        CheckConstraint(f"width BETWEEN 1 AND {THUMBNAIL_MAX_SIDE_PX}", name="width_bounded"),
+        CheckConstraint(f"height BETWEEN 1 AND {THUMBNAIL_MAX_SIDE_PX}", name="height_bounded"),
+        CheckConstraint(f"octet_length(png) BETWEEN 8 AND {THUMBNAIL_MAX_BYTES}", name="png_bounded"),
+    )
+
+
+def has_thumbnail_expression() -> ColumnElement[bool]:
+    """SQL: the file (in a query over ``File``) has a thumbnail of its current generation."""
+    return exists().where(
+        FileThumbnail.file_id == File.id, FileThumbnail.generation == File.generation
+    ).label("has_thumbnail")
 
 
 def result_join_condition() -> ColumnElement[bool]:

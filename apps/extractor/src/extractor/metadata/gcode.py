@@ -7,7 +7,9 @@ is moves. So extraction reads a bounded window:
 
 * plain files: the first ``HEAD_BYTES`` and the last ``TAIL_BYTES`` by seek
   (a file no larger than both together is read whole, once);
-* gzip: a gzip stream cannot seek, so the head is stream-decompressed; when
+* gzip (and a ZIP member: the G-code inside a UFP or ``.gcode.3mf``,
+  ``extract_gcode_stream``): a compressed stream cannot seek, so the head is
+  stream-decompressed; when
   the producer found there states everything in its header
   (``gcode_facts.HEADER_COMPLETE_PRODUCERS``: CuraEngine, BambuStudio) reading
   stops there. Otherwise the stream is decompressed to its end keeping only a
@@ -32,6 +34,7 @@ from typing import BinaryIO
 
 from .errors import ExtractionError
 from .gcode_facts import GcodeFacts
+from .thumbnail import gcode_thumbnails
 
 HEAD_BYTES = 512 * 1024
 TAIL_BYTES = 512 * 1024
@@ -79,10 +82,37 @@ def extract_gcode(path: Path, *, gzipped: bool) -> dict:
     """
     facts = GcodeFacts()
     window = _read_gzip(path, facts) if gzipped else _read_plain(path, facts)
+    return _result(facts, window, path.name)
+
+
+def extract_gcode_stream(fh: BinaryIO, name: str) -> dict:
+    """Metadata of text G-code read from a forward-only stream (a ZIP member:
+    the plate G-code of a ``.gcode.3mf``, the ``/3D/model.gcode`` of a UFP).
+
+    Read like a gzip stream (module docstring): the head, then - unless the
+    producer states everything there - the rest with a rolling tail window.
+    Memory stays bounded whatever the size.
+
+    Args:
+        fh: the decompressed G-code, readable from its first byte.
+        name: how the G-code is named in messages (``'x.ufp'!/3D/model.gcode``).
+
+    Raises:
+        ExtractionError: empty, not text G-code, corrupt stream.
+    """
+    facts = GcodeFacts()
+    window = _read_stream(fh, name, facts, gzipped=False)
+    return _result(facts, window, name)
+
+
+def _result(facts: GcodeFacts, window: _Window, name: str) -> dict:
     out: dict = {"format": "gcode"}
     out.update(facts.result(whole_file_seen=window.whole))
     if "layer_count" not in out and window.layer_markers:
         out["layer_count"] = window.layer_markers
+    thumbnails = gcode_thumbnails(window.head.removeprefix(_UTF8_BOM).decode("utf-8", errors="replace"), name)
+    if thumbnails:
+        out["_thumbnails"] = thumbnails
     return out
 
 
@@ -154,27 +184,51 @@ def _read_gzip(path: Path, facts: GcodeFacts) -> _Window:
         )
     try:
         with gzip.open(path, "rb") as fh:
-            first = fh.read(HEAD_BYTES)
-            if len(first) < HEAD_BYTES or not fh.peek(1):
-                _check_text(first, path.name, gzipped=True)
-                window = _Window(head=first, tail=b"", whole=True, size=len(first))
-                _feed(facts, window)
-                if _needs_layer_scan(facts, window):
-                    window.layer_markers = len(facts.layer_marker().findall(first))
-                return window
-            head = _cut_at_last_newline(first)
-            _check_text(head, path.name, gzipped=True)
-            head_facts = GcodeFacts()
-            head_facts.feed_text(head.removeprefix(_UTF8_BOM).decode("utf-8", errors="replace"))
-            if head_facts.header_complete():
-                window = _Window(head=head, tail=b"", whole=False, size=None)
-                _feed(facts, window)
-                return window
-            window = _stream_rest(fh, head, first[len(head) :], head_facts.layer_marker())
-            _feed(facts, window)
-            return window
+            return _read_stream(fh, path.name, facts, gzipped=True)
     except (OSError, EOFError, zlib.error) as exc:
         raise ExtractionError(f"gzip stream of {path.name!r} is corrupt or truncated: {exc}") from exc
+
+
+def _read_stream(fh: BinaryIO, name: str, facts: GcodeFacts, *, gzipped: bool) -> _Window:
+    """Read G-code from a forward-only stream (gzip, ZIP member): see the module docstring."""
+    first = _read_full(fh, HEAD_BYTES)
+    if len(first) < HEAD_BYTES or not _read_full(fh, 0, peek=True):
+        _check_text(first, name, gzipped=gzipped)
+        window = _Window(head=first, tail=b"", whole=True, size=len(first))
+        _feed(facts, window)
+        if _needs_layer_scan(facts, window):
+            window.layer_markers = len(facts.layer_marker().findall(first))
+        return window
+    head = _cut_at_last_newline(first)
+    _check_text(head, name, gzipped=gzipped)
+    head_facts = GcodeFacts()
+    head_facts.feed_text(head.removeprefix(_UTF8_BOM).decode("utf-8", errors="replace"))
+    if head_facts.header_complete():
+        window = _Window(head=head, tail=b"", whole=False, size=None)
+        _feed(facts, window)
+        return window
+    window = _stream_rest(fh, head, first[len(head) :], head_facts.layer_marker())
+    _feed(facts, window)
+    return window
+
+
+def _read_full(fh: BinaryIO, size: int, *, peek: bool = False) -> bytes:
+    """``size`` bytes (fewer only at the end); with ``peek``, whether a byte is left.
+
+    ``peek`` reads one byte ahead and keeps it in ``fh``'s pushback, which
+    gzip and ZIP member streams provide (``peek``).
+    """
+    if peek:
+        return fh.peek(1)[:1]  # type: ignore[attr-defined]
+    chunks = []
+    left = size
+    while left > 0:
+        chunk = fh.read(left)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
 
 
 def _stream_rest(

@@ -23,6 +23,7 @@ and footer.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -40,6 +41,7 @@ _LAYER_MARKERS: tuple[tuple[tuple[str, ...], bytes], ...] = (
     (("BambuStudio",), rb"^; CHANGE_LAYER\s*$"),
     (("Simplify3D",), rb"^; layer \d+, Z = "),
     (("KISSlicer",), rb"^; BEGIN_LAYER_OBJECT\b"),
+    (("Miracle-Grue",), rb"^\(Slice \d+\b"),
 )
 
 #: Producers whose head of file states all their facts (used to stop reading a
@@ -74,23 +76,32 @@ class GcodeFacts:
     #: legacy Cura writes one ``;Layer count:`` per object of a sequential print
     legacy_layer_counts: list[int] = field(default_factory=list)
     legacy_cura: bool = False
+    printer_model: str | None = None
     #: filament length candidates by rule name (first rule in
     #: ``_LENGTH_PRECEDENCE`` that has a value wins)
     length_mm: dict[str, float] = field(default_factory=dict)
+    #: per-tool values of list-valued rules (``"400.85, 0, 98.63"``), by rule
+    per_tool: dict[str, list[float]] = field(default_factory=dict)
+    #: filament volume candidates in mm^3 by rule (``_VOLUME_PRECEDENCE``)
+    volume_mm3: dict[str, float] = field(default_factory=dict)
     #: per-line-summed sources keyed by rule, then by tool index or line
     length_parts: dict[str, dict[str, float]] = field(default_factory=dict)
     mass_g: dict[str, float] = field(default_factory=dict)
     nozzles: dict[str, list[float]] = field(default_factory=dict)
+    kiss_nozzles: dict[str, float] = field(default_factory=dict)
     bbox_min: list[float | None] = field(default_factory=lambda: [None, None, None])
     bbox_max: list[float | None] = field(default_factory=lambda: [None, None, None])
 
     # ---- feeding -------------------------------------------------------
 
     def feed_text(self, text: str) -> None:
-        """Feed every comment line of ``text`` (lines starting with ``;``)."""
+        """Feed every comment line of ``text``: lines starting with ``;``, and
+        ``( ... )`` comment lines (RepRap/MakerBot style, Miracle-Grue)."""
         for line in text.splitlines():
             if line.startswith(";"):
                 self.feed_line(line)
+            elif line.startswith("(") and line.rstrip().endswith(")"):
+                self.feed_line("; " + line.strip().strip("()").strip().lstrip("*").strip())
 
     def feed_line(self, line: str) -> None:
         """Feed one comment line (leading ``;`` and blanks are stripped)."""
@@ -172,12 +183,24 @@ class GcodeFacts:
             out["flavor"] = self.flavor
         if self.print_time_s is not None:
             out["print_time_s"] = self.print_time_s
-        length = _pick(self.length_mm, self.length_parts, _LENGTH_PRECEDENCE)
+        rule, length = _pick(self.length_mm, self.length_parts, _LENGTH_PRECEDENCE)
         if length is not None:
             out["filament_used_mm"] = round(length, 6)
-        mass = _pick(self.mass_g, {}, _MASS_PRECEDENCE)
+            tools = self._tools(rule)
+            if tools:
+                out["filament_used_mm_per_extruder"] = tools
+        rule, mass = _pick(self.mass_g, {}, _MASS_PRECEDENCE)
         if mass is not None:
             out["filament_used_g"] = round(mass, 6)
+            tools = next((self._tools(r) for r in _MASS_PRECEDENCE if self._tools(r)), None)
+            if tools and math.isclose(sum(tools), mass, rel_tol=1e-2, abs_tol=0.02):
+                out["filament_used_g_per_extruder"] = tools
+        rule, volume = _pick(self.volume_mm3, self.length_parts, _VOLUME_PRECEDENCE)
+        if volume is not None:
+            out["filament_used_mm3"] = round(volume, 6)
+            tools = self._tools(rule)
+            if tools:
+                out["filament_used_mm3_per_extruder"] = tools
         if self.layer_height_mm is not None:
             out["layer_height_mm"] = self.layer_height_mm
         if self.layer_count is not None:
@@ -189,18 +212,31 @@ class GcodeFacts:
             out["nozzle_diameter_mm"] = nozzle
         if any(v is not None for v in self.bbox_min + self.bbox_max):
             out["bbox_mm"] = {"min": list(self.bbox_min), "max": list(self.bbox_max)}
+        if self.printer_model:
+            out["printer_model"] = self.printer_model
         return out
+
+    def _tools(self, rule: str | None) -> list[float] | None:
+        """Per-tool values the winning ``rule`` stated, when it stated two or more."""
+        if rule is None:
+            return None
+        values = self.per_tool.get(rule)
+        if values is None and rule in self.length_parts:
+            values = list(self.length_parts[rule].values())
+        if values is None or len(values) < 2:
+            return None
+        return [round(v, 6) for v in values]
 
 
 def _pick(
     single: dict[str, float], parts: dict[str, dict[str, float]], precedence: tuple[str, ...]
-) -> float | None:
+) -> tuple[str | None, float | None]:
     for rule in precedence:
         if rule in single:
-            return single[rule]
+            return rule, single[rule]
         if rule in parts and parts[rule]:
-            return sum(parts[rule].values())
-    return None
+            return rule, sum(parts[rule].values())
+    return None, None
 
 
 def _agreed_nozzle(nozzles: dict[str, list[float]]) -> float | None:
@@ -250,7 +286,7 @@ def _first_fact(name: str, convert: Callable[[str], Any], *regexes: str) -> None
 # Producer ------------------------------------------------------------------
 
 
-@_rule(r"^generated by (?P<name>.+?)(?:\s+[vV]?(?P<version>\d\S*))?(?:\s+on\s+\d.*)?$")
+@_rule(r"^generated by (?P<name>.+?)(?:\s+[vV]?(?P<version>\d\S*))?(?:\s+\(Build [^)]*\))?(?:\s+on\s+\d.*)?$")
 def _generated_by(facts: GcodeFacts, m: re.Match[str]) -> None:
     # PrusaSlicer, Slic3r, SuperSlicer, OrcaSlicer, Creality Print:
     # "; generated by PrusaSlicer 2.5.0+linux-x64-GTK3 on 2023-03-07 at 15:21:14 UTC"
@@ -259,8 +295,12 @@ def _generated_by(facts: GcodeFacts, m: re.Match[str]) -> None:
 
 @_rule(r"^Generated with (?P<text>.+)$")
 def _generated_with(facts: GcodeFacts, m: re.Match[str]) -> None:
-    # CuraEngine: ";Generated with Cura_SteamEngine 4.10.0"
-    facts._set_producer(*split_version(m.group("text")))
+    # CuraEngine: ";Generated with Cura_SteamEngine 4.10.0"; development builds
+    # write the branch name as the version (";Generated with Cura_SteamEngine master")
+    name, version = split_version(m.group("text"))
+    if version is None and " " in name.strip():
+        name, _, version = name.strip().rpartition(" ")
+    facts._set_producer(name, version)
 
 
 @_rule(r"^GENERATOR\.NAME:(?P<v>.+)$")
@@ -293,8 +333,9 @@ def _kisslicer(facts: GcodeFacts, m: re.Match[str]) -> None:
     facts._set_producer("KISSlicer", None)
 
 
-@_rule(r"^version (?P<v>\d\S*)$")
+@_rule(r"^version (?:\d+ [a-z]+ )?(?P<v>\d[\w.]*)(?: \S+)?$")
 def _kisslicer_version(facts: GcodeFacts, m: re.Match[str]) -> None:
+    # KISSlicer 1 "; version 1.6.3"; KISSlicer 2 "; version 2 a 2.0.6 Linux64"
     if facts.producer_name == "KISSlicer" and facts.producer_version is None:
         facts.producer_version = m.group("v")
 
@@ -302,6 +343,12 @@ def _kisslicer_version(facts: GcodeFacts, m: re.Match[str]) -> None:
 @_rule(r"^(?P<name>" + "|".join(_HEADER_BLOCK_PRODUCERS) + r") [vV]?(?P<version>\d\S*)$")
 def _header_block_producer(facts: GcodeFacts, m: re.Match[str]) -> None:
     # BambuStudio: "; BambuStudio 01.10.02.76" (second line of HEADER_BLOCK)
+    facts._set_producer(m.group("name"), m.group("version"))
+
+
+@_rule(r"^Generated by (?P<name>Miracle-Grue) v ?(?P<version>\d\S*)")
+def _miracle_grue(facts: GcodeFacts, m: re.Match[str]) -> None:
+    # "(* Generated by Miracle-Grue v 0.04 alpha)" (parenthesised comment)
     facts._set_producer(m.group("name"), m.group("version"))
 
 
@@ -342,6 +389,9 @@ _first_fact(
     r"^Print [Tt]ime: (?P<v>.+)$",
     r"^Build time: (?P<v>.+)$",  # Simplify3D ";   Build time: 0 hours 42 minutes"
     r"^Estimated Build Time: (?P<v>.+)$",  # KISSlicer "; Estimated Build Time:   332.83 minutes"
+    # KISSlicer 2: the export-time calculation (the GUI estimate and the
+    # "pre-cool" total on the next lines do not match on purpose)
+    r"^Calculated-during-export Build Time: (?P<v>.+)$",
 )
 
 
@@ -352,11 +402,16 @@ _LENGTH_PRECEDENCE = (
     "prusa_mm",
     "bambu_total_mm",
     "slic3r_mm",
+    "slic3r13_m",
     "ideamaker_mm",
     "s3d_mm",
     "kiss_mm",
 )
 _MASS_PRECEDENCE = ("prusa_total_g", "bambu_total_g", "prusa_g", "legacy_cura_g", "s3d_g")
+#: Volumes. BambuStudio's "total filament volume [cm^3]" is not read: it
+#: writes the mm^3 value under a cm^3 label (observed in every sample), so
+#: its unit is unknown.
+_VOLUME_PRECEDENCE = ("cura_mm3", "griffin_mm3", "prusa_cm3", "slic3r_cm3", "slic3r13_cm3", "kiss_cm3")
 
 
 @_rule(r"^Filament used: (?P<v>.+)$")
@@ -368,8 +423,13 @@ def _cura_filament(facts: GcodeFacts, m: re.Match[str]) -> None:
     text = m.group("v")
     metres = re.findall(r"(" + _NUM + r")\s*m(?![a-zA-Z0-9])", text)
     grams = re.findall(r"(" + _NUM + r")\s*g\b", text)
+    volumes = re.findall(r"(" + _NUM + r")\s*mm3\b", text)  # Cura Marlin(Volumetric): "772.133mm3, 674.215mm3"
+    if volumes:
+        facts.volume_mm3.setdefault("cura_mm3", sum(float(v) for v in volumes))
+        facts.per_tool.setdefault("cura_mm3", [float(v) for v in volumes])
     if metres:
         facts.length_mm["cura_m"] = sum(float(v) for v in metres) * 1000.0
+        facts.per_tool["cura_m"] = [float(v) * 1000.0 for v in metres]
     if grams and "legacy_cura_g" not in facts.mass_g:
         facts.mass_g["legacy_cura_g"] = sum(float(v) for v in grams)
 
@@ -379,6 +439,7 @@ def _prusa_filament_mm(facts: GcodeFacts, m: re.Match[str]) -> None:
     values = parse_number_list(m.group("v"))
     if values is not None and "prusa_mm" not in facts.length_mm:
         facts.length_mm["prusa_mm"] = sum(values)
+        facts.per_tool["prusa_mm"] = values
 
 
 @_rule(r"^filament used \[g\] = (?P<v>.+)$")
@@ -386,11 +447,50 @@ def _prusa_filament_g(facts: GcodeFacts, m: re.Match[str]) -> None:
     values = parse_number_list(m.group("v"))
     if values is not None and "prusa_g" not in facts.mass_g:
         facts.mass_g["prusa_g"] = sum(values)
+        facts.per_tool["prusa_g"] = values
+
+
+@_rule(r"^filament used \[cm3\] = (?P<v>.+)$")
+def _prusa_filament_cm3(facts: GcodeFacts, m: re.Match[str]) -> None:
+    values = parse_number_list(m.group("v"))
+    if values is not None and "prusa_cm3" not in facts.volume_mm3:
+        facts.volume_mm3["prusa_cm3"] = sum(values) * 1000.0
+        facts.per_tool["prusa_cm3"] = [v * 1000.0 for v in values]
+
+
+def _list_amount(table: str, key: str, regex: str) -> None:
+    """Register a rule: group ``v`` (a number or a comma list, one per used
+    filament) is the first-wins candidate ``key`` of ``facts.<table>``,
+    summed; the list is kept per tool."""
+
+    def handler(facts: GcodeFacts, m: re.Match[str]) -> None:
+        values = parse_number_list(m.group("v"), separators=",")
+        if values is not None and key not in getattr(facts, table):
+            getattr(facts, table)[key] = sum(values)
+            facts.per_tool[key] = values
+
+    _rule(regex)(handler)
 
 
 _first_amount("mass_g", "prusa_total_g", r"^total filament used \[g\] = (?P<v>" + _NUM + r")$")
-_first_amount("length_mm", "bambu_total_mm", r"^total filament length \[mm\] : (?P<v>" + _NUM + r")$")
-_first_amount("mass_g", "bambu_total_g", r"^total filament weight \[g\] : (?P<v>" + _NUM + r")$")
+# BambuStudio / Orca header: "; total filament length [mm] : 7854.52,2915.81" (one per used filament)
+_list_amount("length_mm", "bambu_total_mm", r"^total filament length \[mm\] : (?P<v>.+)$")
+_list_amount("mass_g", "bambu_total_g", r"^total filament weight \[g\] : (?P<v>.+)$")
+
+
+@_rule(r"^filament_length_m = (?P<v>" + _NUM + r")\s*$")
+def _slic3r13_length(facts: GcodeFacts, m: re.Match[str]) -> None:
+    # Slic3r 1.3 (mainline) after the end G-code: "; filament_length_m = 0.0015 " - metres
+    value = _num(m)
+    if value is not None:
+        facts.length_mm.setdefault("slic3r13_m", value * 1000.0)
+
+
+@_rule(r"^filament_volume_cm3 = (?P<v>" + _NUM + r")\s*$")
+def _slic3r13_volume(facts: GcodeFacts, m: re.Match[str]) -> None:
+    value = _num(m)
+    if value is not None:
+        facts.volume_mm3.setdefault("slic3r13_cm3", value * 1000.0)
 
 
 @_rule(r"^filament used = (?P<v>" + _NUM + r")mm\b")
@@ -400,7 +500,11 @@ def _slic3r_filament(facts: GcodeFacts, m: re.Match[str]) -> None:
     value = _num(m)
     if value is not None:
         parts = facts.length_parts.setdefault("slic3r_mm", {})
-        parts[str(len(parts))] = value
+        index = str(len(parts))
+        parts[index] = value
+        volume = re.search(r"\((" + _NUM + r")cm3\)", m.string)
+        if volume:
+            facts.length_parts.setdefault("slic3r_cm3", {})[index] = float(volume.group(1)) * 1000.0
 
 
 @_rule(r"^Material#(?P<tool>\d+) Used: (?P<v>" + _NUM + r")$")
@@ -416,12 +520,15 @@ _first_amount("length_mm", "s3d_mm", r"^Filament length: (?P<v>" + _NUM + r") mm
 _first_amount("mass_g", "s3d_g", r"^Plastic weight: (?P<v>" + _NUM + r") g\b")
 
 
-@_rule(r"^Ext (?P<tool>\d+) = +(?P<v>" + _NUM + r") mm\b")
+@_rule(r"^Ext #?(?P<tool>\d+) += +(?P<v>" + _NUM + r") mm\b")
 def _kiss_filament(facts: GcodeFacts, m: re.Match[str]) -> None:
-    # KISSlicer footer ";    Ext 1 =    53.49 mm  (0.378 cm^3)"
+    # KISSlicer footer ";    Ext 1 =    53.49 mm  (0.378 cm^3)"; KISSlicer 2 ";    Ext #1  =     0.10 mm  (0.001 cm^3)"
     value = _num(m)
     if value is not None:
         facts.length_parts.setdefault("kiss_mm", {}).setdefault(m.group("tool"), value)
+        volume = re.search(r"\((" + _NUM + r") cm\^3\)", m.string)
+        if volume:
+            facts.length_parts.setdefault("kiss_cm3", {}).setdefault(m.group("tool"), float(volume.group(1)) * 1000.0)
 
 
 # Layer height ----------------------------------------------------------------
@@ -462,7 +569,7 @@ def _legacy_layer_count(facts: GcodeFacts, m: re.Match[str]) -> None:
 
 # Nozzle ---------------------------------------------------------------------
 
-_NOZZLE_PRECEDENCE = ("prusa", "griffin", "s3d")
+_NOZZLE_PRECEDENCE = ("prusa", "griffin", "s3d", "kiss")
 
 
 @_rule(r"^nozzle_diameter = (?P<v>.+)$")
@@ -477,6 +584,32 @@ def _griffin_nozzle(facts: GcodeFacts, m: re.Match[str]) -> None:
     value = _num(m)
     if value is not None:
         facts.nozzles.setdefault("griffin", []).append(value)
+
+
+@_rule(r"^nozzle_dia_(?P<tool>\d+) = (?P<v>" + _NUM + r")$")
+def _kiss_nozzle(facts: GcodeFacts, m: re.Match[str]) -> None:
+    # KISSlicer: "; nozzle_dia_1 = 0.4" .. nozzle_dia_12 (the config is written twice)
+    value = _num(m)
+    if value is not None:
+        facts.kiss_nozzles.setdefault(m.group("tool"), value)
+        facts.nozzles["kiss"] = list(facts.kiss_nozzles.values())
+
+
+@_rule(r"^EXTRUDER_TRAIN\.(?P<tool>\d+)\.MATERIAL\.VOLUME_USED:(?P<v>" + _NUM + r")$")
+def _griffin_volume(facts: GcodeFacts, m: re.Match[str]) -> None:
+    # Cura Griffin header: mm^3 per extruder train
+    value = _num(m)
+    if value is not None:
+        facts.length_parts.setdefault("griffin_mm3", {}).setdefault(m.group("tool"), value)
+
+
+# Printer model ----------------------------------------------------------------
+
+_first_fact(
+    "printer_model", lambda v: v.strip().strip('"') or None,
+    r"^printer_model = (?P<v>.+)$",  # PrusaSlicer / Orca / Bambu config block, bgcode PrinterMetadata
+    r"^TARGET_MACHINE\.NAME:(?P<v>.+)$",  # Cura (Griffin header; Marlin headers of Cura 5 too)
+)
 
 
 @_rule(r"^extruderDiameter,(?P<v>.+)$")
@@ -529,7 +662,8 @@ _PREFIXES: tuple[str, ...] = (
     "TIME:", "PRINT.TIME:", "estimated printing time", "model printing time: ", "total estimated time: ", "Print time: ", "Print Time: ",
     "Build time: ", "Estimated Build Time: ",
     "Filament used: ", "filament used ", "total filament ", "Material#", "Filament length: ",
-    "Plastic weight: ", "Ext ",
+    "Plastic weight: ", "Ext ", "filament_length_m = ", "filament_volume_cm3 = ", "nozzle_dia_",
+    "printer_model = ", "TARGET_MACHINE.NAME:", "Calculated-during-export Build Time: ", "Generated by Miracle-Grue",
     "Layer height: ", "layer_height = ", "layerHeight,", "layer_thickness_mm = ",
     "LAYER_COUNT:", "total layer number: ", "total layers count = ", "layer_count = ", "NUM_LAYERS:", "Layer count: ",
     "nozzle_diameter = ", "EXTRUDER_TRAIN.", "extruderDiameter,",

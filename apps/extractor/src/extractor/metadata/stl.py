@@ -1,10 +1,14 @@
 """STL, binary and ASCII, parsed by numpy-stl.
 
-Binary or ASCII is decided by the size, never by a leading ``solid`` (CAD
-exporters write binary files whose 80-byte header starts with ``solid``):
-a file of exactly ``84 + 50 * n`` bytes, ``n`` the little-endian ``u32`` at
-byte 80, is binary; otherwise a file whose first word is ``solid`` is ASCII;
-anything else is not STL.
+Binary or ASCII is decided by the triangle count, never by a leading
+``solid`` (CAD exporters write binary files whose 80-byte header starts with
+``solid``): a file of at least ``84 + 50 * n`` bytes, ``n`` the little-endian
+``u32`` at byte 80, is binary when it is exactly that long, or - with at
+least one triangle - longer by less than one 50-byte record and not an
+ASCII ``solid ... facet`` text (a writer's stray bytes after the last
+triangle, e.g. numpy-stl's own test file has one: every slicer opens it). The extra bytes are ignored
+and said in ``trailing_bytes``. Otherwise a file whose first word is
+``solid`` is ASCII; anything else is not STL.
 
 Decisions (tested in tests/apps/test_metadata_stl.py):
 
@@ -36,6 +40,9 @@ from .mesh import mesh_facts, soup_to_indexed
 
 _HEADER = 80
 _RECORD = 50
+#: Bytes after the last triangle a binary STL may carry (ignored, reported):
+#: fewer than one record, so a file cut or padded by whole triangles is not taken for one.
+MAX_TRAILING_BYTES = _RECORD - 1
 
 
 def extract_stl(path: Path) -> dict:
@@ -52,9 +59,13 @@ def extract_stl(path: Path) -> dict:
         head = fh.read(_HEADER + 4)
     if len(head) == _HEADER + 4:
         (count,) = struct.unpack("<I", head[_HEADER:])
-        if size == _HEADER + 4 + _RECORD * count:
-            triangles = _read_binary(path)
+        expected = _HEADER + 4 + _RECORD * count
+        if size == expected:
+            triangles = _read_binary(path, count)
             return {"format": "stl", **_facts(triangles, path.name)}
+        if count > 0 and expected < size <= expected + MAX_TRAILING_BYTES and not _looks_ascii(path):
+            triangles = _read_binary(path, count)
+            return {"format": "stl", **_facts(triangles, path.name), "trailing_bytes": size - expected}
     else:
         count = None
     binary_need = (
@@ -77,9 +88,22 @@ def extract_stl(path: Path) -> dict:
     return {"format": "stl", **_facts(triangles, path.name)}
 
 
-def _read_binary(path: Path) -> np.ndarray:
-    body = stl_mesh.Mesh.from_file(str(path), mode=Mode.BINARY, speedups=False, calculate_normals=False)
-    return body.vectors
+def _looks_ascii(path: Path) -> bool:
+    """An ASCII STL: starts with ``solid`` and has ``facet``/``endsolid`` text in its first KiB."""
+    with path.open("rb") as fh:
+        head = fh.read(1024)
+    return head.lstrip()[:5].lower() == b"solid" and b"\x00" not in head and (
+        b"facet" in head.lower() or b"endsolid" in head.lower()
+    )
+
+
+def _read_binary(path: Path, count: int) -> np.ndarray:
+    """The ``(count, 3, 3)`` corners of a binary STL, read with numpy-stl's record dtype
+    (only the ``count`` records the header states: trailing bytes are left alone)."""
+    with path.open("rb") as fh:
+        fh.seek(_HEADER + 4)
+        records = np.fromfile(fh, dtype=stl_mesh.Mesh.dtype, count=count)
+    return records["vectors"]
 
 
 def _read_ascii(data: bytes, name: str) -> np.ndarray:
