@@ -18,6 +18,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from extractor.app import create_app
 from extractor.config import load_extractor_settings
@@ -488,3 +489,28 @@ def test_sigterm_under_gunicorn_drains_and_loses_nothing(
         assert "drain timeout: nacked 1 unfinished message(s)" in log, log
         row = _one_row(clean_db, name, status="processed", timeout=75)
     assert row["status"] == "processed"
+
+
+def test_object_no_file_owns_is_acked_as_gone_without_a_result(start_service, clean_db, uploads_bucket):
+    gone_before = messages_total("gone")
+    start_service()
+    name, _ = upload(uploads_bucket, GOOD_SAMPLE, register=False)
+    wait_for(lambda: messages_total("gone") > gone_before, timeout=20, what="the gone outcome")
+    assert result_rows(clean_db, name) == []
+
+
+def test_file_deleted_while_extracting_leaves_no_result(start_service, clean_db, uploads_bucket):
+    """The delete-while-extracting race: the result references its file, so it cannot outlive it."""
+    from extractor.metadata import ExtractionError, extract_metadata
+
+    gone_before = messages_total("gone")
+
+    def delete_then_extract(path: Path, filename: str) -> dict:
+        with clean_db.begin() as conn:
+            conn.execute(text("DELETE FROM files"))
+        return extract_metadata(path, filename)
+
+    start_service(extract=(delete_then_extract, ExtractionError))
+    name, _ = upload(uploads_bucket, GOOD_SAMPLE)
+    wait_for(lambda: messages_total("gone") > gone_before, timeout=20, what="the gone outcome")
+    assert result_rows(clean_db, name) == []
