@@ -6,8 +6,15 @@ that dies mid-upload (OOM kill, node loss) leaves a row without generation --
 invisible to the API -- and maybe its object. This command deletes such rows
 older than ``--older-than-seconds`` (default 6 h, far beyond any upload) and
 their objects. Safe to run repeatedly and concurrently (each row is claimed
-with ``FOR UPDATE SKIP LOCKED``); suitable for a Kubernetes CronJob with the
-files-api image and environment.
+with ``FOR UPDATE SKIP LOCKED``). It runs as the chart's ``files-api-sweep``
+CronJob (files-api's image, environment and service account: the rights of
+the API's own DELETE) and, with ``--every SECONDS``, as a loop in the local
+platform; each round logs ``sweep done`` with ``removed`` (infra/monitoring.py
+counts ``removed unfinished upload`` lines as a log-based metric).
+
+Results whose file is gone need no sweep: ``extraction_results`` references
+``files`` with ``ON DELETE CASCADE`` (pipeline-core migration
+``reconcile_0002``), so deleting a row here deletes its results too.
 
 Exit codes: 0 done (prints how many were removed); 1 failure; 2 bad settings.
 """
@@ -16,7 +23,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
+import threading
 from datetime import timedelta
 
 from sqlalchemy import delete, func, select
@@ -66,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     """Console entry point; settings from the environment like the service."""
     parser = argparse.ArgumentParser(prog="files-api-sweep", description=__doc__.split("\n\n")[0])
     parser.add_argument("--older-than-seconds", type=float, default=DEFAULT_AGE.total_seconds())
+    parser.add_argument("--every", type=float, default=None, metavar="SECONDS",
+                        help="sweep again every SECONDS until SIGTERM/SIGINT (the local platform); default: once")
     args = parser.parse_args(argv)
     try:
         settings = load()
@@ -77,15 +88,25 @@ def main(argv: list[str] | None = None) -> int:
     engine = make_engine(settings.database_url)
     bucket = UploadsBucket(make_client(settings), settings.uploads_bucket,
                            chunk_bytes=settings.upload_chunk_bytes, timeout=settings.storage_timeout_seconds)
+    stop = threading.Event()
+    if args.every is not None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+    sessions = make_session_factory(engine)
+    code = 0
     try:
-        count = sweep_unfinished(make_session_factory(engine), bucket, timedelta(seconds=args.older_than_seconds))
-    except Exception:
-        log.exception("sweep failed")
-        return 1
+        while True:
+            try:
+                count = sweep_unfinished(sessions, bucket, timedelta(seconds=args.older_than_seconds))
+                log.info("sweep done", extra={"removed": count, "older_than_seconds": args.older_than_seconds})
+                code = 0
+            except Exception:
+                log.exception("sweep failed")
+                code = 1
+            if args.every is None or stop.wait(args.every):
+                return code
     finally:
         engine.dispose()
-    log.info("sweep done", extra={"removed": count})
-    return 0
 
 
 if __name__ == "__main__":
