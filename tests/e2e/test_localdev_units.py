@@ -250,23 +250,34 @@ def test_waiting_for_a_stage_times_out_with_its_name(tmp_path: Path) -> None:
 
 def test_procfile_runs_the_backends_bootstrap_and_both_services() -> None:
     commands = procfile_commands()
-    assert list(commands) == ["postgres", "pubsub", "bootstrap", "gcs", "files-api", "extractor"]
+    assert list(commands) == ["postgres", "pubsub", "bootstrap", "gcs", "files-api", "extractor", "reconciler", "sweep"]
     for name, command in commands.items():
         assert command.lstrip().startswith(("exec ", "CLOUD_PUBSUB_EMULATOR_OPTS=")), name
         assert " exec " in f" {command}", f"{name}: the shell must exec the server so honcho's signals reach it"
     assert "start --after pubsub" in commands["gcs"], "fake-gcs-server needs its notification topic first"
     for service in ("files-api", "extractor"):
         assert f"start --after services --service {service} -- gunicorn" in commands[service]
+    assert "start --after services -- extractor-reconcile pending --every" in commands["reconciler"]
+    assert "start --after services -- files-api-sweep --every" in commands["sweep"]
+    assert '--durability "$LOCALDEV_PG_DURABILITY"' in commands["postgres"]
 
 
-def test_services_use_the_images_gunicorn_config_files() -> None:
+def test_services_use_the_images_gunicorn_config_files(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var, value in {"DATABASE_URL": "postgresql+psycopg://u@127.0.0.1:1/db", "GOOGLE_CLOUD_PROJECT": "p",
+                       "UPLOADS_BUCKET": "bucket", "UPLOADS_SUBSCRIPTION": "sub", "LOG_FORMAT": "json"}.items():
+        monkeypatch.setenv(var, value)  # the configs validate the environment when imported
     commands = procfile_commands()
     assert "gunicorn -c apps/files-api/gunicorn.conf.py" in commands["files-api"]
     assert (REPO_ROOT / "apps" / "files-api" / "gunicorn.conf.py").is_file()
-    assert "gunicorn -c python:extractor.gunicorn_conf" in commands["extractor"]
-    import importlib.util
+    assert "gunicorn -c python:tools.localdev.extractor_gunicorn" in commands["extractor"]
+    import tools.localdev.extractor_gunicorn as local_conf
+    from extractor import gunicorn_conf as image_conf
 
-    assert importlib.util.find_spec("extractor.gunicorn_conf") is not None
+    # the image's config, unchanged, plus only the post_fork hook (emulator workaround)
+    for name in ("wsgi_app", "workers", "worker_class", "threads", "timeout", "graceful_timeout", "logconfig_dict",
+                 "on_starting", "post_worker_init", "worker_int", "worker_exit"):
+        assert getattr(local_conf, name) == getattr(image_conf, name), name
+    assert not hasattr(image_conf, "post_fork") and callable(local_conf.post_fork)
     # the extractor's config binds 0.0.0.0 (the pod); locally it is pinned to loopback
     assert '--bind "$HOST:$EXTRACTOR_PORT"' in commands["extractor"]
 
