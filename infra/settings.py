@@ -908,6 +908,14 @@ def parse_stack_settings(stack: str, config: Mapping[str, Any], alerts: Any) -> 
             "but print-platform:protect is true; a protected stack needs REGIONAL (high availability)"
         )
     _check_edge(stack_config, alerts_config, source, alerts_source)
+    # Why: below the first re-drive bound the alert pages for files the reconciler has not tried yet.
+    reconcile = stack_config.reconcile
+    pending_alert = alerts_config.alerts["pending_age"]
+    if pending_alert.threshold < reconcile.pending_bound_seconds:
+        raise ConfigError(
+            f"{alerts_source}: alerts.pending_age.threshold: {pending_alert.threshold:g} s is below "
+            f"print-platform:reconcile.pendingBoundSeconds ({reconcile.pending_bound_seconds} s in {source}); "
+            f"use the bound every file is final within: {reconcile.final_bound_seconds} s")
 
     return StackSettings(
         stack=stack,
