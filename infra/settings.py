@@ -45,6 +45,11 @@ PROJECT = "print-platform"
 #: The services deployed on the platform; each gets a Google service account,
 #: a Kubernetes service account and an IAM database user.
 SERVICES: tuple[str, ...] = ("files-api", "extractor")
+#: The reconciler (``extractor-reconcile``, CronJobs of the extractor release) is no service of
+#: its own but has its own identity: a Google service account, the Kubernetes ServiceAccount
+#: ``extractor-reconciler`` (the chart's ``<fullname>-reconciler``) and an IAM database user.
+RECONCILER = "reconciler"
+RECONCILER_KSA = "extractor-reconciler"
 #: What an encrypted (``secure:``) stack-file value becomes when read offline.
 SECRET_PLACEHOLDER = "[secret]"
 #: Repository root (this file is ``<root>/infra/settings.py``).
@@ -620,6 +625,9 @@ class Names(BaseModel):
             (the chart must create them with these names for Workload Identity).
         database_users: ``{service: IAM database user}`` (``<id>@<project>.iam``,
             the Postgres form of a service account user).
+        reconciler_service_account, reconciler_kubernetes_service_account,
+        reconciler_database_user: the same three for :data:`RECONCILER`
+            (``<stack>-reconciler``, :data:`RECONCILER_KSA`, ``<stack>-reconciler@<project>.iam``).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -644,6 +652,9 @@ class Names(BaseModel):
     service_accounts: dict[str, str]
     kubernetes_service_accounts: dict[str, str]
     database_users: dict[str, str]
+    reconciler_service_account: str
+    reconciler_kubernetes_service_account: str
+    reconciler_database_user: str
 
     @classmethod
     def derive(cls, project: str, stack: str) -> "Names":
@@ -671,6 +682,9 @@ class Names(BaseModel):
             service_accounts=accounts,
             kubernetes_service_accounts={service: service for service in SERVICES},
             database_users={service: f"{account}@{project}.iam" for service, account in accounts.items()},
+            reconciler_service_account=f"{stack}-{RECONCILER}",
+            reconciler_kubernetes_service_account=RECONCILER_KSA,
+            reconciler_database_user=f"{stack}-{RECONCILER}@{project}.iam",
         )
 
     def service_account_email(self, service: str, project: str) -> str:
