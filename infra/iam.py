@@ -28,8 +28,10 @@ import pulumi_gcp as gcp
 
 #: Roles per service on the uploads bucket.
 BUCKET_ROLES: Mapping[str, Sequence[str]] = {
-    # create, read, list and delete upload objects; no bucket or IAM admin.
-    "files-api": ("roles/storage.objectUser",),
+    # create, read, list and delete upload objects; no bucket or IAM admin. legacyBucketReader:
+    # storage.buckets.get, to read the bucket's notification configurations for /readyz
+    # (files_api.notifications); it adds only bucket metadata (objects.list is in objectUser).
+    "files-api": ("roles/storage.objectUser", "roles/storage.legacyBucketReader"),
     # read the uploaded generation only.
     "extractor": ("roles/storage.objectViewer",),
 }

@@ -397,6 +397,8 @@ def computed_values(service: str, outputs: StackOutputs, checksum: str) -> dict[
     if rec is not None and service == "files-api":
         values["sweep"] = {"enabled": True, "schedule": rec.sweep_schedule,
                            "olderThanSeconds": rec.unfinished_upload_age_seconds}
+        # /readyz checks the bucket's notification to this topic (files_api.notifications).
+        values["app"]["extraEnv"] = {"UPLOADS_TOPIC": rec.uploads_topic}
     if service == MIGRATIONS_SERVICE:
         # The hook migrates as this service's database user, which then owns the
         # tables; the other services' users are granted row access

@@ -84,6 +84,7 @@ def test_grants_are_least_privilege_and_resource_scoped(run: Capture, settings: 
     assert _service_grants(run, settings) == {
         "files-api": {
             ("storage/bucketIAMMember", n.uploads_bucket, "roles/storage.objectUser"),
+            ("storage/bucketIAMMember", n.uploads_bucket, "roles/storage.legacyBucketReader"),
             ("projects/iAMMember", p, "roles/cloudsql.client"),
             ("projects/iAMMember", p, "roles/cloudsql.instanceUser"),
         },

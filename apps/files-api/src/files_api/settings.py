@@ -33,6 +33,8 @@ class FilesApiSettings(CommonSettings):
             Bounds /tmp use: workers x this x ``MAX_UPLOAD_BYTES``.
         storage_timeout_seconds: ``STORAGE_TIMEOUT_SECONDS``, per-request GCS timeout.
         readiness_timeout_seconds: ``READINESS_TIMEOUT_SECONDS``, bound of each /readyz probe.
+        uploads_topic: ``UPLOADS_TOPIC``, the topic the bucket notifies; when set,
+            /readyz also checks that notification path (``files_api.notifications``).
     """
 
     port: int = Field(default=8080, ge=1, le=65535)
@@ -44,6 +46,7 @@ class FilesApiSettings(CommonSettings):
     max_concurrent_uploads: int = Field(default=2, ge=1, le=64)
     storage_timeout_seconds: float = Field(default=60.0, gt=0)
     readiness_timeout_seconds: float = Field(default=2.0, gt=0, le=30)
+    uploads_topic: str | None = None
 
     @field_validator("upload_chunk_bytes")
     @classmethod
