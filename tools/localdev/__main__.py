@@ -15,6 +15,8 @@ Commands:
   no platform runs on the data folder.
 - ``stop``: what ``make dev-stop`` runs: SIGTERM to the running platform (as
   Ctrl-C), wait until every process has stopped.
+- ``faults FAULT [--uploads N]``: a batch of uploads with kill -9 of one
+  process in the middle, on the running platform (see ``faults``).
 - ``redrive``: what ``make redrive`` runs: move the dead-letter subscription's
   messages back to the uploads topic (``extractor-reconcile dead-letters``).
 - ``reset``: what ``make dev-reset`` runs: delete the data folder.
@@ -161,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     stop = sub.add_parser("stop", help="stop the running platform (make dev-stop)")
     stop.add_argument("--timeout", type=float, default=None, help="seconds to wait (default: the stop timeout + 10)")
     sub.add_parser("redrive", help="re-drive the dead-letter subscription's messages (make redrive)")
+    faults = sub.add_parser("faults", help="uploads with kill -9 of one process in the middle (docs/local.md)")
+    faults.add_argument("rest", nargs=argparse.REMAINDER)
     sub.add_parser("env", help="print the resolved settings as JSON")
     args = parser.parse_args(argv)
 
@@ -195,6 +199,10 @@ def main(argv: list[str] | None = None) -> int:
             return _stop(cfg, args.timeout if args.timeout is not None else cfg.stop_timeout_seconds + 10)
         if args.cmd == "redrive":
             return _redrive(cfg)
+        if args.cmd == "faults":
+            from .faults import main as faults_main
+
+            return faults_main(cfg, args.rest)
         print(json.dumps(cfg.describe(), indent=2))
         return 0
     except (LocalConfigError, PortBusy, PreflightError, StageTimeout, BootstrapError, StreamResetError,
