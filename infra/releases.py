@@ -146,6 +146,9 @@ class ReconcileValues:
         schedule: the reconciler CronJob's schedule (from ``intervalSeconds``).
         sweep_schedule: the files-api sweep CronJob's schedule (from ``sweepIntervalSeconds``).
         unfinished_upload_age_seconds: the sweep's ``--older-than-seconds``.
+        max_delivery_attempts: the extractor subscription's dead-letter
+            ``maxDeliveryAttempts`` (``MAX_DELIVERY_ATTEMPTS``: the extractor counts
+            the nacks that dead-letter a message).
     """
 
     uploads_topic: str
@@ -155,6 +158,7 @@ class ReconcileValues:
     schedule: str
     sweep_schedule: str
     unfinished_upload_age_seconds: int
+    max_delivery_attempts: Optional[int] = None
 
     @classmethod
     def from_settings(cls, settings: Any) -> "ReconcileValues":
@@ -164,7 +168,8 @@ class ReconcileValues:
                    dead_letter_subscription=settings.names.dead_letter_subscription,
                    pending_bound_seconds=r.pending_bound_seconds, max_redrives=r.max_redrives,
                    schedule=cron_schedule(r.interval_seconds), sweep_schedule=cron_schedule(r.sweep_interval_seconds),
-                   unfinished_upload_age_seconds=r.unfinished_upload_age_seconds)
+                   unfinished_upload_age_seconds=r.unfinished_upload_age_seconds,
+                   max_delivery_attempts=settings.pubsub.max_delivery_attempts)
 
 
 @dataclass(frozen=True)
@@ -386,6 +391,8 @@ def computed_values(service: str, outputs: StackOutputs, checksum: str) -> dict[
         values["app"]["uploadsSubscription"] = outputs.extractor_subscription
     reconciler_email = outputs.service_account_emails.get(RECONCILER)
     rec = outputs.reconcile
+    if rec is not None and service == "extractor" and rec.max_delivery_attempts:
+        values["app"]["extraEnv"] = {"MAX_DELIVERY_ATTEMPTS": str(rec.max_delivery_attempts)}
     if rec is not None and service == "extractor" and reconciler_email:
         values["reconcile"] = {
             "enabled": True, "gcpServiceAccount": reconciler_email,
@@ -485,7 +492,7 @@ def _stack_owned_paths(service: str) -> set[tuple[str, ...]]:
         instance_connection_name="p:r:i", gateway=GatewayRef("g", "n", "https", "h.example.com"),
         armor_policy_name="armor", iap=IapSettings("client", None, "aud"), cloudsql_private_cidrs=("10.0.0.0/20",),
         cluster_dns_cidrs=("10.1.0.0/20",),
-        reconcile=ReconcileValues("topic", "dead-sub", 60, 1, "* * * * *", "* * * * *", 600),
+        reconcile=ReconcileValues("topic", "dead-sub", 60, 1, "* * * * *", "* * * * *", 600, 5),
     )
     sample = dataclasses.replace(sample, service_account_emails={
         **sample.service_account_emails, RECONCILER: "sample-rec@sample-project.iam.gserviceaccount.com"})

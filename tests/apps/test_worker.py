@@ -206,14 +206,19 @@ def test_dead_letter_after_max_delivery_attempts(start_service, clean_db, upload
         dead_letter_policy={"deadLetterTopic": pubsub.topic_path(dead_topic), "maxDeliveryAttempts": 5},
     )
     monkeypatch.setenv("UPLOADS_SUBSCRIPTION", subscription)
+    from prometheus_client import REGISTRY
+
+    dead_lettered_before = REGISTRY.get_sample_value("extractor_dead_lettered_total") or 0
     db_proxy.down()  # a fault that outlives every attempt
-    start_service()
+    start_service(max_delivery_attempts=5)
     name, generation = upload(uploads_bucket, GOOD_SAMPLE)
 
     [dead] = pubsub.pull(dead_sub, want=1, timeout=60)
     assert dead.attributes["objectId"] == name
     assert int(dead.attributes["objectGeneration"]) == generation
     assert result_rows(clean_db, name) == []  # nothing written; the message is parked, not lost
+    # the operator is told: the nack of the last attempt is counted (and logged at ERROR)
+    assert REGISTRY.get_sample_value("extractor_dead_lettered_total") == dead_lettered_before + 1
 
 
 def test_notification_for_a_deleted_object_is_acked_as_gone(start_service, clean_db, uploads_bucket, pubsub):

@@ -94,3 +94,15 @@ def test_cron_schedule_covers_minutes_and_the_hour():
     assert cron_schedule(300) == "*/5 * * * *"
     assert cron_schedule(3600) == "0 * * * *"
     assert cron_schedule(10) == "* * * * *"  # below cron's resolution: every minute
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_services_get_what_they_report_the_path_with(rendered, stack_root, stack):
+    """files-api's /readyz checks the bucket notifies UPLOADS_TOPIC; the extractor counts the nacks that
+    dead-letter a message (MAX_DELIVERY_ATTEMPTS = the subscription's policy)."""
+    settings = load_stack_settings(stack, root=stack_root)
+    files_api = rendered[(stack, "files-api")].one("Deployment")["spec"]["template"]["spec"]["containers"][0]
+    extractor = rendered[(stack, "extractor")].one("Deployment")["spec"]["template"]["spec"]["containers"][0]
+    assert _env(files_api)["UPLOADS_TOPIC"] == settings.names.uploads_topic
+    assert _env(extractor)["MAX_DELIVERY_ATTEMPTS"] == str(settings.pubsub.max_delivery_attempts)
+    assert _env(extractor)["MAX_MESSAGES"], "the environment's own extraEnv is kept beside the stack's"

@@ -100,7 +100,7 @@ def test_emulator_topics_and_subscriptions_are_what_the_program_previews_for_dev
 #: Chart variables the local platform sets itself from the stack's names and its own ports
 #: (``LocalConfig.process_env`` / ``service_overrides``), and ones that only apply in the cloud.
 LOCAL_FROM_STACK = {"PORT", "GOOGLE_CLOUD_PROJECT", "UPLOADS_BUCKET", "UPLOADS_SUBSCRIPTION", "UPLOADS_TOPIC",
-                    "DATABASE_URL"}
+                    "MAX_DELIVERY_ATTEMPTS", "DATABASE_URL"}
 CLOUD_ONLY = {"IAP_AUDIENCE", "TMPDIR"}
 
 
@@ -138,7 +138,8 @@ def test_service_env_is_what_the_dev_chart_renders(tmp_path: Path, service: str)
     for name, value in cfg.services[service].items():
         assert chart_env.get(name) == value, f"{service}: {name} is {value!r} locally, {chart_env.get(name)!r} in the chart"
     process = cfg.process_env("run-1", base={})
-    for name in ("GOOGLE_CLOUD_PROJECT", "UPLOADS_BUCKET", "UPLOADS_SUBSCRIPTION", "UPLOADS_TOPIC"):
+    for name in ("GOOGLE_CLOUD_PROJECT", "UPLOADS_BUCKET", "UPLOADS_SUBSCRIPTION", "UPLOADS_TOPIC",
+                 "MAX_DELIVERY_ATTEMPTS"):
         if name in chart_env:
             assert process[name] == chart_env[name], f"{service}: {name} differs from the stack's"
     assert local["PORT"] == chart_env["PORT"]  # default ports are the images' ports

@@ -318,6 +318,7 @@ class LocalConfig:
             UPLOADS_TOPIC=names.uploads_topic,
             UPLOADS_SUBSCRIPTION=names.extractor_subscription,
             DEAD_LETTER_SUBSCRIPTION=names.dead_letter_subscription,
+            MAX_DELIVERY_ATTEMPTS=str(self.stack.pubsub.max_delivery_attempts),
             LOCALDEV_PG_DURABILITY=self.pg_durability,
             LOG_FORMAT=self.log_format or ("text" if tty else "json"),
             DATABASE_URL=self.database_url,

@@ -39,7 +39,7 @@ def create_app(service: ExtractorService | None = None) -> Flask:
         service = ExtractorService(settings)
     app = Flask("extractor")
     app.extensions[EXTENSION_KEY] = service
-    backlog.install(service.engine)
+    backlog.install(service.settings.database_url)
 
     def answer(probe: Probe) -> tuple[Response, int]:
         body = {"status": "ok" if probe.ok else "unavailable", "detail": probe.detail}

@@ -18,12 +18,18 @@ PodMonitoring) exports, per scrape, with one bounded query each:
 - ``pipeline_backlog_up``: 1 when the query answered within
   ``QUERY_TIMEOUT_MS``, else 0 (then the other series are absent, not 0).
 
-Every replica reports the same values; aggregate with ``max``.
+Every replica reports the same values; aggregate with ``max``. The queries run
+on the collector's own one-connection engine (a scrape never takes a
+connection the message handlers need) and their answer is reused for
+``CACHE_SECONDS`` (scrapes come every 30 s in the cluster, more often from a
+person with curl).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Iterator
 
 from prometheus_client.core import REGISTRY, GaugeMetricFamily
@@ -39,13 +45,26 @@ log = logging.getLogger(__name__)
 AGE_THRESHOLDS = (0, 60, 300, 900, 3600, 21600)
 #: Bound of the scrape's queries (Postgres ``statement_timeout``), milliseconds.
 QUERY_TIMEOUT_MS = 2000
+#: How long one answer of the database is reused, seconds.
+CACHE_SECONDS = 5.0
 
 
 class BacklogCollector(Collector):
     """Collects the gauges of the module doc from ``engine`` on every scrape."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, cache_seconds: float = CACHE_SECONDS) -> None:
         self.engine = engine
+        self.cache_seconds = cache_seconds
+        self._lock = threading.Lock()
+        self._cached: tuple[float, tuple[list[int], float, int, int, float]] | None = None
+
+    def _answer(self) -> tuple[list[int], float, int, int, float]:
+        with self._lock:
+            if self._cached is not None and time.monotonic() - self._cached[0] < self.cache_seconds:
+                return self._cached[1]
+            answer = self._query()
+            self._cached = (time.monotonic(), answer)
+            return answer
 
     def _query(self) -> tuple[list[int], float, int, int, float]:
         age = func.extract("epoch", func.now() - File.updated_at)
@@ -66,7 +85,7 @@ class BacklogCollector(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         up = GaugeMetricFamily("pipeline_backlog_up", "1 when the backlog query answered within its bound.")
         try:
-            counts, oldest, redriven, unfinished, unfinished_oldest = self._query()
+            counts, oldest, redriven, unfinished, unfinished_oldest = self._answer()
         except Exception as exc:  # noqa: BLE001 - a scrape never fails because the database does
             log.warning("backlog query failed: %s", type(exc).__name__)
             up.add_metric([], 0)
@@ -94,12 +113,16 @@ class BacklogCollector(Collector):
 _installed: BacklogCollector | None = None
 
 
-def install(engine: Engine) -> BacklogCollector:
-    """Register a ``BacklogCollector`` on the default registry (replacing one installed before)."""
+def install(database_url: str) -> BacklogCollector:
+    """Register a ``BacklogCollector`` with its own one-connection engine on ``database_url`` on the
+    default registry (replacing, and disposing of, one installed before)."""
+    from pipeline_core.db import make_engine
+
     global _installed
     if _installed is not None:
         REGISTRY.unregister(_installed)
-    _installed = BacklogCollector(engine)
+        _installed.engine.dispose()
+    _installed = BacklogCollector(make_engine(database_url, pool_size=1, statement_timeout_ms=QUERY_TIMEOUT_MS))
     REGISTRY.register(_installed)
     return _installed
 
