@@ -79,6 +79,8 @@ LOG_METRICS: dict[str, tuple[str, str]] = {
                               "Dead-lettered notifications moved back to the uploads topic (make redrive / the redrive Job)."),
     "sweep-removed-uploads": ("removed unfinished upload",
                               "Upload rows without a generation (and their objects) the sweep removed."),
+    "sweep-removed-objects": ("removed orphan object",
+                              "Objects no files row names (a failed upload's leftovers) the sweep removed."),
 }
 #: What files-api's ``GET /healthz`` answers (``{"status": "ok"}``, apps/files-api ops.py);
 #: the uptime check matches it so a 200 from anything else (a default backend, a parked

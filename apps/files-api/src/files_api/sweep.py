@@ -12,6 +12,13 @@ the API's own DELETE) and, with ``--every SECONDS``, as a loop in the local
 platform; each round logs ``sweep done`` with ``removed`` (infra/monitoring.py
 counts ``removed unfinished upload`` lines as a log-based metric).
 
+It also removes *orphan objects*: objects under ``files/`` older than the
+same age that no ``files`` row names (a failed upload whose object could not
+be deleted during a storage outage; ``_undo`` logs it). files-api writes the
+row before the object and deletes the object before committing a row's
+deletion, so an object that old without a row is nobody's. This scans the
+bucket's listing (``list_blobs``, paged), one ``SELECT`` per page.
+
 Results whose file is gone need no sweep: ``extraction_results`` references
 ``files`` with ``ON DELETE CASCADE`` (pipeline-core migration
 ``reconcile_0002``), so deleting a row here deletes its results too.
@@ -27,6 +34,8 @@ import signal
 import sys
 import threading
 from datetime import timedelta
+
+from datetime import datetime, timezone
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -71,6 +80,48 @@ def sweep_unfinished(sessions: sessionmaker[Session], bucket: UploadsBucket, old
             removed += len(rows)
 
 
+#: Object names files-api writes (``files/<id>/<name>``, repository.object_name_for).
+OBJECT_PREFIX = "files/"
+
+
+def sweep_orphan_objects(sessions: sessionmaker[Session], bucket: UploadsBucket, older_than: timedelta = DEFAULT_AGE,
+                         *, page_size: int = 500) -> int:
+    """Delete objects under ``files/`` created more than ``older_than`` ago that no ``files`` row names.
+
+    Returns how many objects were removed.
+
+    Raises:
+        files_api.storage.StorageUnavailable: listing or deleting failed.
+    """
+    from google.api_core import exceptions as gexc
+
+    from .storage import StorageUnavailable
+
+    cutoff = datetime.now(timezone.utc) - older_than
+    removed = 0
+    try:
+        pages = bucket.client.list_blobs(bucket.name, prefix=OBJECT_PREFIX, page_size=page_size,
+                                         timeout=bucket.timeout).pages
+        for page in pages:
+            old = {blob.name: blob.generation for blob in page
+                   if blob.time_created is not None and blob.time_created < cutoff}
+            if not old:
+                continue
+            with sessions() as session:
+                owned = set(session.scalars(select(File.object_name).where(
+                    File.bucket == bucket.name, File.object_name.in_(list(old)))))
+            for name, generation in old.items():
+                if name in owned:
+                    continue
+                existed = bucket.delete(name, generation)
+                removed += int(existed)
+                log.info("removed orphan object", extra={"object_name": name, "generation": generation,
+                                                         "object_existed": existed})
+    except gexc.GoogleAPIError as exc:
+        raise StorageUnavailable(f"listing gs://{bucket.name}/{OBJECT_PREFIX} failed: {exc}") from exc
+    return removed
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console entry point; settings from the environment like the service."""
     parser = argparse.ArgumentParser(prog="files-api-sweep", description=__doc__.split("\n\n")[0])
@@ -97,8 +148,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         while True:
             try:
-                count = sweep_unfinished(sessions, bucket, timedelta(seconds=args.older_than_seconds))
-                log.info("sweep done", extra={"removed": count, "older_than_seconds": args.older_than_seconds})
+                age = timedelta(seconds=args.older_than_seconds)
+                count = sweep_unfinished(sessions, bucket, age)
+                objects = sweep_orphan_objects(sessions, bucket, age)
+                log.info("sweep done", extra={"removed": count, "orphan_objects_removed": objects,
+                                              "older_than_seconds": args.older_than_seconds})
                 code = 0
             except Exception:
                 log.exception("sweep failed")
