@@ -210,7 +210,7 @@ def banner(cfg: LocalConfig) -> str:
 def main(cfg: LocalConfig, run_id: str) -> int:
     """The ``bootstrap`` process: run the steps, print the banner, then idle until SIGTERM/SIGINT.
 
-    Returns 0 after a signal, 1 when a step failed (honcho then stops the run).
+    Returns 0 after a signal, 1 when a step failed (the supervisor then stops the run).
     """
     from pipeline_core.log import configure_logging
 

@@ -1,4 +1,4 @@
-"""``make dev``: check, then run the Procfile under honcho until Ctrl-C.
+"""``make dev``: check, then run the Procfile under the supervisor until Ctrl-C / ``make dev-stop``.
 
 ``up()``:
 
