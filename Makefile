@@ -20,7 +20,7 @@ export UV_PROJECT_ENVIRONMENT := $(CURDIR)/.venv
 export UV_COMPILE_BYTECODE := 1
 RUN := $(UV) run --frozen --quiet
 
-.PHONY: help setup test test-fast preview cost render preview-diff lint-workflows dev dev-reset demo helm clean
+.PHONY: help setup test test-fast preview cost render preview-diff lint-workflows dev dev-reset dev-status dev-stop redrive demo helm clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-14s %s\n", $$1, $$2}'
@@ -63,11 +63,20 @@ lint-workflows: setup ## actionlint (+ shellcheck on run: blocks) and checkov on
 	PATH="$(CURDIR)/.venv/bin:$$PATH" actionlint
 	BC_SKIP_MAPPING=TRUE $(UV) tool run --from checkov==$(CHECKOV_VERSION) checkov --skip-download --framework github_actions -d .github/workflows --compact --quiet
 
-dev: setup ## the whole platform on 127.0.0.1 (Postgres, Pub/Sub emulator, fake-gcs, files-api :8080, extractor); Ctrl-C stops it
+dev: setup ## the whole platform on 127.0.0.1 (Postgres, Pub/Sub emulator, fake-gcs, files-api :8080, extractor, reconciler, sweep); Ctrl-C stops it
 	@$(RUN) python -m tools.localdev up
 
-dev-reset: setup ## delete the local platform's data (.local/)
+dev-reset: setup ## delete the local platform's data (.local/); refused while make dev runs on it
 	@$(RUN) python -m tools.localdev reset
+
+dev-status: setup ## the running local platform: processes (restarts), readiness, pending-file backlog
+	@$(RUN) python -m tools.localdev status
+
+dev-stop: setup ## stop the running local platform (like Ctrl-C in its terminal)
+	@$(RUN) python -m tools.localdev stop
+
+redrive: setup ## with make dev running: move dead-lettered notifications back to the uploads topic
+	@$(RUN) python -m tools.localdev redrive
 
 demo: setup ## with make dev running: upload ../shared/samples through the API and print what was extracted
 	@$(RUN) python -m tools.localdev demo

@@ -28,16 +28,26 @@ import pulumi_gcp as gcp
 
 #: Roles per service on the uploads bucket.
 BUCKET_ROLES: Mapping[str, Sequence[str]] = {
-    # create, read, list and delete upload objects; no bucket or IAM admin.
-    "files-api": ("roles/storage.objectUser",),
+    # create, read, list and delete upload objects; no bucket or IAM admin. legacyBucketReader:
+    # storage.buckets.get, to read the bucket's notification configurations for /readyz
+    # (files_api.notifications); it adds only bucket metadata (objects.list is in objectUser).
+    "files-api": ("roles/storage.objectUser", "roles/storage.legacyBucketReader"),
     # read the uploaded generation only.
     "extractor": ("roles/storage.objectViewer",),
 }
+#: Roles per service on the uploads bucket (continued): the reconciler reads an object's
+#: metadata (the resource of the notification it republishes).
+BUCKET_ROLES = {**BUCKET_ROLES, "reconciler": ("roles/storage.objectViewer",)}
 #: Roles per service on the extractor subscription.
 SUBSCRIPTION_ROLES: Mapping[str, Sequence[str]] = {
     "files-api": (),
     "extractor": ("roles/pubsub.subscriber",),
+    "reconciler": (),
 }
+#: Roles on the uploads topic: the reconciler republishes lost notifications there.
+TOPIC_ROLES: Mapping[str, Sequence[str]] = {"reconciler": ("roles/pubsub.publisher",)}
+#: Roles on the dead-letter subscription: the reconciler re-drives (pulls and acks) it on request.
+DEAD_LETTER_SUBSCRIPTION_ROLES: Mapping[str, Sequence[str]] = {"reconciler": ("roles/pubsub.subscriber",)}
 #: Cloud SQL roles (project-level API; scoped to the instance by an IAM condition):
 #: client = connect through the Cloud SQL Auth Proxy, instanceUser = IAM database login.
 SQL_ROLES: Sequence[str] = ("roles/cloudsql.client", "roles/cloudsql.instanceUser")
@@ -126,6 +136,9 @@ class ServiceAccessArgs:
         members: ``{service: "serviceAccount:<email>"}`` (from :class:`ServiceAccounts`).
         bucket_name: uploads bucket. subscription_name: extractor subscription (short id).
         sql_instance_name: Cloud SQL instance name (the IAM condition's scope).
+        uploads_topic_name: uploads topic (short id) for ``TOPIC_ROLES``;
+        dead_letter_subscription_name: dead-letter subscription (short id) for
+            ``DEAD_LETTER_SUBSCRIPTION_ROLES``; None grants nothing there.
     """
 
     project: str
@@ -133,9 +146,11 @@ class ServiceAccessArgs:
     bucket_name: pulumi.Input[str]
     subscription_name: pulumi.Input[str]
     sql_instance_name: pulumi.Input[str]
+    uploads_topic_name: Optional[pulumi.Input[str]] = None
+    dead_letter_subscription_name: Optional[pulumi.Input[str]] = None
 
     def __post_init__(self) -> None:
-        for table in (BUCKET_ROLES, SUBSCRIPTION_ROLES):
+        for table in (BUCKET_ROLES, SUBSCRIPTION_ROLES, TOPIC_ROLES, DEAD_LETTER_SUBSCRIPTION_ROLES):
             for service, roles in table.items():
                 bad = FORBIDDEN_ROLES.intersection(roles)
                 if bad:
@@ -178,6 +193,26 @@ class ServiceAccess(pulumi.ComponentResource):
                     member=member,
                     opts=child,
                 )
+            if args.uploads_topic_name is not None:
+                for role in TOPIC_ROLES.get(service, ()):
+                    self.bindings[f"{service}/topic/{role}"] = gcp.pubsub.TopicIAMMember(
+                        f"{service}-topic-{_short(role)}",
+                        project=args.project,
+                        topic=args.uploads_topic_name,
+                        role=role,
+                        member=member,
+                        opts=child,
+                    )
+            if args.dead_letter_subscription_name is not None:
+                for role in DEAD_LETTER_SUBSCRIPTION_ROLES.get(service, ()):
+                    self.bindings[f"{service}/dead-letter-subscription/{role}"] = gcp.pubsub.SubscriptionIAMMember(
+                        f"{service}-dead-letter-subscription-{_short(role)}",
+                        project=args.project,
+                        subscription=args.dead_letter_subscription_name,
+                        role=role,
+                        member=member,
+                        opts=child,
+                    )
             # Why a condition: Cloud SQL has no instance-level IAM policy; the
             # condition limits the project grant to this stack's instance.
             for role in SQL_ROLES:

@@ -17,7 +17,20 @@ policy key                  metric (https://cloud.google.com/monitoring/api/metr
 ``sql_memory``              ``cloudsql.googleapis.com/database/memory/utilization``      fraction 0..1
 ``sql_disk``                ``cloudsql.googleapis.com/database/disk/utilization``        fraction 0..1
 ``container_restarts``      ``kubernetes.io/container/restart_count``                    restarts per window
+``pending_age``             ``prometheus.googleapis.com/pipeline_pending_oldest_age_seconds/gauge``  seconds
+                            (the extractor's backlog gauge via Managed Prometheus: the
+                            oldest file still ``pending``, extractor.backlog)
 ==========================  ===========================================================  ==============
+
+``pending_age`` is the promise "every file answered 201 ends processed or
+failed within the bound": its threshold in ``alerts.yaml`` is the stack's
+bound (``ReconcileConfig.final_bound_seconds``; infra/settings.py rejects a
+threshold below ``reconcile.pendingBoundSeconds``, which would page for files
+the reconciler has not even re-driven yet).
+
+Besides the policies, :class:`Monitoring` creates log-based counter metrics
+(``LOG_METRICS``) for what the reconciler and the sweep do, counted from their
+structured log lines: ``logging.googleapis.com/user/<stack>-<name>``.
 
 Thresholds, durations, windows and severities are data (``environments/<stack>/alerts.yaml``,
 read by ``infra/settings.py`` and mapped onto :class:`MonitoringArgs` in ``infra/program.py``);
@@ -51,7 +64,24 @@ SIGNALS = (
     "sql_memory",
     "sql_disk",
     "container_restarts",
+    "pending_age",
 )
+#: Log-based counter metrics: ``{name: (log message matched exactly, description)}``. The messages
+#: are the reconciler's (apps/extractor reconcile.py) and the sweep's (apps/files-api sweep.py).
+LOG_METRICS: dict[str, tuple[str, str]] = {
+    "reconciler-redrives": ("re-drove the notification of a pending file",
+                            "Notifications of pending files the reconciler published again."),
+    "reconciler-failed": ("marked failed: re-drives exhausted",
+                          "Files the reconciler marked failed after its re-drives found no result."),
+    "reconciler-object-gone": ("marked failed: object generation gone",
+                               "Pending files marked failed because their object generation is gone."),
+    "dead-letters-redriven": ("re-drove a dead-lettered message",
+                              "Dead-lettered notifications moved back to the uploads topic (make redrive / the redrive Job)."),
+    "sweep-removed-uploads": ("removed unfinished upload",
+                              "Upload rows without a generation (and their objects) the sweep removed."),
+    "sweep-removed-objects": ("removed orphan object",
+                              "Objects no files row names (a failed upload's leftovers) the sweep removed."),
+}
 #: What files-api's ``GET /healthz`` answers (``{"status": "ok"}``, apps/files-api ops.py);
 #: the uptime check matches it so a 200 from anything else (a default backend, a parked
 #: domain) does not pass. tests/infra/test_monitoring.py asserts it against the app.
@@ -294,7 +324,20 @@ class Monitoring(pulumi.ComponentResource):
                 opts=edge if signal in EDGE_SIGNALS else child,
             )
 
+        self.log_metrics: dict[str, gcp.logging.Metric] = {}
+        for metric, (message, description) in LOG_METRICS.items():
+            self.log_metrics[metric] = gcp.logging.Metric(
+                f"log-{metric}",
+                project=args.project,
+                name=f"{args.stack}-{metric}",
+                description=description,
+                filter=log_metric_filter(args.namespace, message),
+                metric_descriptor=gcp.logging.MetricMetricDescriptorArgs(
+                    metric_kind="DELTA", value_type="INT64", unit="1", display_name=f"{args.stack}: {metric}"),
+                opts=child,
+            )
         self.register_outputs({
+            "log_metrics": {m: r.name for m, r in self.log_metrics.items()},
             "notification_channels": channel_names,
             "uptime_check_id": self.uptime_check.uptime_check_id,
             "alert_policies": {signal: p.name for signal, p in self.policies.items()},
@@ -375,6 +418,16 @@ SIGNAL_DEFINITIONS: dict[str, SignalDefinition] = {
         "Cloud SQL disk utilisation", "(fraction)", "ALIGN_MEAN", None, (),
         "1. Check table and index sizes; vacuum bloat.\n"
         "2. Confirm storage auto-increase is on, or raise the disk size in the stack config."),
+    "pending_age": SignalDefinition(
+        "oldest pending file past the bound", "s", "ALIGN_MAX", "REDUCE_MAX", (),
+        "1. `kubectl -n <namespace> get cronjob,jobs -l app.kubernetes.io/component=reconciler`: is the reconciler "
+        "running and succeeding? Its logs say what it re-drove (`re-drove the notification of a pending file`) or why "
+        "it could not (GCS / Pub/Sub errors).\n"
+        "2. Check the extractor: pods pulling, `extractor_messages_total{outcome=\"retry\"}` rising, dead-letter backlog.\n"
+        "3. A deleted bucket notification config or topic stops every notification: compare "
+        "`gcloud storage buckets notifications list gs://<bucket>` with the stack; `pulumi up` restores it.\n"
+        "4. Files that keep failing re-drives end `failed` with the reason; re-drive dead letters once fixed "
+        "(docs/extractor.md#reconciliation)."),
     "container_restarts": SignalDefinition(
         "container restarts", "restarts per window", "ALIGN_DELTA", "REDUCE_SUM",
         ("resource.labels.container_name",),
@@ -411,11 +464,22 @@ def signal_filters(args: MonitoringArgs, uptime_check_id: pulumi.Input[str]) -> 
         "sql_cpu": fmt(sql, args.sql_database_id, "cpu"),
         "sql_memory": fmt(sql, args.sql_database_id, "memory"),
         "sql_disk": fmt(sql, args.sql_database_id, "disk"),
+        "pending_age": fmt(
+            'resource.type = "prometheus_target" AND resource.labels.namespace = "{0}"'
+            ' AND metric.type = "prometheus.googleapis.com/pipeline_pending_oldest_age_seconds/gauge"', args.namespace),
         "container_restarts": fmt(
             'resource.type = "k8s_container" AND resource.labels.cluster_name = "{0}"'
             ' AND resource.labels.namespace_name = "{1}" AND metric.type = "kubernetes.io/container/restart_count"',
             args.cluster_name, args.namespace),
     }
+
+
+def log_metric_filter(namespace: pulumi.Input[str], message: str) -> pulumi.Output[str]:
+    """Logging filter of one ``LOG_METRICS`` entry: the services' containers in ``namespace``, that message
+    (``jsonPayload.message``: the JSON log field of pipeline_core.log)."""
+    return pulumi.Output.format(
+        'resource.type = "k8s_container" AND resource.labels.namespace_name = "{0}" AND jsonPayload.message = "{1}"',
+        namespace, message)
 
 
 def lb_requests_filter(url_map_name_regex: pulumi.Input[str]) -> pulumi.Output[str]:

@@ -29,7 +29,7 @@ from infra import budget as billing
 from infra import loadbalancer as edge
 from infra import releases as apps
 from infra import monitoring as alerting
-from infra.settings import SERVICES, ConfigError, StackSettings, parse_stack_settings, read_alerts_file
+from infra.settings import RECONCILER, SERVICES, ConfigError, StackSettings, parse_stack_settings, read_alerts_file
 
 def labels_for(settings: StackSettings) -> dict[str, str]:
     """``{"app": "print-platform", "stack": <stack>, "managed-by": "pulumi"}``."""
@@ -189,8 +189,11 @@ def build(settings: StackSettings) -> Platform:
         "service-accounts",
         iam.ServiceAccountsArgs(
             project=settings.project,
-            account_ids={s: names.service_accounts[s] for s in SERVICES},
-            kubernetes_service_accounts={s: names.kubernetes_service_accounts[s] for s in SERVICES},
+            # The services' identities and the reconciler's own (least privilege: infra/iam.py).
+            account_ids={**{s: names.service_accounts[s] for s in SERVICES},
+                         RECONCILER: names.reconciler_service_account},
+            kubernetes_service_accounts={**{s: names.kubernetes_service_accounts[s] for s in SERVICES},
+                                         RECONCILER: names.reconciler_kubernetes_service_account},
             namespace=cluster.namespace,
             workload_pool=cluster.workload_pool,
         ),
@@ -226,6 +229,8 @@ def build(settings: StackSettings) -> Platform:
             bucket_name=uploads.bucket_name,
             subscription_name=topics.extractor_subscription_name,
             sql_instance_name=db.instance_name,
+            uploads_topic_name=topics.uploads_topic_name,
+            dead_letter_subscription_name=topics.dead_letter_subscription_name,
         ),
     )
 
@@ -346,6 +351,7 @@ def _releases(platform: Platform) -> apps.Releases:
             cluster_dns_cidrs=[s.config.network.services_cidr],
             migrations_service_account_name=platform.accounts.accounts[apps.MIGRATIONS_SERVICE].name,
             workload_pool=platform.cluster.workload_pool,
+            reconcile=apps.ReconcileValues.from_settings(s),
             # Not protected even in prod: releases hold no state (Helm rolls back a
             # failed upgrade); `protect` is for the stack's stateful resources.
             protect=False,

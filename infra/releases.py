@@ -22,6 +22,7 @@ change changes the Release's inputs and shows up in ``pulumi preview``.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
 import math
@@ -38,7 +39,9 @@ import pulumi_gcp as gcp
 import pulumi_kubernetes as k8s
 import yaml
 
+from infra.settings import RECONCILER
 from infra.settings import SERVICES as _SETTINGS_SERVICES
+from infra.settings import cron_schedule
 
 ROOT = Path(__file__).resolve().parent.parent
 #: The one chart of the small Flask services (see docs/chart.md for why one).
@@ -136,6 +139,43 @@ class IapSettings:
 
 
 @dataclass(frozen=True)
+class ReconcileValues:
+    """The reconciliation CronJobs' settings (plain data from ``infra.settings``, docs/extractor.md).
+
+    Attributes:
+        uploads_topic: the uploads topic id (short) the reconciler republishes to.
+        dead_letter_subscription: the dead-letter subscription id (short) it re-drives.
+        pending_bound_seconds, max_redrives: ``print-platform:reconcile`` (``PENDING_BOUND_SECONDS``, ``MAX_REDRIVES``).
+        schedule: the reconciler CronJob's schedule (from ``intervalSeconds``).
+        sweep_schedule: the files-api sweep CronJob's schedule (from ``sweepIntervalSeconds``).
+        unfinished_upload_age_seconds: the sweep's ``--older-than-seconds``.
+        max_delivery_attempts: the extractor subscription's dead-letter
+            ``maxDeliveryAttempts`` (``MAX_DELIVERY_ATTEMPTS``: the extractor counts
+            the nacks that dead-letter a message).
+    """
+
+    uploads_topic: str
+    dead_letter_subscription: str
+    pending_bound_seconds: int
+    max_redrives: int
+    schedule: str
+    sweep_schedule: str
+    unfinished_upload_age_seconds: int
+    max_delivery_attempts: Optional[int] = None
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> "ReconcileValues":
+        """From ``infra.settings.StackSettings`` (``names`` and ``config.reconcile``)."""
+        r = settings.config.reconcile
+        return cls(uploads_topic=settings.names.uploads_topic,
+                   dead_letter_subscription=settings.names.dead_letter_subscription,
+                   pending_bound_seconds=r.pending_bound_seconds, max_redrives=r.max_redrives,
+                   schedule=cron_schedule(r.interval_seconds), sweep_schedule=cron_schedule(r.sweep_interval_seconds),
+                   unfinished_upload_age_seconds=r.unfinished_upload_age_seconds,
+                   max_delivery_attempts=settings.pubsub.max_delivery_attempts)
+
+
+@dataclass(frozen=True)
 class StackOutputs:
     """The stack's values that go into the releases (resolved, plain data).
 
@@ -171,6 +211,9 @@ class StackOutputs:
         cluster_dns_cidrs: where the pods' DNS queries go besides the kube-dns
             pods: the cluster's Service range (the kube-dns ClusterIP, answered
             by NodeLocal DNSCache); NetworkPolicy egress on 53.
+        reconcile: the reconciliation CronJobs' settings; None renders none.
+            The reconciler's identity is ``service_account_emails`` /
+            ``database_users`` under :data:`infra.settings.RECONCILER`.
     """
 
     project_id: str
@@ -187,6 +230,7 @@ class StackOutputs:
     cloudsql_private_cidrs: Sequence[str] = ()
     database_users: Mapping[str, str] = field(default_factory=dict)
     cluster_dns_cidrs: Sequence[str] = ()
+    reconcile: Optional[ReconcileValues] = None
 
 
 @dataclass(frozen=True)
@@ -215,6 +259,9 @@ class ReleasesArgs:
             cluster's ``<project>.svc.id.goog``: with both, the component binds
             Workload Identity for the migration hook's Kubernetes ServiceAccount
             ``files-api-migrate`` (the service's own KSA is bound by infra/iam.py).
+        reconcile: the reconciliation CronJobs' settings (:class:`ReconcileValues`);
+            they render only when ``service_account_emails`` also holds the
+            reconciler's (:data:`infra.settings.RECONCILER`) account.
         protect: Pulumi ``protect`` on the releases (default False: a release
             holds no state and Helm rolls back a failed upgrade; the program
             keeps ``protect`` for the stack's stateful resources).
@@ -244,6 +291,7 @@ class ReleasesArgs:
     cluster_dns_cidrs: Sequence[str] = ()
     migrations_service_account_name: Optional[pulumi.Input[str]] = None
     workload_pool: Optional[pulumi.Input[str]] = None
+    reconcile: Optional[ReconcileValues] = None
     protect: bool = False
     timeout_seconds: int = 600
     max_history: int = 10
@@ -349,6 +397,23 @@ def computed_values(service: str, outputs: StackOutputs, checksum: str) -> dict[
         values["networkPolicy"] = network_policy
     if service == "extractor":
         values["app"]["uploadsSubscription"] = outputs.extractor_subscription
+    reconciler_email = outputs.service_account_emails.get(RECONCILER)
+    rec = outputs.reconcile
+    if rec is not None and service == "extractor" and rec.max_delivery_attempts:
+        values["app"]["extraEnv"] = {"MAX_DELIVERY_ATTEMPTS": str(rec.max_delivery_attempts)}
+    if rec is not None and service == "extractor" and reconciler_email:
+        values["reconcile"] = {
+            "enabled": True, "gcpServiceAccount": reconciler_email,
+            "databaseUser": outputs.database_users.get(RECONCILER) or iam_database_user(reconciler_email),
+            "uploadsTopic": rec.uploads_topic, "deadLetterSubscription": rec.dead_letter_subscription,
+            "schedule": rec.schedule, "pendingBoundSeconds": rec.pending_bound_seconds,
+            "maxRedrives": rec.max_redrives,
+        }
+    if rec is not None and service == "files-api":
+        values["sweep"] = {"enabled": True, "schedule": rec.sweep_schedule,
+                           "olderThanSeconds": rec.unfinished_upload_age_seconds}
+        # /readyz checks the bucket's notification to this topic (files_api.notifications).
+        values["app"]["extraEnv"] = {"UPLOADS_TOPIC": rec.uploads_topic}
     if service == MIGRATIONS_SERVICE:
         # The hook migrates as this service's database user, which then owns the
         # tables; the other services' users are granted row access
@@ -357,8 +422,11 @@ def computed_values(service: str, outputs: StackOutputs, checksum: str) -> dict[
         for other in others:
             _check(other in outputs.service_account_emails or other in outputs.database_users,
                    f"{service}: migrations", f"needs the database user of {other!r} to grant it access")
-        values["migrations"] = {"enabled": True, "grantTo": [
-            outputs.database_users.get(o) or iam_database_user(outputs.service_account_emails[o]) for o in others]}
+        grant_to = [outputs.database_users.get(o) or iam_database_user(outputs.service_account_emails[o])
+                    for o in others]
+        if reconciler_email:  # the reconciler writes failed results and re-drive counts
+            grant_to.append(outputs.database_users.get(RECONCILER) or iam_database_user(reconciler_email))
+        values["migrations"] = {"enabled": True, "grantTo": grant_to}
     if service == "files-api":
         route: dict[str, Any] = {"enabled": outputs.gateway is not None}
         if outputs.gateway is not None:
@@ -451,7 +519,10 @@ def _stack_owned_paths(service: str) -> set[tuple[str, ...]]:
         instance_connection_name="p:r:i", gateway=GatewayRef("g", "n", "https", "h.example.com"),
         armor_policy_name="armor", iap=IapSettings("client", None, "aud"), cloudsql_private_cidrs=("10.0.0.0/20",),
         cluster_dns_cidrs=("10.1.0.0/20",),
+        reconcile=ReconcileValues("topic", "dead-sub", 60, 1, "* * * * *", "* * * * *", 600, 5),
     )
+    sample = dataclasses.replace(sample, service_account_emails={
+        **sample.service_account_emails, RECONCILER: "sample-rec@sample-project.iam.gserviceaccount.com"})
     return _leaf_paths(computed_values(service, sample, "0" * 64))
 
 
@@ -615,7 +686,8 @@ def stack_outputs_from_settings(settings: Any, project_number: Optional[str] = N
         project_id=settings.project,
         image_repository=f"{settings.region}-docker.pkg.dev/{settings.project}/{names.registry_repository}",
         image_digests={s: d for s in SERVICES if (d := settings.config.images.digest(s))},
-        service_account_emails={s: names.service_account_email(s, settings.project) for s in SERVICES},
+        service_account_emails={**{s: names.service_account_email(s, settings.project) for s in SERVICES},
+                                RECONCILER: f"{names.reconciler_service_account}@{settings.project}.iam.gserviceaccount.com"},
         database_name=names.database_name,
         uploads_bucket=names.uploads_bucket,
         extractor_subscription=names.extractor_subscription,
@@ -627,8 +699,9 @@ def stack_outputs_from_settings(settings: Any, project_number: Optional[str] = N
                         audience=loadbalancer.iap_audience_pattern(project_number) if project_number else None)
         if iap.enabled else None,
         cloudsql_private_cidrs=(str(settings.config.network.private_service_access),),
-        database_users=dict(names.database_users),
+        database_users={**names.database_users, RECONCILER: names.reconciler_database_user},
         cluster_dns_cidrs=(settings.config.network.services_cidr,),
+        reconcile=ReconcileValues.from_settings(settings),
     )
 
 
@@ -688,6 +761,7 @@ class Releases(pulumi.ComponentResource):
         # A digest that is an Output (an image the program builds) goes into the values
         # as that Output (see ReleasesArgs); a plain string is validated with the rest.
         pending = {s: d for s, d in args.image_digests.items() if d is not None and not isinstance(d, str)}
+        identities = [*SERVICES, *([RECONCILER] if RECONCILER in args.service_account_emails else [])]
 
         def _outputs(resolved: Sequence[Any]) -> StackOutputs:
             (project, repo, db, ico, bucket, sub, gw_name, gw_ns, gw_section, gw_host,
@@ -697,7 +771,8 @@ class Releases(pulumi.ComponentResource):
                 image_repository=repo,
                 image_digests={s: (_PENDING_DIGEST if s in pending else d)
                                for s, d in args.image_digests.items() if d},
-                service_account_emails=dict(zip(SERVICES, emails)),
+                service_account_emails=dict(zip(identities, emails)),
+                reconcile=args.reconcile,
                 database_name=db,
                 instance_connection_name=ico,
                 uploads_bucket=bucket,
@@ -720,7 +795,7 @@ class Releases(pulumi.ComponentResource):
             iap.oauth_client_id if iap else None, iap.audience if iap else None,
             pulumi.Output.all(*args.cloudsql_private_cidrs),
             pulumi.Output.all(**dict(args.database_users)) if args.database_users else {},
-            *(args.service_account_emails[s] for s in SERVICES),
+            *(args.service_account_emails[s] for s in identities),
         ).apply(_outputs)
 
         self.releases = {}

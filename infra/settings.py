@@ -45,6 +45,11 @@ PROJECT = "print-platform"
 #: The services deployed on the platform; each gets a Google service account,
 #: a Kubernetes service account and an IAM database user.
 SERVICES: tuple[str, ...] = ("files-api", "extractor")
+#: The reconciler (``extractor-reconcile``, CronJobs of the extractor release) is no service of
+#: its own but has its own identity: a Google service account, the Kubernetes ServiceAccount
+#: ``extractor-reconciler`` (the chart's ``<fullname>-reconciler``) and an IAM database user.
+RECONCILER = "reconciler"
+RECONCILER_KSA = "extractor-reconciler"
 #: What an encrypted (``secure:``) stack-file value becomes when read offline.
 SECRET_PLACEHOLDER = "[secret]"
 #: Repository root (this file is ``<root>/infra/settings.py``).
@@ -476,6 +481,53 @@ class LoadBalancerConfig(_Model):
         return v
 
 
+class ReconcileConfig(_Model):
+    """``print-platform:reconcile``: the reconciler and the sweep (docs/extractor.md, "Reconciliation").
+
+    Attributes:
+        pending_bound_seconds: a stored file still ``pending`` this long after
+            its upload finished (or its last re-drive) gets its notification
+            re-driven (``PENDING_BOUND_SECONDS``), 30..86400.
+        max_redrives: re-drives before the file is marked ``failed`` (``MAX_REDRIVES``), 0..20.
+        interval_seconds: how often the reconciler runs: the CronJob's schedule
+            (``*/<interval/60> * * * *``, so a multiple of 60 dividing 3600 when
+            at least 60) and the local platform's loop; 10..3600.
+        sweep_interval_seconds: how often ``files-api-sweep`` runs (same rules).
+        unfinished_upload_age_seconds: the sweep removes upload rows without a
+            generation (and their objects) older than this; it must exceed the
+            longest upload (files-api's gunicorn timeout, 300 s), 360..604800.
+
+    Derived: :attr:`final_bound_seconds`, within which every file answered
+    201 ends ``processed`` or ``failed``.
+    """
+
+    pending_bound_seconds: int = Field(default=300, ge=30, le=86400)
+    max_redrives: int = Field(default=3, ge=0, le=20)
+    interval_seconds: int = Field(default=300, ge=10, le=3600)
+    sweep_interval_seconds: int = Field(default=900, ge=10, le=3600)
+    unfinished_upload_age_seconds: int = Field(default=3600, ge=360, le=604800)
+
+    @field_validator("interval_seconds", "sweep_interval_seconds")
+    @classmethod
+    def _cron_expressible(cls, v: int) -> int:
+        if v >= 60 and (v % 60 or 3600 % v):
+            raise ValueError(f"{v} is not expressible as a */N-minute schedule: use a divisor of 3600 that is a "
+                             "multiple of 60 (60, 120, 180, 240, 300, 600, 900, 1200, 1800, 3600)")
+        return v
+
+    @property
+    def final_bound_seconds(self) -> int:
+        """Seconds within which a file answered 201 ends ``processed`` or ``failed``:
+        the first wait plus one wait per re-drive, plus one reconciler period of lateness."""
+        return self.pending_bound_seconds * (self.max_redrives + 1) + self.interval_seconds
+
+
+def cron_schedule(interval_seconds: int) -> str:
+    """A Kubernetes CronJob schedule running every ``interval_seconds`` (at least one minute: cron's resolution)."""
+    minutes = max(1, interval_seconds // 60)
+    return "* * * * *" if minutes == 1 else ("0 * * * *" if minutes == 60 else f"*/{minutes} * * * *")
+
+
 class AlertingConfig(_Model):
     """``print-platform:alerting``: ``notificationEmails``: non-empty list of distinct addresses."""
 
@@ -603,6 +655,7 @@ class StackConfig(BaseModel):
     alerting: AlertingConfig = Field(alias="print-platform:alerting")
     images: ImagesConfig = Field(default=ImagesConfig(), alias="print-platform:images")
     budget: Optional[BudgetConfig] = Field(default=None, alias="print-platform:budget")
+    reconcile: ReconcileConfig = Field(default=ReconcileConfig(), alias="print-platform:reconcile")
 
     @field_validator("project")
     @classmethod
@@ -642,6 +695,9 @@ class Names(BaseModel):
             (the chart must create them with these names for Workload Identity).
         database_users: ``{service: IAM database user}`` (``<id>@<project>.iam``,
             the Postgres form of a service account user).
+        reconciler_service_account, reconciler_kubernetes_service_account,
+        reconciler_database_user: the same three for :data:`RECONCILER`
+            (``<stack>-reconciler``, :data:`RECONCILER_KSA`, ``<stack>-reconciler@<project>.iam``).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -667,6 +723,9 @@ class Names(BaseModel):
     service_accounts: dict[str, str]
     kubernetes_service_accounts: dict[str, str]
     database_users: dict[str, str]
+    reconciler_service_account: str
+    reconciler_kubernetes_service_account: str
+    reconciler_database_user: str
 
     @classmethod
     def derive(cls, project: str, stack: str) -> "Names":
@@ -695,6 +754,9 @@ class Names(BaseModel):
             service_accounts=accounts,
             kubernetes_service_accounts={service: service for service in SERVICES},
             database_users={service: f"{account}@{project}.iam" for service, account in accounts.items()},
+            reconciler_service_account=f"{stack}-{RECONCILER}",
+            reconciler_kubernetes_service_account=RECONCILER_KSA,
+            reconciler_database_user=f"{stack}-{RECONCILER}@{project}.iam",
         )
 
     def service_account_email(self, service: str, project: str) -> str:
@@ -939,6 +1001,14 @@ def parse_stack_settings(stack: str, config: Mapping[str, Any], alerts: Any) -> 
             "addresses, but print-platform:budget alerts every channel and a Cloud Billing budget takes at most 5"
         )
     _check_edge(stack_config, alerts_config, source, alerts_source)
+    # Why: below the first re-drive bound the alert pages for files the reconciler has not tried yet.
+    reconcile = stack_config.reconcile
+    pending_alert = alerts_config.alerts["pending_age"]
+    if pending_alert.threshold < reconcile.pending_bound_seconds:
+        raise ConfigError(
+            f"{alerts_source}: alerts.pending_age.threshold: {pending_alert.threshold:g} s is below "
+            f"print-platform:reconcile.pendingBoundSeconds ({reconcile.pending_bound_seconds} s in {source}); "
+            f"use the bound every file is final within: {reconcile.final_bound_seconds} s")
 
     return StackSettings(
         stack=stack,

@@ -51,7 +51,7 @@ loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 logconfig_dict = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"json": {"()": "pipeline_core.log.JsonFormatter"}},
+    "formatters": {"json": {"()": "pipeline_core.log.make_formatter"}},  # JSON unless LOG_FORMAT=text
     "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stdout"}},
     "root": {"handlers": ["stdout"], "level": loglevel.upper()},
     "loggers": {

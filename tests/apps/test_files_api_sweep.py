@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import text
 
 from files_api.storage import UploadsBucket
-from files_api.sweep import sweep_unfinished
+from files_api.sweep import sweep_orphan_objects, sweep_unfinished
 from pipeline_core.db import make_session_factory
 
 pytestmark = pytest.mark.slow
@@ -66,3 +66,23 @@ def test_sweep_cli(clean_db, database_url, fake_gcs, uploads_bucket, gcp_project
     env.pop("UPLOADS_BUCKET")
     bad = subprocess.run([sys.executable, "-m", "files_api.sweep"], env=env, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "DATABASE_URL: Field required" in bad.stdout
+
+
+def test_sweep_removes_objects_no_row_names_and_keeps_the_rest(files_api, clean_db, gcs_client, uploads_bucket):
+    done = files_api.post("/v1/files", data={"file": (io.BytesIO(b"G28\n"), "done.gcode")},
+                          content_type="multipart/form-data").get_json()
+    unfinished = _orphan(clean_db, uploads_bucket, "1 minute", gcs_client)  # a row, no generation yet: not an orphan
+    orphan = f"files/{uuid.uuid4()}/left-behind.gcode"
+    gcs_client.bucket(uploads_bucket).blob(orphan).upload_from_string(b"G28\n")
+    outside = "elsewhere/not-ours.txt"
+    gcs_client.bucket(uploads_bucket).blob(outside).upload_from_string(b"x")
+    bucket = UploadsBucket(gcs_client, uploads_bucket, chunk_bytes=256 * 1024, timeout=10)
+    sessions = make_session_factory(clean_db)
+
+    assert sweep_orphan_objects(sessions, bucket, timedelta(hours=1)) == 0  # too young yet
+    # (the session's bucket also holds other tests' objects without rows: orphans too)
+    assert sweep_orphan_objects(sessions, bucket, timedelta(0), page_size=1) >= 1
+    objects = {b.name for b in gcs_client.list_blobs(uploads_bucket)}
+    assert orphan not in objects
+    assert {f"files/{done['id']}/done.gcode", unfinished, outside} <= objects
+    gcs_client.bucket(uploads_bucket).blob(outside).delete()

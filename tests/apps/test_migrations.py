@@ -20,6 +20,12 @@ from pipeline_core.models import Base
 pytestmark = pytest.mark.slow
 
 
+def _head() -> str:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(migrate.alembic_config("postgresql+psycopg://")).get_current_head()
+
+
 def _fresh_db(postgres, name: str) -> str:
     return postgres.create_database(name, drop_existing=True)
 
@@ -44,7 +50,7 @@ def test_downgrade_to_base_and_upgrade_again(postgres):
     migrate.upgrade(url)
     migrate.upgrade(url)  # idempotent at head
     with engine.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0002_file_thumbnails"
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == _head()
     engine.dispose()
 
 
@@ -96,7 +102,7 @@ def test_cli_upgrades_and_logs_json(postgres):
     assert lines and lines[-1]["message"] == "migration done" and lines[-1]["severity"] == "INFO"
     current = subprocess.run([sys.executable, "-m", "pipeline_core.migrate", "current", "--database-url", url],
                              capture_output=True, text=True, timeout=120)
-    assert current.returncode == 0 and "0002_file_thumbnails" in current.stdout
+    assert current.returncode == 0 and _head() in current.stdout
 
 
 def test_cli_gives_up_on_unreachable_database_within_the_bound():
@@ -147,9 +153,11 @@ def test_grant_to_gives_another_login_role_row_access(postgres):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     with psycopg.connect(as_role) as conn:
+        conn.execute("INSERT INTO files (id, filename, content_type, size_bytes, bucket, object_name, generation) "
+                     "VALUES (gen_random_uuid(), 'o.gcode', 'text/x.gcode', 1, 'b', 'o', 1)")
         conn.execute("INSERT INTO extraction_results (bucket, object_name, generation, status) VALUES ('b', 'o', 1, 'processed')")
         conn.execute("UPDATE extraction_results SET attempts = 2")
-        assert conn.execute("SELECT count(*) FROM files").fetchone() == (0,)
+        assert conn.execute("SELECT count(*) FROM files").fetchone() == (1,)
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute("DROP TABLE files")
 
@@ -171,3 +179,42 @@ def test_sql_mode_prints_only_sql_on_stdout():
     assert "CREATE TABLE files" in proc.stdout and "CREATE TABLE extraction_results" in proc.stdout
     assert not any(line.startswith("{") for line in proc.stdout.splitlines())
     assert '"severity"' in proc.stderr
+
+
+def test_results_reference_their_file_and_go_with_it(database_url):
+    """A result needs its file's row, and deleting the file deletes its results (the delete-while-extracting race)."""
+    engine = create_engine(database_url, poolclass=pool.NullPool)
+    fid = uuid.uuid4()
+    obj = f"files/{fid}/a.gcode"
+    with engine.begin() as conn:
+        conn.execute(text("TRUNCATE files, extraction_results"))
+        conn.execute(text("INSERT INTO files (id, filename, content_type, size_bytes, bucket, object_name, generation) "
+                          "VALUES (:id, 'a.gcode', 'text/x.gcode', 3, 'b', :obj, 7)"), {"id": fid, "obj": obj})
+        conn.execute(text("INSERT INTO extraction_results (bucket, object_name, generation, status) "
+                          "VALUES ('b', :obj, 7, 'processed'), ('b', :obj, 6, 'failed')"), {"obj": obj})
+    with pytest.raises(IntegrityError, match="fk_extraction_results_bucket_files"), engine.begin() as conn:
+        conn.execute(text("INSERT INTO extraction_results (bucket, object_name, generation, status) "
+                          "VALUES ('b', 'files/nobody/x.gcode', 1, 'processed')"))
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM files WHERE id = :id"), {"id": fid})
+        assert conn.execute(text("SELECT count(*) FROM extraction_results")).scalar_one() == 0
+        assert conn.execute(text("SELECT redrive_count FROM files")).all() == []
+    engine.dispose()
+
+
+def test_upgrade_removes_results_without_a_file_then_adds_the_reference(postgres):
+    url = _fresh_db(postgres, "migrate_orphans")
+    migrate.run(url, "upgrade", "0001")
+    engine = create_engine(url, poolclass=pool.NullPool)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO files (id, filename, content_type, size_bytes, bucket, object_name, generation) "
+                          "VALUES (gen_random_uuid(), 'a.gcode', 'text/x.gcode', 3, 'b', 'kept', 1)"))
+        conn.execute(text("INSERT INTO extraction_results (bucket, object_name, generation, status) "
+                          "VALUES ('b', 'kept', 1, 'processed'), ('b', 'orphan', 1, 'processed')"))
+    migrate.upgrade(url)
+    with engine.connect() as conn:
+        left = conn.execute(text("SELECT object_name FROM extraction_results")).scalars().all()
+        defaults = conn.execute(text("SELECT redrive_count, last_redriven_at FROM files")).all()
+    engine.dispose()
+    assert left == ["kept"]
+    assert defaults == [(0, None)]

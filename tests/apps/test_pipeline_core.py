@@ -145,3 +145,35 @@ def test_uploads_capped_spool_and_names():
     for bad in ["", "   ", "..", "a/", "x\x00y.stl", "é" * 97 + "x.gcode"]:
         with pytest.raises(Problem):
             sanitise_filename(bad)
+
+
+def test_log_format_text_is_one_readable_line_per_record(monkeypatch):
+    """LOG_FORMAT=text (the local platform on a terminal): time, level, logger, message, extras; tracebacks follow."""
+    monkeypatch.setenv("LOG_FORMAT", "text")
+    stream = io.StringIO()
+    configure_logging("INFO", stream=stream)
+    log = logging.getLogger("demo.text")
+    try:
+        with request_context(request_id="req-1"):
+            log.info("stored %s", "a.gcode", extra={"file_id": "f1", "size_bytes": 3})
+        log.debug("not shown at INFO")
+        try:
+            raise ValueError("boom")
+        except ValueError:
+            log.exception("failed")
+    finally:
+        monkeypatch.delenv("LOG_FORMAT")
+        configure_logging("INFO")
+    lines = stream.getvalue().splitlines()
+    assert lines[0].split(" ", 1)[1] == 'INFO    demo.text: stored a.gcode request_id="req-1" file_id="f1" size_bytes=3'
+    assert not any(line.startswith("{") for line in lines) and "not shown" not in stream.getvalue()
+    assert "ERROR   demo.text: failed" in lines[1] and lines[-1] == "ValueError: boom"
+
+
+def test_log_format_defaults_to_json(monkeypatch):
+    from pipeline_core.log import make_formatter
+
+    monkeypatch.delenv("LOG_FORMAT", raising=False)
+    assert isinstance(make_formatter(), JsonFormatter)
+    monkeypatch.setenv("LOG_FORMAT", "JSON")
+    assert isinstance(make_formatter(), JsonFormatter)

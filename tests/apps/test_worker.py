@@ -229,14 +229,19 @@ def test_dead_letter_after_max_delivery_attempts(start_service, clean_db, upload
         dead_letter_policy={"deadLetterTopic": pubsub.topic_path(dead_topic), "maxDeliveryAttempts": 5},
     )
     monkeypatch.setenv("UPLOADS_SUBSCRIPTION", subscription)
+    from prometheus_client import REGISTRY
+
+    dead_lettered_before = REGISTRY.get_sample_value("extractor_dead_lettered_total") or 0
     db_proxy.down()  # a fault that outlives every attempt
-    start_service()
+    start_service(max_delivery_attempts=5)
     name, generation = upload(uploads_bucket, GOOD_SAMPLE)
 
     [dead] = pubsub.pull(dead_sub, want=1, timeout=60)
     assert dead.attributes["objectId"] == name
     assert int(dead.attributes["objectGeneration"]) == generation
     assert result_rows(clean_db, name) == []  # nothing written; the message is parked, not lost
+    # the operator is told: the nack of the last attempt is counted (and logged at ERROR)
+    assert REGISTRY.get_sample_value("extractor_dead_lettered_total") == dead_lettered_before + 1
 
 
 def test_notification_for_a_deleted_object_is_acked_as_gone(start_service, clean_db, uploads_bucket, pubsub):
@@ -512,3 +517,28 @@ def test_sigterm_under_gunicorn_drains_and_loses_nothing(
         assert "drain timeout: nacked 1 unfinished message(s)" in log, log
         row = _one_row(clean_db, name, status="processed", timeout=75)
     assert row["status"] == "processed"
+
+
+def test_object_no_file_owns_is_acked_as_gone_without_a_result(start_service, clean_db, uploads_bucket):
+    gone_before = messages_total("gone")
+    start_service()
+    name, _ = upload(uploads_bucket, GOOD_SAMPLE, register=False)
+    wait_for(lambda: messages_total("gone") > gone_before, timeout=20, what="the gone outcome")
+    assert result_rows(clean_db, name) == []
+
+
+def test_file_deleted_while_extracting_leaves_no_result(start_service, clean_db, uploads_bucket):
+    """The delete-while-extracting race: the result references its file, so it cannot outlive it."""
+    from extractor.metadata import ExtractionError, extract_metadata
+
+    gone_before = messages_total("gone")
+
+    def delete_then_extract(path: Path, filename: str) -> dict:
+        with clean_db.begin() as conn:
+            conn.execute(text("DELETE FROM files"))
+        return extract_metadata(path, filename)
+
+    start_service(extract=(delete_then_extract, ExtractionError))
+    name, _ = upload(uploads_bucket, GOOD_SAMPLE)
+    wait_for(lambda: messages_total("gone") > gone_before, timeout=20, what="the gone outcome")
+    assert result_rows(clean_db, name) == []

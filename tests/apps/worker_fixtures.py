@@ -272,6 +272,8 @@ def db_proxy(postgres) -> Iterator[TcpProxy]:
 @pytest.fixture
 def worker_env(emulator_env, database_url, clean_db, db_proxy, postgres, pubsub, uploads_bucket) -> dict[str, str]:
     """The extractor's environment for one test: a fresh subscription, the database through ``db_proxy``."""
+    global _FILES_DSN
+    _FILES_DSN = database_url.replace("postgresql+psycopg://", "postgresql://")
     subscription = pubsub.new_subscription(ack_deadline_seconds=10)
     return {
         **emulator_env,
@@ -293,14 +295,37 @@ HTTP_503 = (
 )
 
 
-def upload(bucket: str, sample: Path, *, object_name: str | None = None) -> tuple[str, int]:
-    """Upload ``sample`` to ``bucket`` (emulator env set) as files/<uuid>/<name>; returns (object name, generation)."""
+#: libpq URI of the test database, set by ``worker_env`` for ``upload``.
+_FILES_DSN = ""
+
+
+def upload(bucket: str, sample: Path, *, object_name: str | None = None, register: bool = True) -> tuple[str, int]:
+    """Upload ``sample`` to ``bucket`` (emulator env set) as files/<uuid>/<name>; returns (object name, generation).
+
+    As files-api does (row first, then the object, then the generation), a
+    ``files`` row is written (straight to the test database, not through
+    ``db_proxy``) unless ``register`` is False (a result can only be stored
+    for an object a file owns).
+    """
+    import psycopg
     from google.cloud import storage
 
     client = storage.Client(project="unused")
     name = object_name or f"files/{uuid.uuid4()}/{sample.name}"
+    dsn = _FILES_DSN
+    assert dsn or not register, "upload(register=True) needs the worker_env fixture (it knows the database)"
+    if register:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("INSERT INTO files (id, filename, content_type, size_bytes, bucket, object_name) "
+                         "VALUES (gen_random_uuid(), %s, 'application/octet-stream', %s, %s, %s) "
+                         "ON CONFLICT (bucket, object_name) DO NOTHING",
+                         (sample.name, sample.stat().st_size, bucket, name))
     blob = client.bucket(bucket).blob(name)
     blob.upload_from_filename(str(sample))
+    if register:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("UPDATE files SET generation = %s WHERE bucket = %s AND object_name = %s",
+                         (int(blob.generation), bucket, name))
     return name, int(blob.generation)
 
 

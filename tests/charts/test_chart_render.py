@@ -286,8 +286,9 @@ def test_migration_hook_network_policy_allows_the_jobs_egress_only(rendered):
         ports = {(p["port"], p["protocol"]) for rule in np["spec"]["egress"] for p in rule["ports"]}
         assert ports == {(53, "UDP"), (53, "TCP"), (80, "TCP"), (988, "TCP"), (443, "TCP"), (3307, "TCP")}
     for stack in STACKS:
-        assert [o["metadata"]["name"] for o in rendered[(stack, "extractor")].objects
-                if o["kind"] == "NetworkPolicy"] == ["extractor"]
+        # the service's own policy, and the reconciler CronJobs' (cronjob-reconcile.yaml)
+        assert sorted(o["metadata"]["name"] for o in rendered[(stack, "extractor")].objects
+                      if o["kind"] == "NetworkPolicy") == ["extractor", "extractor-reconciler"]
 
 
 def test_files_api_route_health_check_armor_and_iap(rendered):
@@ -347,7 +348,9 @@ def test_migration_hook_job_only_for_files_api(rendered):
         assert main["image"] == app_container(r)["image"], "migrations run with the files-api image"
         assert env_of(main)["DATABASE_URL"] == env_of(app_container(r))["DATABASE_URL"]
         extractor_user = rendered[(stack, "extractor")].values["database"]["user"]
-        assert env_of(main)["MIGRATE_GRANT_TO"] == extractor_user, "the extractor's user gets row access"
+        reconciler_user = rendered[(stack, "extractor")].values["reconcile"]["databaseUser"]
+        assert env_of(main)["MIGRATE_GRANT_TO"] == f"{extractor_user},{reconciler_user}", \
+            "the extractor's and the reconciler's users get row access"
         assert "MIGRATE_GRANT_TO" not in env_of(app_container(r))
         assert spec["initContainers"][0]["restartPolicy"] == "Always", "native sidecar: the Job can complete"
         pod_labels = job["spec"]["template"]["metadata"]["labels"]

@@ -55,9 +55,11 @@ class LocalPlatform:
         log_path: the runner's combined output (honcho's prefixed lines).
     """
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, *, skip: tuple[str, ...] = ("extractor",),
+                 env: dict[str, str] | None = None) -> None:
         self.data_dir = data_dir
-        self.env = {**os.environ, "LOCALDEV_DATA_DIR": str(data_dir), "LOG_LEVEL": "INFO"}
+        self.skip = skip
+        self.env = {**os.environ, "LOCALDEV_DATA_DIR": str(data_dir), "LOG_LEVEL": "INFO", **(env or {})}
         self.env.update({spec.var: str(free_port()) for spec in PORTS})
         self.cfg = LocalConfig.from_env(self.env)
         self.log_path = data_dir / "e2e-runner.log"
@@ -68,10 +70,11 @@ class LocalPlatform:
 
     # -- the platform (runner) ---------------------------------------------------------
     def start(self, timeout: float = 180.0) -> None:
-        """Start ``tools.localdev up --skip extractor``, then the extractor; wait until both services are ready."""
+        """Start ``tools.localdev up --skip <skip>`` (then the extractor, when skipped); wait until both services are ready."""
         log = open(self.log_path, "ab")
+        skips = [arg for name in self.skip for arg in ("--skip", name)]
         self.runner = subprocess.Popen(
-            [sys.executable, "-m", "tools.localdev", "up", "--skip", "extractor"], cwd=REPO_ROOT, env=self.env,
+            [sys.executable, "-m", "tools.localdev", "up", *skips], cwd=REPO_ROOT, env=self.env,
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         log.close()
@@ -87,7 +90,8 @@ class LocalPlatform:
                 if time.monotonic() > deadline:
                     raise AssertionError(f"no {stack_file} after 30s:\n{self.log_tail()}") from None
                 time.sleep(0.2)
-        self.start_extractor()
+        if "extractor" in self.skip:
+            self.start_extractor()
         self.wait_stage("ready", timeout)
 
     def wait_stage(self, stage: str, timeout: float) -> None:
@@ -112,6 +116,10 @@ class LocalPlatform:
             os.killpg(runner.pid, signal.SIGKILL)
             runner.wait()
             raise AssertionError(f"the runner did not stop within {timeout:g}s of SIGINT:\n{self.log_tail()}") from None
+
+    def processes(self) -> dict[str, dict]:
+        """The supervisor's process table (``run/processes.json``)."""
+        return json.loads((self.cfg.run_dir / "processes.json").read_text())
 
     def started_pids(self) -> list[int]:
         """PIDs honcho reported as started (``<name> started (pid=N)`` lines) over the whole log."""

@@ -324,7 +324,7 @@ def _alive(pid: int) -> bool:
 def test_ctrl_c_stops_everything_and_data_survives_a_restart(pipeline_run: PipelineRun, platform: LocalPlatform) -> None:
     """Runs last in the module: stops the shared platform, then starts it again on the same folder."""
     pids = platform.started_pids()
-    assert len(pids) == 5, "honcho started postgres, pubsub, bootstrap, gcs, files-api"
+    assert len(pids) == 7, "the supervisor started postgres, pubsub, bootstrap, gcs, files-api, reconciler, sweep"
     started = time.monotonic()
     assert platform.stop() == 0, platform.log_tail()
     stop_seconds = time.monotonic() - started

@@ -99,7 +99,8 @@ def test_emulator_topics_and_subscriptions_are_what_the_program_previews_for_dev
 
 #: Chart variables the local platform sets itself from the stack's names and its own ports
 #: (``LocalConfig.process_env`` / ``service_overrides``), and ones that only apply in the cloud.
-LOCAL_FROM_STACK = {"PORT", "OPS_PORT", "GOOGLE_CLOUD_PROJECT", "UPLOADS_BUCKET", "UPLOADS_SUBSCRIPTION", "DATABASE_URL"}
+LOCAL_FROM_STACK = {"PORT", "OPS_PORT", "GOOGLE_CLOUD_PROJECT", "UPLOADS_BUCKET", "UPLOADS_SUBSCRIPTION", "UPLOADS_TOPIC",
+                    "MAX_DELIVERY_ATTEMPTS", "DATABASE_URL"}
 CLOUD_ONLY = {"IAP_AUDIENCE", "TMPDIR"}
 
 
@@ -137,7 +138,8 @@ def test_service_env_is_what_the_dev_chart_renders(tmp_path: Path, service: str)
     for name, value in cfg.services[service].items():
         assert chart_env.get(name) == value, f"{service}: {name} is {value!r} locally, {chart_env.get(name)!r} in the chart"
     process = cfg.process_env("run-1", base={})
-    for name in ("GOOGLE_CLOUD_PROJECT", "UPLOADS_BUCKET", "UPLOADS_SUBSCRIPTION"):
+    for name in ("GOOGLE_CLOUD_PROJECT", "UPLOADS_BUCKET", "UPLOADS_SUBSCRIPTION", "UPLOADS_TOPIC",
+                 "MAX_DELIVERY_ATTEMPTS"):
         if name in chart_env:
             assert process[name] == chart_env[name], f"{service}: {name} differs from the stack's"
     assert local["PORT"] == chart_env["PORT"]  # default ports are the images' ports
@@ -257,23 +259,34 @@ def test_waiting_for_a_stage_times_out_with_its_name(tmp_path: Path) -> None:
 
 def test_procfile_runs_the_backends_bootstrap_and_both_services() -> None:
     commands = procfile_commands()
-    assert list(commands) == ["postgres", "pubsub", "bootstrap", "gcs", "files-api", "extractor"]
+    assert list(commands) == ["postgres", "pubsub", "bootstrap", "gcs", "files-api", "extractor", "reconciler", "sweep"]
     for name, command in commands.items():
         assert command.lstrip().startswith(("exec ", "CLOUD_PUBSUB_EMULATOR_OPTS=")), name
         assert " exec " in f" {command}", f"{name}: the shell must exec the server so honcho's signals reach it"
     assert "start --after pubsub" in commands["gcs"], "fake-gcs-server needs its notification topic first"
     for service in ("files-api", "extractor"):
         assert f"start --after services --service {service} -- gunicorn" in commands[service]
+    assert "start --after services -- extractor-reconcile pending --every" in commands["reconciler"]
+    assert "start --after services -- files-api-sweep --every" in commands["sweep"]
+    assert '--durability "$LOCALDEV_PG_DURABILITY"' in commands["postgres"]
 
 
-def test_services_use_the_images_gunicorn_config_files() -> None:
+def test_services_use_the_images_gunicorn_config_files(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var, value in {"DATABASE_URL": "postgresql+psycopg://u@127.0.0.1:1/db", "GOOGLE_CLOUD_PROJECT": "p",
+                       "UPLOADS_BUCKET": "bucket", "UPLOADS_SUBSCRIPTION": "sub", "LOG_FORMAT": "json"}.items():
+        monkeypatch.setenv(var, value)  # the configs validate the environment when imported
     commands = procfile_commands()
     assert "gunicorn -c apps/files-api/gunicorn.conf.py" in commands["files-api"]
     assert (REPO_ROOT / "apps" / "files-api" / "gunicorn.conf.py").is_file()
-    assert "gunicorn -c python:extractor.gunicorn_conf" in commands["extractor"]
-    import importlib.util
+    assert "gunicorn -c python:tools.localdev.extractor_gunicorn" in commands["extractor"]
+    import tools.localdev.extractor_gunicorn as local_conf
+    from extractor import gunicorn_conf as image_conf
 
-    assert importlib.util.find_spec("extractor.gunicorn_conf") is not None
+    # the image's config, unchanged, plus only the post_fork hook (emulator workaround)
+    for name in ("wsgi_app", "workers", "worker_class", "threads", "timeout", "graceful_timeout", "logconfig_dict",
+                 "on_starting", "post_worker_init", "worker_int", "worker_exit"):
+        assert getattr(local_conf, name) == getattr(image_conf, name), name
+    assert not hasattr(image_conf, "post_fork") and callable(local_conf.post_fork)
     # the extractor's config binds 0.0.0.0 (the pod); locally it is pinned to loopback
     assert '--bind "$HOST:$EXTRACTOR_PORT"' in commands["extractor"]
 
@@ -420,3 +433,140 @@ def test_missing_backend_programs_are_listed_with_how_to_install(monkeypatch: py
     message = str(err.value)
     assert "gcloud not found on PATH" in message and "pubsub-emulator" in message
     assert "java not found on PATH" in message and "Java 17+" in message
+
+
+# -- supervisor: restart policy ---------------------------------------------------------------------------
+
+
+def _supervise(tmp_path: Path, processes: dict[str, str], *, stop_after: float | None, **kwargs):
+    import io
+    import signal as _signal
+    import threading
+
+    from honcho.printer import Printer
+
+    from tools.localdev.supervisor import Supervisor
+
+    out = io.StringIO()
+    sup = Supervisor(Printer(out, colour=False), stop_timeout=5, state_file=tmp_path / "processes.json", **kwargs)
+    for name, cmd in processes.items():
+        sup.add_process(name, cmd, env=dict(os.environ), cwd=str(tmp_path))
+    saved = {sig: _signal.getsignal(sig) for sig in (_signal.SIGINT, _signal.SIGTERM)}
+    timer = threading.Timer(stop_after, sup.terminate) if stop_after else None
+    if timer:
+        timer.start()
+    try:
+        code = sup.loop()
+    finally:
+        if timer:
+            timer.cancel()
+        for sig, handler in saved.items():
+            _signal.signal(sig, handler)
+    import json
+
+    return code, out.getvalue(), json.loads((tmp_path / "processes.json").read_text())
+
+
+def test_supervisor_restarts_what_exits_and_keeps_the_rest(tmp_path: Path) -> None:
+    code, out, state = _supervise(tmp_path, {"flaky": "echo ran >> runs.txt; exit 3", "steady": "exec sleep 30"},
+                                  stop_after=4.0)
+    runs = (tmp_path / "runs.txt").read_text().count("ran")
+    assert runs >= 3, out  # 1 s, then 2 s back-off: started again, twice at least, in 4 s
+    assert "flaky exited; restarting it in 1s (restart #1)" in out and "restarting it in 2s" in out
+    assert state["flaky"]["restarts"] == runs - 1 and state["flaky"]["last_exit"] in (3, -15)
+    assert state["steady"]["restarts"] == 0, "one process exiting does not stop the others"
+    assert all(s["state"] == "stopped" for s in state.values())
+    assert code == 0
+
+
+def test_supervisor_stops_everything_when_bootstrap_fails(tmp_path: Path) -> None:
+    code, out, state = _supervise(tmp_path, {"bootstrap": "sleep 0.5; exit 1", "server": "exec sleep 30"},
+                                  stop_after=None, fatal=("bootstrap",))
+    assert code == 1
+    assert "bootstrap failed: stopping the platform" in out
+    assert state["server"]["state"] == "stopped" and state["bootstrap"]["restarts"] == 0
+
+
+def test_supervisor_restarts_a_service_whose_liveness_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import tools.localdev.supervisor as supervisor
+    from tools.devstack import free_port
+
+    monkeypatch.setattr(supervisor, "LIVENESS_PERIOD_SECONDS", 0.2)
+    port = free_port()
+    # 200 for the first two checks, then 503: what the extractor does once its streaming pull died.
+    server = (
+        "import http.server, itertools\n"
+        "n = itertools.count()\n"
+        "class H(http.server.BaseHTTPRequestHandler):\n"
+        "    def do_GET(self):\n"
+        "        self.send_response(200 if next(n) < 2 else 503); self.end_headers()\n"
+        "    def log_message(self, *a): pass\n"
+        f"http.server.HTTPServer(('127.0.0.1', {port}), H).serve_forever()\n"
+    )
+    (tmp_path / "server.py").write_text(server)
+    code, out, state = _supervise(tmp_path, {"svc": f"exec {sys.executable} server.py"}, stop_after=5.0,
+                                  liveness={"svc": f"http://127.0.0.1:{port}/healthz"})
+    assert "svc: liveness" in out and "failed 3 times; restarting it" in out, out
+    assert state["svc"]["restarts"] >= 1
+
+
+# -- reconcile settings, log format, status -----------------------------------------------------------------
+
+
+def test_reconcile_settings_come_from_the_stack_and_tests_may_shorten_them(tmp_path: Path) -> None:
+    cfg = _cfg(tmp_path)
+    stack = cfg.stack.config.reconcile
+    assert cfg.reconcile == {"PENDING_BOUND_SECONDS": stack.pending_bound_seconds, "MAX_REDRIVES": stack.max_redrives,
+                             "RECONCILE_INTERVAL_SECONDS": stack.interval_seconds,
+                             "SWEEP_INTERVAL_SECONDS": stack.sweep_interval_seconds,
+                             "UNFINISHED_UPLOAD_AGE_SECONDS": stack.unfinished_upload_age_seconds}
+    assert cfg.final_bound_seconds == stack.final_bound_seconds <= 300, "make dev's bound is at most 5 minutes"
+    env = cfg.process_env("run-1", base={})
+    assert env["PENDING_BOUND_SECONDS"] == str(stack.pending_bound_seconds)
+    assert env["DEAD_LETTER_SUBSCRIPTION"] == cfg.stack.names.dead_letter_subscription
+    short = _cfg(tmp_path, LOCALDEV_PENDING_BOUND_SECONDS="5", LOCALDEV_MAX_REDRIVES="0")
+    assert short.final_bound_seconds == 5 + stack.interval_seconds
+    with pytest.raises(LocalConfigError, match="LOCALDEV_MAX_REDRIVES='x' is not a whole number"):
+        _cfg(tmp_path, LOCALDEV_MAX_REDRIVES="x")
+
+
+def test_make_dev_keeps_data_durable_unless_a_test_says_fast(tmp_path: Path) -> None:
+    assert _cfg(tmp_path).pg_durability == "full"
+    assert _cfg(tmp_path).process_env("r", base={})["LOCALDEV_PG_DURABILITY"] == "full"
+    assert _cfg(tmp_path, LOCALDEV_PG_DURABILITY="fast").pg_durability == "fast"
+    with pytest.raises(LocalConfigError, match="LOCALDEV_PG_DURABILITY='off'"):
+        _cfg(tmp_path, LOCALDEV_PG_DURABILITY="off")
+    from tools.devstack.postgres import PostgresServer
+
+    durable = PostgresServer(data_dir=tmp_path / "pg", port=1, durable=True).command()
+    assert "fsync=on" in durable and "synchronous_commit=on" in durable and "full_page_writes=on" in durable
+
+
+def test_logs_are_text_at_info_on_a_terminal_json_when_asked(tmp_path: Path) -> None:
+    cfg = _cfg(tmp_path)
+    assert cfg.log_level == "INFO"
+    assert cfg.process_env("r", base={}, tty=True)["LOG_FORMAT"] == "text"
+    assert cfg.process_env("r", base={}, tty=False)["LOG_FORMAT"] == "json"
+    assert _cfg(tmp_path, LOG_FORMAT="json").process_env("r", base={}, tty=True)["LOG_FORMAT"] == "json"
+    assert _cfg(tmp_path, LOG_LEVEL="debug").service_overrides("extractor")["LOG_LEVEL"] == "DEBUG"
+    with pytest.raises(LocalConfigError, match="LOG_FORMAT='xml'"):
+        _cfg(tmp_path, LOG_FORMAT="xml")
+
+
+def test_status_and_stop_without_a_running_platform(tmp_path: Path) -> None:
+    env = {**os.environ, "LOCALDEV_DATA_DIR": str(tmp_path / "none")}
+    status = subprocess.run([sys.executable, "-m", "tools.localdev", "status"], cwd=REPO_ROOT, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert status.returncode == 3 and "no local platform runs" in status.stdout
+    stop = subprocess.run([sys.executable, "-m", "tools.localdev", "stop"], cwd=REPO_ROOT, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert stop.returncode == 0 and "no local platform runs" in stop.stdout
+
+
+def test_status_reads_the_backlog_gauges() -> None:
+    from tools.localdev.status import backlog
+
+    text = ('# HELP x\npipeline_pending_files{older_than_seconds="0"} 4.0\n'
+            'pipeline_pending_files{older_than_seconds="60"} 1.0\npipeline_pending_oldest_age_seconds 75.5\n')
+    assert backlog(text) == {'pipeline_pending_files{older_than_seconds="0"}': 4.0,
+                             "pipeline_pending_oldest_age_seconds": 75.5}

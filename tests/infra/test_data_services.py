@@ -64,7 +64,8 @@ def test_app_database_and_one_iam_user_per_service(run: Capture, settings: Stack
     # Postgres refuses to drop a database other roles can access (the services' users).
     assert database.inputs["deletionPolicy"] == "ABANDON"
     users = {u.name: u for u in run.of_type("gcp:sql/user:User")}
-    assert set(users) == {f"{s}-iam" for s in SERVICES}
+    assert set(users) == {f"{s}-iam" for s in SERVICES} | {"reconciler-iam"}
+    assert users["reconciler-iam"].inputs["name"] == settings.names.reconciler_database_user
     for service in SERVICES:
         user = users[f"{service}-iam"]
         assert user.inputs["type"] == "CLOUD_IAM_SERVICE_ACCOUNT"

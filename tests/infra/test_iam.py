@@ -2,10 +2,12 @@
 cluster's pool, least-privilege grants scoped to resources, no keys, no basic roles."""
 from __future__ import annotations
 
-from infra.settings import SERVICES, StackSettings
+from infra.settings import RECONCILER, SERVICES, StackSettings
 from tools.mock_runtime import Capture
 
 ACCOUNT = "gcp:serviceaccount/account:Account"
+#: Every identity with its own Google service account: the services and the reconciler.
+IDENTITIES = (*SERVICES, RECONCILER)
 BASIC_ROLES = {"roles/owner", "roles/editor", "roles/viewer"}
 IAM_TYPES = (
     "gcp:projects/iAMMember:IAMMember",
@@ -20,15 +22,24 @@ IAM_TYPES = (
 
 
 def _email(settings: StackSettings, service: str) -> str:
+    if service == RECONCILER:
+        return f"{settings.names.reconciler_service_account}@{settings.project}.iam.gserviceaccount.com"
     return settings.names.service_account_email(service, settings.project)
 
 
+def _ksa(settings: StackSettings, service: str) -> str:
+    if service == RECONCILER:
+        return settings.names.reconciler_kubernetes_service_account
+    return settings.names.kubernetes_service_accounts[service]
+
+
 def test_one_service_account_per_service(run: Capture, settings: StackSettings):
-    accounts = {a.name: a for a in run.of_type(ACCOUNT) if a.name in SERVICES}
-    assert set(accounts) == set(SERVICES)
+    accounts = {a.name: a for a in run.of_type(ACCOUNT) if a.name in IDENTITIES}
+    assert set(accounts) == set(IDENTITIES)
     for service, account in accounts.items():
-        assert account.inputs["accountId"] == settings.names.service_accounts[service]
-    assert run.outputs["service_account_emails"] == {s: _email(settings, s) for s in SERVICES}
+        assert account.inputs["accountId"] == (settings.names.service_accounts.get(service)
+                                               or settings.names.reconciler_service_account)
+    assert run.outputs["service_account_emails"] == {s: _email(settings, s) for s in IDENTITIES}
 
 
 def test_no_service_account_keys_and_no_basic_roles(run: Capture):
@@ -42,9 +53,9 @@ def test_no_service_account_keys_and_no_basic_roles(run: Capture):
 
 def test_workload_identity_binding_waits_for_the_cluster(run: Capture, settings: StackSettings):
     cluster = run.one("gcp:container/cluster:Cluster")
-    for service in SERVICES:
+    for service in IDENTITIES:
         binding = run.one("gcp:serviceaccount/iAMMember:IAMMember", f"{service}-workload-identity")
-        ksa = settings.names.kubernetes_service_accounts[service]
+        ksa = _ksa(settings, service)
         assert binding.inputs["role"] == "roles/iam.workloadIdentityUser"
         assert binding.inputs["member"] == (
             f"serviceAccount:{settings.project}.svc.id.goog[{settings.names.namespace}/{ksa}]")
@@ -55,8 +66,8 @@ def test_workload_identity_binding_waits_for_the_cluster(run: Capture, settings:
 
 def _service_grants(run: Capture, settings: StackSettings) -> dict[str, set[tuple[str, str, str]]]:
     """``{service: {(resource type, scope, role)}}`` for every grant to a service account."""
-    members = {f"serviceAccount:{_email(settings, s)}": s for s in SERVICES}
-    grants: dict[str, set[tuple[str, str, str]]] = {s: set() for s in SERVICES}
+    members = {f"serviceAccount:{_email(settings, s)}": s for s in IDENTITIES}
+    grants: dict[str, set[tuple[str, str, str]]] = {s: set() for s in IDENTITIES}
     for type_ in IAM_TYPES:
         for r in run.of_type(type_):
             service = members.get(r.inputs.get("member"))
@@ -73,6 +84,7 @@ def test_grants_are_least_privilege_and_resource_scoped(run: Capture, settings: 
     assert _service_grants(run, settings) == {
         "files-api": {
             ("storage/bucketIAMMember", n.uploads_bucket, "roles/storage.objectUser"),
+            ("storage/bucketIAMMember", n.uploads_bucket, "roles/storage.legacyBucketReader"),
             ("projects/iAMMember", p, "roles/cloudsql.client"),
             ("projects/iAMMember", p, "roles/cloudsql.instanceUser"),
         },
@@ -82,13 +94,22 @@ def test_grants_are_least_privilege_and_resource_scoped(run: Capture, settings: 
             ("projects/iAMMember", p, "roles/cloudsql.client"),
             ("projects/iAMMember", p, "roles/cloudsql.instanceUser"),
         },
+        # Re-drives: reads an object's metadata, publishes to the uploads topic only, drains the
+        # dead-letter subscription only; its own IAM database user.
+        "reconciler": {
+            ("storage/bucketIAMMember", n.uploads_bucket, "roles/storage.objectViewer"),
+            ("pubsub/topicIAMMember", n.uploads_topic, "roles/pubsub.publisher"),
+            ("pubsub/subscriptionIAMMember", n.dead_letter_subscription, "roles/pubsub.subscriber"),
+            ("projects/iAMMember", p, "roles/cloudsql.client"),
+            ("projects/iAMMember", p, "roles/cloudsql.instanceUser"),
+        },
     }
 
 
 def test_project_level_cloudsql_grants_are_conditioned_on_the_instance(run: Capture, settings: StackSettings):
-    members = {f"serviceAccount:{_email(settings, s)}" for s in SERVICES}
+    members = {f"serviceAccount:{_email(settings, s)}" for s in IDENTITIES}
     project_grants = [r for r in run.of_type("gcp:projects/iAMMember:IAMMember") if r.inputs["member"] in members]
-    assert len(project_grants) == 2 * len(SERVICES)
+    assert len(project_grants) == 2 * len(IDENTITIES)
     instance = f"projects/{settings.project}/instances/{settings.names.sql_instance}"
     for grant in project_grants:
         expression = grant.inputs["condition"]["expression"]

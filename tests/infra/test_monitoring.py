@@ -13,7 +13,7 @@ import re
 import pytest
 
 from infra import monitoring as mon
-from infra.settings import StackSettings
+from infra.settings import REPO_ROOT, StackSettings
 from tools.mock_runtime import Capture
 
 CHANNEL = "gcp:monitoring/notificationChannel:NotificationChannel"
@@ -36,6 +36,7 @@ METRICS = {
     "sql_memory": "cloudsql.googleapis.com/database/memory/utilization",
     "sql_disk": "cloudsql.googleapis.com/database/disk/utilization",
     "container_restarts": "kubernetes.io/container/restart_count",
+    "pending_age": "prometheus.googleapis.com/pipeline_pending_oldest_age_seconds/gauge",
 }
 _URL_MAP_SCOPE = re.compile(r'resource\.labels\.url_map_name = monitoring\.regex\.full_match\("([^"]+)"\)')
 
@@ -326,3 +327,54 @@ def test_edge_alerts_wait_for_the_releases(run: Capture):
     for policy in run.of_type("gcp:monitoring/alertPolicy:AlertPolicy"):
         waits = releases <= set(policy.dependencies)
         assert waits == (policy.name in ("uptime", "lb-5xx-ratio")), policy.name
+
+
+# --------------------------------------------------------------------------- reconciliation
+
+
+def test_pending_age_watches_the_extractors_backlog_gauge_at_the_stacks_bound(run: Capture, settings: StackSettings):
+    from extractor.backlog import BacklogCollector  # the gauge's name is the app's
+
+    condition = _condition(run, "pending_age")
+    assert 'resource.type = "prometheus_target"' in condition["filter"]
+    assert f'resource.labels.namespace = "{settings.names.namespace}"' in condition["filter"]
+    assert [a["crossSeriesReducer"] for a in condition["aggregations"]] == ["REDUCE_MAX"]  # every replica reports it
+    assert condition["thresholdValue"] >= settings.config.reconcile.pending_bound_seconds
+    import inspect
+
+    assert '"pipeline_pending_oldest_age_seconds"' in inspect.getsource(BacklogCollector)
+
+
+def test_log_metrics_count_the_reconciler_and_sweep_lines(run: Capture, settings: StackSettings):
+    import inspect
+
+    from extractor import reconcile
+    from files_api import sweep
+
+    metrics = run.of_type("gcp:logging/metric:Metric")
+    assert sorted(m.inputs["name"] for m in metrics) == sorted(f"{run.stack}-{n}" for n in mon.LOG_METRICS)
+    sources = inspect.getsource(reconcile) + inspect.getsource(sweep)
+    for metric in metrics:
+        message = mon.LOG_METRICS[metric.inputs["name"].removeprefix(f"{run.stack}-")][0]
+        assert f'"{message}"' in sources, f"no log line {message!r} in the reconciler or the sweep"
+        assert f'jsonPayload.message = "{message}"' in metric.inputs["filter"]
+        assert f'resource.labels.namespace_name = "{settings.names.namespace}"' in metric.inputs["filter"]
+        assert metric.inputs["metricDescriptor"]["metricKind"] == "DELTA"
+        assert metric.inputs["metricDescriptor"]["valueType"] == "INT64"
+
+
+def test_a_pending_alert_below_the_first_redrive_is_rejected(tmp_path):
+    import shutil
+
+    import yaml
+
+    from infra.settings import ConfigError, load_stack_settings
+
+    root = tmp_path
+    shutil.copy(REPO_ROOT / "Pulumi.dev.yaml", root / "Pulumi.dev.yaml")
+    (root / "environments" / "dev").mkdir(parents=True)
+    alerts = yaml.safe_load((REPO_ROOT / "environments" / "dev" / "alerts.yaml").read_text())
+    alerts["alerts"]["pending_age"]["threshold"] = 30
+    (root / "environments" / "dev" / "alerts.yaml").write_text(yaml.safe_dump(alerts))
+    with pytest.raises(ConfigError, match=r"alerts.pending_age.threshold: 30 s is below print-platform:reconcile"):
+        load_stack_settings("dev", root=root)

@@ -46,7 +46,7 @@ def test_stack_outputs(run: Capture, settings: StackSettings):
     assert outputs["extractor_subscription"] == n.extractor_subscription
     assert outputs["database_connection_name"] == f"{settings.project}:{settings.region}:{n.sql_instance}"
     assert outputs["url"] == f"https://{settings.config.load_balancer.domain}"
-    assert set(outputs["service_account_emails"]) == set(SERVICES)
+    assert set(outputs["service_account_emails"]) == {*SERVICES, "reconciler"}
     assert outputs["load_balancer_ip"]
 
 

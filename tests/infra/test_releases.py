@@ -218,7 +218,8 @@ def test_files_api_values_route_armor_iap_and_migrations(run):
     assert values["route"]["securityPolicy"] == f"{run.settings.names.prefix}-armor"
     assert values["route"]["iap"]["enabled"] is lb.iap.enabled
     assert values["migrations"] == {"enabled": True,
-                                    "grantTo": [run.settings.names.database_users["extractor"]]}
+                                    "grantTo": [run.settings.names.database_users["extractor"],
+                                                run.settings.names.reconciler_database_user]}
 
 
 def test_values_keep_the_environment_data(run):

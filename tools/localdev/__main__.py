@@ -5,11 +5,20 @@ Commands:
 - ``up [--skip NAME ...]``: what ``make dev`` runs (see ``runner``).
 - ``bootstrap``: the Procfile's one-shot setup process (see ``bootstrap``).
 - ``start --after STAGE [--service NAME] -- CMD ...``: Procfile helper: wait
-  for a bootstrap stage, add the service's environment, exec ``CMD`` (for the
-  extractor, first end the emulator's stale streams: ``emulator_streams``).
+  for a bootstrap stage, add the service's environment, exec ``CMD``.
 - ``proc NAME``: run one Procfile process of the running platform in the
   foreground (after ``up --skip NAME``, or to restart it).
 - ``demo [--samples DIR]``: what ``make demo`` runs (see ``demo``).
+- ``status``: what ``make dev-status`` runs: the running platform's processes
+  (pid, restarts, last exit), readiness of each server, the backlog gauges;
+  exit 0 when everything runs and is ready, 1 when something is not, 3 when
+  no platform runs on the data folder.
+- ``stop``: what ``make dev-stop`` runs: SIGTERM to the running platform (as
+  Ctrl-C), wait until every process has stopped.
+- ``faults FAULT [--uploads N]``: a batch of uploads with kill -9 of one
+  process in the middle, on the running platform (see ``faults``).
+- ``redrive``: what ``make redrive`` runs: move the dead-letter subscription's
+  messages back to the uploads topic (``extractor-reconcile dead-letters``).
 - ``reset``: what ``make dev-reset`` runs: delete the data folder.
 - ``env``: print the resolved settings (``stack.json`` form) as JSON.
 
@@ -45,16 +54,55 @@ def _start(cfg: LocalConfig, args: argparse.Namespace) -> int:
     env = dict(os.environ)
     if args.service:
         env.update(cfg.service_overrides(args.service))
-    if args.service == "extractor":
-        from .emulator_streams import drop_stale_streams
-
-        subscription = f"projects/{cfg.project}/subscriptions/{cfg.stack.names.extractor_subscription}"
-        drop_stale_streams(cfg.pubsub_host, subscription)
-        print(f"localdev: ended the emulator's streams of stopped subscribers of {subscription} "
-              "(emulator workaround, see tools/localdev/emulator_streams.py)", flush=True)
     sys.stdout.flush()
     os.execvpe(command[0], command, env)
     return 127  # not reached
+
+
+def _status(cfg: LocalConfig) -> int:
+    from .status import main as status_main
+
+    return status_main(cfg)
+
+
+def _stop(cfg: LocalConfig, timeout: float) -> int:
+    import signal
+    import time
+
+    from .runner import read_stack_file
+
+    try:
+        run = read_stack_file(cfg.data_dir)
+    except FileNotFoundError:
+        print(f"localdev: no local platform runs on {cfg.data_dir}")
+        return 0
+    pid = int(run["pid"])
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        print(f"localdev: the platform (pid {pid}) is gone already")
+        return 0
+    print(f"localdev: SIGTERM sent to the local platform (pid {pid}); waiting for its processes to stop")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            print("localdev: stopped")
+            return 0
+        time.sleep(0.2)
+    print(f"localdev: the platform (pid {pid}) did not stop within {timeout:g}s", file=sys.stderr)
+    return 1
+
+
+def _redrive(cfg: LocalConfig) -> int:
+    import subprocess
+
+    from .runner import read_stack_file
+
+    run = read_stack_file(cfg.data_dir)
+    env = cfg.process_env(run["run_id"])
+    return subprocess.call([sys.executable, "-m", "extractor.reconcile", "dead-letters"], env=env, cwd=str(cfg.root))
 
 
 def _tracked(root: Path, folder: Path) -> bool:
@@ -111,6 +159,12 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--samples", help="folder of print files (default ../shared/samples)")
     demo.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for the extractor")
     sub.add_parser("reset", help="delete the data folder (make dev-reset)")
+    sub.add_parser("status", help="processes, readiness and backlog of the running platform (make dev-status)")
+    stop = sub.add_parser("stop", help="stop the running platform (make dev-stop)")
+    stop.add_argument("--timeout", type=float, default=None, help="seconds to wait (default: the stop timeout + 10)")
+    sub.add_parser("redrive", help="re-drive the dead-letter subscription's messages (make redrive)")
+    faults = sub.add_parser("faults", help="uploads with kill -9 of one process in the middle (docs/local.md)")
+    faults.add_argument("rest", nargs=argparse.REMAINDER)
     sub.add_parser("env", help="print the resolved settings as JSON")
     args = parser.parse_args(argv)
 
@@ -139,6 +193,16 @@ def main(argv: list[str] | None = None) -> int:
             return demo_main(cfg, samples=args.samples, timeout=args.timeout)
         if args.cmd == "reset":
             return _reset(cfg)
+        if args.cmd == "status":
+            return _status(cfg)
+        if args.cmd == "stop":
+            return _stop(cfg, args.timeout if args.timeout is not None else cfg.stop_timeout_seconds + 10)
+        if args.cmd == "redrive":
+            return _redrive(cfg)
+        if args.cmd == "faults":
+            from .faults import main as faults_main
+
+            return faults_main(cfg, args.rest)
         print(json.dumps(cfg.describe(), indent=2))
         return 0
     except (LocalConfigError, PortBusy, PreflightError, StageTimeout, BootstrapError, StreamResetError,

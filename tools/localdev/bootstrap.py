@@ -16,9 +16,11 @@ lets the dependent processes start (``stages``):
 4. files-api and extractor ``/readyz`` -> stage ``ready``; prints the URLs.
 
 Every step is idempotent (existing resources are kept, so data survives a
-restart). The process then stays up doing nothing until the supervisor stops
-it: honcho ends the whole run when any process exits, which is exactly what
-should happen when a step fails.
+restart). The process then stays up and watches the emulator
+(``Bootstrap.watch``): the emulator keeps topics and subscriptions in memory
+only, so when it comes back after a crash or restart (the supervisor restarts
+it) they are created again within ``WATCH_PERIOD_SECONDS``. A failed step
+exits with status 1, which ends the run (the supervisor's ``fatal`` rule).
 """
 
 from __future__ import annotations
@@ -38,6 +40,9 @@ from . import stages
 from .config import LocalConfig
 
 log = logging.getLogger("localdev.bootstrap")
+
+#: How often the emulator is checked for its topics after setup, seconds.
+WATCH_PERIOD_SECONDS = 1.0
 
 
 class BootstrapError(RuntimeError):
@@ -143,6 +148,31 @@ class Bootstrap:
         _wait(f"the extractor on {self.cfg.extractor_url}/readyz",
               lambda: _http_ok(f"{self.cfg.extractor_url}/readyz"), self.timeout)
 
+    def topics_present(self) -> bool | None:
+        """True when the emulator has the extractor subscription, False when it answers without it,
+        None when it does not answer (down or restarting)."""
+        if not self.pubsub.is_ready():
+            return None
+        path = f"projects/{self.cfg.project}/subscriptions/{self.cfg.stack.names.extractor_subscription}"
+        try:
+            with urllib.request.urlopen(f"http://{self.cfg.pubsub_host}/v1/{path}", timeout=2) as resp:
+                return resp.status == 200
+        except urllib.error.HTTPError as exc:
+            return False if exc.code == 404 else None
+        except (urllib.error.URLError, OSError):
+            return None
+
+    def watch(self, stop: Callable[[], bool], period: float = WATCH_PERIOD_SECONDS) -> None:
+        """Until ``stop()``: recreate the topics and subscriptions whenever the emulator answers without them."""
+        while not stop():
+            if self.topics_present() is False:
+                log.warning("the Pub/Sub emulator came back without its topics (restarted): creating them again")
+                try:
+                    self.topics()
+                except Exception as exc:  # noqa: BLE001 - try again next period
+                    log.warning("recreating the topics failed, retrying: %s", exc)
+            time.sleep(period)
+
     def run(self) -> None:
         """All steps in order, marking the stages. Raises ``BootstrapError`` / the backend's error."""
         run_dir = self.cfg.run_dir
@@ -172,18 +202,20 @@ def banner(cfg: LocalConfig) -> str:
     width = max(len(label) for label, _ in rows)
     lines = [f"print-platform is running locally with the {cfg.stack.stack!r} stack's names (project {cfg.project}):"]
     lines += [f"  {label:<{width}}  {value}" for label, value in rows]
-    lines.append("  Try it: make demo    Stop: Ctrl-C")
+    lines.append(f"  every file ends processed or failed within {cfg.final_bound_seconds}s (reconciler); "
+                 f"Postgres durability: {cfg.pg_durability}")
+    lines.append("  Try it: make demo    Status: make dev-status    Stop: Ctrl-C or make dev-stop")
     return "\n".join(lines)
 
 
 def main(cfg: LocalConfig, run_id: str) -> int:
     """The ``bootstrap`` process: run the steps, print the banner, then idle until SIGTERM/SIGINT.
 
-    Returns 0 after a signal, 1 when a step failed (honcho then stops the run).
+    Returns 0 after a signal, 1 when a step failed (the supervisor then stops the run).
     """
     from pipeline_core.log import configure_logging
 
-    configure_logging("INFO")
+    configure_logging(cfg.log_level or "INFO")
     # Alembic announces each of its plugins at INFO; its migration lines stay.
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
@@ -193,8 +225,9 @@ def main(cfg: LocalConfig, run_id: str) -> int:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     started = time.monotonic()
+    boot = Bootstrap(cfg, run_id)
     try:
-        Bootstrap(cfg, run_id).run()
+        boot.run()
     except SystemExit:
         return 0
     except Exception as exc:  # noqa: BLE001 - any failure ends the run with its reason
@@ -205,7 +238,7 @@ def main(cfg: LocalConfig, run_id: str) -> int:
     sys.stdout.write("\n" + banner(cfg) + "\n\n")
     sys.stdout.flush()
     try:
-        while True:
-            signal.pause()
+        boot.watch(lambda: False)
     except SystemExit:
         return 0
+    return 0

@@ -4,7 +4,11 @@ Everything the local processes need is derived here, once, from three sources:
 
 - the environment (or ``make`` variables, which ``make`` exports): the ports
   (``PORTS``), ``LOCALDEV_DATA_DIR`` (default ``<repo>/.local``),
-  ``LOCALDEV_STACK`` (default ``dev``) and an optional ``LOG_LEVEL``;
+  ``LOCALDEV_STACK`` (default ``dev``), ``LOG_LEVEL`` (default ``INFO``),
+  ``LOG_FORMAT`` (default: ``text`` on a terminal, else ``json``),
+  ``LOCALDEV_PG_DURABILITY`` (``full``, the default, or ``fast``: no fsync,
+  for tests that say so) and the reconciler overrides of ``RECONCILE_ENV``
+  (tests use a short bound);
 - ``infra.settings.load_stack_settings(stack)``: the project id, the bucket,
   topic, subscription and database names and the Pub/Sub delivery settings, so
   the emulators hold exactly what the Pulumi program creates for the stack;
@@ -64,6 +68,18 @@ PORTS: tuple[PortSpec, ...] = (
     PortSpec("FILES_API_OPS_PORT", 8082, "files-api ops listener: /readyz, /metrics (gunicorn)"),
     PortSpec("EXTRACTOR_PORT", 8081, "extractor health/metrics (gunicorn)"),
 )
+
+#: Reconciler / sweep settings: ``{variable the processes read: (override variable, StackConfig.reconcile field)}``.
+#: The stack's ``print-platform:reconcile`` gives the value; the override (seconds / count) wins.
+RECONCILE_ENV = {
+    "PENDING_BOUND_SECONDS": ("LOCALDEV_PENDING_BOUND_SECONDS", "pending_bound_seconds"),
+    "MAX_REDRIVES": ("LOCALDEV_MAX_REDRIVES", "max_redrives"),
+    "RECONCILE_INTERVAL_SECONDS": ("LOCALDEV_RECONCILE_INTERVAL_SECONDS", "interval_seconds"),
+    "SWEEP_INTERVAL_SECONDS": ("LOCALDEV_SWEEP_INTERVAL_SECONDS", "sweep_interval_seconds"),
+    "UNFINISHED_UPLOAD_AGE_SECONDS": ("LOCALDEV_UNFINISHED_UPLOAD_AGE_SECONDS", "unfinished_upload_age_seconds"),
+}
+#: ``LOCALDEV_PG_DURABILITY`` values: ``full`` (fsync, synchronous_commit: what Cloud SQL does) or ``fast``.
+PG_DURABILITY = ("full", "fast")
 
 #: Services whose Helm values (``environments/<stack>/<service>.yaml``) are applied locally.
 SERVICES = ("files-api", "extractor")
@@ -153,7 +169,10 @@ class LocalConfig:
         ports: ``{var: port}`` for every ``PORTS`` entry.
         stack: the :class:`infra.settings.StackSettings` the names come from.
         services: ``{service: env}`` from each service's Helm values (``helm_values`` -> ``service_env``).
-        log_level: ``LOG_LEVEL`` override for both services, or None (stack values win).
+        log_level: ``LOG_LEVEL`` for both services (default ``INFO``; ``make dev LOG_LEVEL=DEBUG``).
+        log_format: ``LOG_FORMAT`` if given (``json``/``text``), else None: text on a terminal.
+        reconcile: ``{RECONCILE_ENV variable: value}`` (stack value or override).
+        pg_durability: ``LOCALDEV_PG_DURABILITY`` (``full`` unless a test says ``fast``).
     """
 
     root: Path
@@ -161,7 +180,10 @@ class LocalConfig:
     ports: dict[str, int]
     stack: StackSettings
     services: dict[str, dict[str, str]]
-    log_level: str | None = None
+    log_level: str | None = "INFO"
+    log_format: str | None = None
+    reconcile: dict[str, int] | None = None
+    pg_durability: str = "full"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, root: Path | None = None) -> LocalConfig:
@@ -187,8 +209,27 @@ class LocalConfig:
         stack_name = environ.get("LOCALDEV_STACK", "").strip() or "dev"
         stack = load_stack_settings(stack_name, root=root)
         services = {svc: service_env(helm_values(stack_name, svc, root)) for svc in SERVICES}
-        log_level = environ.get("LOG_LEVEL", "").strip().upper() or None
-        return cls(root=root, data_dir=data_dir, ports=ports, stack=stack, services=services, log_level=log_level)
+        log_level = environ.get("LOG_LEVEL", "").strip().upper() or "INFO"
+        log_format = environ.get("LOG_FORMAT", "").strip().lower() or None
+        if log_format not in (None, "json", "text"):
+            raise LocalConfigError(f"LOG_FORMAT={log_format!r}: expected json or text")
+        reconcile: dict[str, int] = {}
+        for var, (override, field) in RECONCILE_ENV.items():
+            raw = environ.get(override, "").strip()
+            value = getattr(stack.config.reconcile, field)
+            if raw:
+                try:
+                    value = int(raw)
+                except ValueError:
+                    raise LocalConfigError(f"{override}={raw!r} is not a whole number") from None
+                if value < (0 if var == "MAX_REDRIVES" else 1):
+                    raise LocalConfigError(f"{override}={value} is out of range")
+            reconcile[var] = value
+        durability = environ.get("LOCALDEV_PG_DURABILITY", "").strip().lower() or "full"
+        if durability not in PG_DURABILITY:
+            raise LocalConfigError(f"LOCALDEV_PG_DURABILITY={durability!r}: expected one of {', '.join(PG_DURABILITY)}")
+        return cls(root=root, data_dir=data_dir, ports=ports, stack=stack, services=services, log_level=log_level,
+                   log_format=log_format, reconcile=reconcile, pg_durability=durability)
 
     # -- derived values --------------------------------------------------------------
     @property
@@ -245,15 +286,24 @@ class LocalConfig:
                 longest = max(longest, int(args.split("=", 1)[1]))
         return longest + 5
 
-    def process_env(self, run_id: str, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    @property
+    def final_bound_seconds(self) -> int:
+        """Seconds within which every file answered 201 ends processed or failed (``ReconcileConfig.final_bound_seconds``
+        with this run's values)."""
+        r = self.reconcile or {}
+        return r["PENDING_BOUND_SECONDS"] * (r["MAX_REDRIVES"] + 1) + r["RECONCILE_INTERVAL_SECONDS"]
+
+    def process_env(self, run_id: str, base: Mapping[str, str] | None = None, *, tty: bool = False) -> dict[str, str]:
         """The environment every Procfile process gets (the Procfile picks per-process values from it).
 
         Holds the service contract variables of docs/seams.md (``DATABASE_URL``,
         ``GOOGLE_CLOUD_PROJECT``, ``UPLOADS_BUCKET``, ``UPLOADS_SUBSCRIPTION``,
         the emulator hosts, ``HOST``), the ports, ``UPLOADS_TOPIC``,
-        ``LOCALDEV_DATA_DIR``, ``LOCALDEV_RUN_ID``, and ``PATH`` with this
-        interpreter's bin directory first (so ``python``/``gunicorn`` are the
-        project's). A service's own variables (``service_overrides``) are added
+        ``LOCALDEV_DATA_DIR``, ``LOCALDEV_RUN_ID``, the reconciler's settings
+        (``RECONCILE_ENV``, ``DEAD_LETTER_SUBSCRIPTION``), ``LOCALDEV_PG_DURABILITY``,
+        ``LOG_FORMAT`` (``text`` when ``tty`` and none was asked for), and
+        ``PATH`` with this interpreter's bin directory first (so
+        ``python``/``gunicorn`` are the project's). A service's own variables (``service_overrides``) are added
         by ``python -m tools.localdev start --service NAME`` just before it execs.
         """
         env = dict(os.environ if base is None else base)
@@ -274,10 +324,17 @@ class LocalConfig:
             UPLOADS_BUCKET=names.uploads_bucket,
             UPLOADS_TOPIC=names.uploads_topic,
             UPLOADS_SUBSCRIPTION=names.extractor_subscription,
+            DEAD_LETTER_SUBSCRIPTION=names.dead_letter_subscription,
+            MAX_DELIVERY_ATTEMPTS=str(self.stack.pubsub.max_delivery_attempts),
+            LOCALDEV_PG_DURABILITY=self.pg_durability,
+            LOG_FORMAT=self.log_format or ("text" if tty else "json"),
             DATABASE_URL=self.database_url,
             PUBSUB_EMULATOR_HOST=self.pubsub_host,
             STORAGE_EMULATOR_HOST=self.storage_host,
         )
+        env.update({var: str(value) for var, value in (self.reconcile or {}).items()})
+        if self.log_level:
+            env["LOG_LEVEL"] = self.log_level
         return env
 
     def service_overrides(self, service: str) -> dict[str, str]:
@@ -314,4 +371,7 @@ class LocalConfig:
             "extractor_subscription": names.extractor_subscription,
             "dead_letter_topic": names.dead_letter_topic,
             "dead_letter_subscription": names.dead_letter_subscription,
+            "reconcile": dict(self.reconcile or {}),
+            "final_bound_seconds": self.final_bound_seconds,
+            "pg_durability": self.pg_durability,
         }

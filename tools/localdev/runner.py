@@ -1,4 +1,4 @@
-"""``make dev``: check, then run the Procfile under honcho until Ctrl-C.
+"""``make dev``: check, then run the Procfile under the supervisor until Ctrl-C / ``make dev-stop``.
 
 ``up()``:
 
@@ -9,10 +9,13 @@
 3. takes ``<data_dir>/run/lock`` (one platform per data folder), clears old
    stage markers, writes ``<data_dir>/run/stack.json`` (URLs, ports, names,
    run id; what ``make demo`` and ``proc`` read);
-4. runs every ``tools/localdev/Procfile`` process with honcho's ``Manager``:
-   output multiplexed with a coloured name prefix; when any process exits,
-   or on Ctrl-C/SIGTERM, honcho sends SIGTERM to every process group and
+4. runs every ``tools/localdev/Procfile`` process under ``supervisor.Supervisor``
+   (honcho's process groups and prefixed, coloured output): a process that
+   exits is started again after a back-off, a service whose ``/healthz``
+   keeps failing is restarted, a failed ``bootstrap`` ends the run; on
+   Ctrl-C/SIGTERM (``make dev-stop``) every process group gets SIGTERM and
    SIGKILL after ``stop_timeout_seconds`` - no process outlives the run.
+   ``<data_dir>/run/processes.json`` holds the process table (``make dev-status``).
 
 ``proc(name)`` runs one Procfile process of an already running platform in
 the foreground (same command and environment), for a process left out with
@@ -129,7 +132,7 @@ def read_stack_file(data_dir: Path) -> dict[str, Any]:
 
 
 def up(cfg: LocalConfig, *, skip: Sequence[str] = (), printer: Any = None) -> int:
-    """Run the platform until Ctrl-C / SIGTERM or until a process exits; return the exit status.
+    """Run the platform until Ctrl-C / SIGTERM (or a failed bootstrap); return the exit status.
 
     Args:
         skip: Procfile process names not to start (e.g. ``extractor``, to run
@@ -137,13 +140,14 @@ def up(cfg: LocalConfig, *, skip: Sequence[str] = (), printer: Any = None) -> in
         printer: a ``honcho.printer.Printer`` (default: stdout, coloured on a TTY).
 
     Returns:
-        0 after a clean stop by signal; otherwise the first exited process's code.
+        0 after a clean stop by signal; 1 when bootstrap failed.
 
     Raises:
         PreflightError / ports.PortBusy: before anything was started.
     """
-    import honcho.manager
     from honcho.printer import Printer
+
+    from .supervisor import Supervisor
 
     commands = procfile_commands()
     unknown = sorted(set(skip) - set(commands))
@@ -164,20 +168,22 @@ def up(cfg: LocalConfig, *, skip: Sequence[str] = (), printer: Any = None) -> in
         stack_file = cfg.run_dir / "stack.json"
         stack_file.write_text(json.dumps({**cfg.describe(), "run_id": run_id, "pid": os.getpid(),
                                           "skipped": list(skip)}, indent=2) + "\n")
-        env = cfg.process_env(run_id)
-        # honcho SIGKILLs what is still alive this long after its SIGTERM: long
-        # enough for the services' graceful shutdown (the extractor drains).
-        honcho.manager.KILL_WAIT = cfg.stop_timeout_seconds
-        manager = honcho.manager.Manager(printer or Printer(sys.stdout, colour=sys.stdout.isatty()))
+        env = cfg.process_env(run_id, tty=sys.stdout.isatty())
+        liveness = {svc: f"{url}/healthz" for svc, url in (("files-api", cfg.files_api_url),
+                                                            ("extractor", cfg.extractor_url)) if svc not in skip}
+        # SIGKILL what is still alive this long after SIGTERM: long enough for the
+        # services' graceful shutdown (the extractor drains).
+        manager = Supervisor(printer or Printer(sys.stdout, colour=sys.stdout.isatty()),
+                             stop_timeout=cfg.stop_timeout_seconds, fatal=("bootstrap",), liveness=liveness,
+                             state_file=cfg.run_dir / "processes.json")
         for name, command in commands.items():
             if name not in skip:
                 manager.add_process(name, command, env=env, cwd=str(cfg.root))
         try:
-            manager.loop()
+            code = manager.loop()
         finally:
             stack_file.unlink(missing_ok=True)
             stages.clear(cfg.run_dir)
-    code = manager.returncode or 0
     return 0 if code in (130, 143) else code
 
 

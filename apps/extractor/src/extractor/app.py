@@ -8,7 +8,8 @@ with 200 or 503.
 - ``/healthz`` (liveness): 503 only when the streaming pull died on its own;
 - ``/readyz`` (readiness): 503 until the worker pulls, while it stops, or
   while the database does not answer;
-- ``/metrics``: Prometheus text exposition of the default registry.
+- ``/metrics``: Prometheus text exposition of the default registry, with the
+  pipeline's backlog read from the database at scrape time (``extractor.backlog``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 from flask import Flask, Response, jsonify
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from extractor import backlog
 from extractor.config import load_extractor_settings
 from extractor.service import ExtractorService, Probe
 from pipeline_core.log import configure_logging
@@ -37,6 +39,7 @@ def create_app(service: ExtractorService | None = None) -> Flask:
         service = ExtractorService(settings)
     app = Flask("extractor")
     app.extensions[EXTENSION_KEY] = service
+    backlog.install(service.settings.database_url)
 
     def answer(probe: Probe) -> tuple[Response, int]:
         body = {"status": "ok" if probe.ok else "unavailable", "detail": probe.detail}

@@ -75,6 +75,13 @@ class ExtractorSettings(CommonSettings):
         "worker killed without nacking has its messages redelivered within this many seconds",
     )
     gcs_timeout_seconds: float = Field(default=60.0, gt=0, description="per-request timeout of GCS calls")
+    max_delivery_attempts: int | None = Field(
+        default=None,
+        ge=5,
+        le=100,
+        description="the subscription's dead-letter policy maxDeliveryAttempts (the stack's pubsub.maxDeliveryAttempts): "
+        "a nack on that attempt dead-letters the message, counted as extractor_dead_lettered_total",
+    )
 
     @property
     def subscription_path(self) -> str:

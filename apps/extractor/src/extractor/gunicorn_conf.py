@@ -55,7 +55,7 @@ worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 logconfig_dict = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"json": {"()": "pipeline_core.log.JsonFormatter"}},
+    "formatters": {"json": {"()": "pipeline_core.log.make_formatter"}},  # JSON unless LOG_FORMAT=text
     "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stdout"}},
     "root": {"level": _settings.log_level, "handlers": ["stdout"]},
     "loggers": {

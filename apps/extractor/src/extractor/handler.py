@@ -11,6 +11,7 @@ not a well-formed GCS notification     nothing (logged, counted ``invalid``)   a
 other event type / other bucket        nothing (``ignored``)                   ack
 result already ``processed``           nothing (``duplicate``)                 ack
 generation deleted (404)               nothing (``gone``)                      ack
+no ``files`` row owns the object       nothing (``gone``)                      ack
 object above ``MAX_DOWNLOAD_BYTES``    ``failed`` + reason                     ack
 ``ExtractionError`` from the parser    ``failed`` + its reason                 ack
 any other exception from the parser    ``failed`` + "internal error" reason    ack
@@ -40,7 +41,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from extractor import metrics
 from extractor.notification import Finalize, NotificationError, ObjectRef, original_filename, parse_notification
 from extractor.outcomes import Outcome
-from extractor.results import ResultStatus, existing_status, recorded_filename, store_thumbnail, upsert_result
+from extractor.results import (
+    ResultStatus,
+    existing_status,
+    is_file_gone,
+    recorded_filename,
+    store_thumbnail,
+    upsert_result,
+)
 from extractor.storage import ObjectGone, ObjectTooLarge, download_generation
 
 log = logging.getLogger(__name__)
@@ -151,7 +159,11 @@ class NotificationHandler:
         with self._sessions() as session:
             if existing_status(session, ref) == ResultStatus.PROCESSED.value:
                 return Handled(Outcome.DUPLICATE, "already processed; nothing changed", ref)
-            filename = recorded_filename(session, ref) or fallback_name
+            filename = recorded_filename(session, ref)
+        if filename is None:
+            # Results reference their file (ON DELETE CASCADE): none can be stored for this object.
+            return Handled(Outcome.GONE, "no file owns this object (deleted, or not uploaded through files-api)", ref)
+        filename = filename or fallback_name
 
         extract, extraction_error = self._extractor()
         with tempfile.TemporaryDirectory(prefix="extractor-", dir=self._tmp_dir) as spool_dir:
@@ -205,6 +217,10 @@ class NotificationHandler:
         except TypeError as exc:  # metadata with no JSON form: a parser bug, deterministic
             log.error("metadata of %s cannot be stored: %s", ref, exc)
             return self._record_failed(ref, f"internal error: metadata cannot be stored ({exc})", attempts)
+        except Exception as exc:
+            if is_file_gone(exc):
+                return Handled(Outcome.GONE, "the file was deleted while it was being extracted", ref)
+            raise
         return Handled(
             Outcome.PROCESSED,
             f"{size} bytes parsed in {parse_seconds:.3f}s" + ("" if changed else " (stored result kept)"),
@@ -212,6 +228,11 @@ class NotificationHandler:
         )
 
     def _record_failed(self, ref: ObjectRef, reason: str, attempts: int) -> Handled:
-        with self._sessions.begin() as session:
-            changed = upsert_result(session, ref, ResultStatus.FAILED, error=reason, attempts=attempts)
+        try:
+            with self._sessions.begin() as session:
+                changed = upsert_result(session, ref, ResultStatus.FAILED, error=reason, attempts=attempts)
+        except Exception as exc:
+            if is_file_gone(exc):
+                return Handled(Outcome.GONE, "the file was deleted while it was being extracted", ref)
+            raise
         return Handled(Outcome.FAILED, reason + ("" if changed else " (stored result kept)"), ref)

@@ -8,7 +8,10 @@ default in-process registry is complete: no multiprocess mode needed.
 - ``extractor_processing_seconds{outcome}``: wall time from callback start
   to ack/nack, seconds;
 - ``extractor_messages_in_flight``: messages whose callback is running;
-- ``extractor_download_bytes_total``: object bytes downloaded.
+- ``extractor_download_bytes_total``: object bytes downloaded;
+- ``extractor_dead_lettered_total``: messages nacked on their last delivery
+  attempt (``MAX_DELIVERY_ATTEMPTS``), which Pub/Sub forwards to the
+  dead-letter topic.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ PROCESSING_SECONDS = Histogram(
 )
 IN_FLIGHT = Gauge("extractor_messages_in_flight", "Messages whose callback is running now.")
 DOWNLOAD_BYTES = Counter("extractor_download_bytes", "Object bytes downloaded from GCS.")
+DEAD_LETTERED = Counter("extractor_dead_lettered", "Messages nacked on their last delivery attempt (sent to the dead-letter topic).")
 
 # Export every outcome from the start (a zero is information; a missing series is not).
 for _outcome in Outcome:

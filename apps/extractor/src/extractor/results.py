@@ -21,6 +21,7 @@ from typing import Any
 
 from sqlalchemy import BigInteger, LargeBinary, func, literal, or_, select
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from extractor.notification import ObjectRef
@@ -75,6 +76,21 @@ def json_safe(value: Any, *, where: str = "metadata") -> Any:
     raise TypeError(f"{where} is a {type(value).__name__}, which has no JSON form")
 
 
+#: SQLSTATE foreign_key_violation (https://www.postgresql.org/docs/16/errcodes-appendix.html).
+FOREIGN_KEY_VIOLATION = "23503"
+
+
+def is_file_gone(exc: BaseException) -> bool:
+    """True when ``exc`` is the ``IntegrityError`` of a result whose file row is gone.
+
+    ``extraction_results`` references ``files`` (``bucket``, ``object_name``)
+    (pipeline-core migration ``0003_results_reference_files``): a file deleted while its
+    object was being extracted makes the upsert fail with SQLSTATE 23503.
+    """
+    orig = getattr(exc, "orig", None)
+    return isinstance(exc, IntegrityError) and getattr(orig, "sqlstate", None) == FOREIGN_KEY_VIOLATION
+
+
 def existing_status(session: Session, ref: ObjectRef) -> str | None:
     """The stored result status of ``ref`` (``processed``/``failed``), or None when there is none."""
     return session.scalar(
@@ -115,6 +131,8 @@ def upsert_result(
     Raises:
         ValueError: ``status`` and ``metadata``/``error`` do not match, or ``attempts`` < 1.
         TypeError: ``metadata`` holds a value with no JSON form (``json_safe``).
+        sqlalchemy.exc.IntegrityError: no ``files`` row owns the object any
+            more (``is_file_gone``: deleted meanwhile).
         sqlalchemy.exc.SQLAlchemyError: the database failed.
     """
     if attempts < 1:

@@ -78,6 +78,7 @@ class ExtractorService:
             max_bytes=settings.max_outstanding_bytes,
             max_lease_seconds=settings.max_lease_seconds,
             lease_extension_seconds=settings.lease_extension_seconds,
+            max_delivery_attempts=settings.max_delivery_attempts,
             subscriber=subscriber,
         )
 

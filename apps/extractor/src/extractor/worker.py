@@ -66,6 +66,10 @@ class PullWorker:
             within this many seconds.
         subscriber: a ``pubsub_v1.SubscriberClient`` (default: a new one,
             honouring ``PUBSUB_EMULATOR_HOST``); closed by ``stop``.
+        max_delivery_attempts: the subscription's dead-letter policy
+            ``maxDeliveryAttempts``; a nack on that attempt sends the message
+            to the dead-letter topic, so it is counted
+            (``extractor_dead_lettered_total``) and logged at ERROR. None: unknown.
     """
 
     def __init__(
@@ -78,8 +82,10 @@ class PullWorker:
         max_lease_seconds: float,
         lease_extension_seconds: float,
         subscriber: pubsub_v1.SubscriberClient | None = None,
+        max_delivery_attempts: int | None = None,
     ) -> None:
         self.subscription_path = subscription_path
+        self._max_delivery_attempts = max_delivery_attempts
         self._handler = handler
         self._flow_control = pubsub_v1.types.FlowControl(
             max_messages=max_messages,
@@ -254,7 +260,13 @@ class PullWorker:
             handled: Handled = self._handler.handle(message.attributes, message.data, message.delivery_attempt)
         except Exception as exc:  # noqa: BLE001 - every fault nacks; nothing escapes to the client library
             message.nack()
-            if is_transient(exc):
+            attempt = message.delivery_attempt
+            if self._max_delivery_attempts and attempt and attempt >= self._max_delivery_attempts:
+                metrics.DEAD_LETTERED.inc()
+                log.error("nacked on its last delivery attempt (%d of %d): Pub/Sub forwards it to the dead-letter "
+                          "topic; re-drive it once fixed (make redrive / the extractor-redrive Job): %s: %s",
+                          attempt, self._max_delivery_attempts, type(exc).__name__, exc, extra=fields)
+            elif is_transient(exc):
                 log.warning("transient fault, nacked for redelivery: %s: %s", type(exc).__name__, exc, extra=fields)
             else:
                 log.error("unexpected error, nacked for redelivery", exc_info=True, extra=fields)

@@ -35,6 +35,7 @@ from pipeline_core.log import request_context
 
 from . import api, listeners, metrics, ops, problems, web
 from .auth import IAP_HEADER, IapVerifier
+from .notifications import NotificationPath
 from .schemas import ProblemSchema, TooLargeProblemSchema
 from .settings import FilesApiSettings, load
 from .storage import UploadsBucket, make_client
@@ -58,6 +59,8 @@ class AppState:
     verifier: IapVerifier | None
     #: Free upload slots of this process (``MAX_CONCURRENT_UPLOADS``).
     upload_slots: threading.BoundedSemaphore = field(default_factory=lambda: threading.BoundedSemaphore(2))
+    #: The bucket -> topic check of /readyz (``UPLOADS_TOPIC`` set), else None.
+    notifications: NotificationPath | None = None
 
 
 def create_app(settings: FilesApiSettings | None = None, *, storage_client: storage.Client | None = None,
@@ -98,8 +101,12 @@ def create_app(settings: FilesApiSettings | None = None, *, storage_client: stor
         verifier = IapVerifier(settings.iap_audience, settings.iap_public_keys_url, iap_request)
     else:
         log.warning("IAP_AUDIENCE is not set: /v1 is open to anyone who reaches the service (local use only)")
+    notifications = None
+    if settings.uploads_topic:
+        notifications = NotificationPath(bucket.client, settings.uploads_bucket, settings.google_cloud_project,
+                                         settings.uploads_topic, settings.pubsub_emulator_host)
     app.extensions["files_api"] = AppState(settings, engine, make_session_factory(engine), bucket, verifier,
-                                           threading.BoundedSemaphore(settings.max_concurrent_uploads))
+                                           threading.BoundedSemaphore(settings.max_concurrent_uploads), notifications)
 
     smorest = _Api(app, spec_kwargs={"info": {"description": "Upload print files (G-code, STL, 3MF) and read the metadata the extractor finds in them. Errors are RFC 9457 problem details."}})
     smorest.spec.components.schema("ProblemSchema", schema=ProblemSchema)

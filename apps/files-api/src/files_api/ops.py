@@ -47,7 +47,8 @@ def _timed(fn: Any, *args: Any, timeout: float) -> str | None:
 
 @bp.get("/readyz")
 def readyz() -> tuple[Response, int]:
-    """Readiness: the database answers and the bucket is reachable, each within the bound.
+    """Readiness: the database answers, the bucket is reachable and (with ``UPLOADS_TOPIC``) the
+    bucket's notifications reach the uploads topic, each within the bound.
 
     200 ``{"status": "ok", "checks": {"database": "ok", "bucket": "ok"}}``, or a
     503 problem whose ``checks`` member says ``"failing"`` for each failing
@@ -66,6 +67,8 @@ def readyz() -> tuple[Response, int]:
         "database": _timed(db, timeout=timeout),
         "bucket": _timed(state.bucket.check, timeout, timeout=timeout),
     }
+    if state.notifications is not None:  # bucket -> uploads topic (files_api.notifications)
+        checks["notifications"] = _timed(state.notifications.check, timeout, timeout=timeout)
     failed = {k: v for k, v in checks.items() if v}
     report = {k: ("failing" if v else "ok") for k, v in checks.items()}
     if failed:

@@ -53,6 +53,8 @@ class FilesApiSettings(CommonSettings):
             next bytes of an upload's body (default 60 s, like nginx's ``client_body_timeout``,
             https://nginx.org/en/docs/http/ngx_http_core_module.html#client_body_timeout);
             then 408 and the upload slot is free again.
+        uploads_topic: ``UPLOADS_TOPIC``, the topic the bucket notifies; when set,
+            /readyz also checks that notification path (``files_api.notifications``).
     """
 
     port: int = Field(default=DEFAULT_PORT, ge=1, le=65535)
@@ -66,6 +68,7 @@ class FilesApiSettings(CommonSettings):
     storage_timeout_seconds: float = Field(default=60.0, gt=0)
     readiness_timeout_seconds: float = Field(default=2.0, gt=0, le=30)
     upload_idle_timeout_seconds: float = Field(default=60.0, gt=0, le=600)
+    uploads_topic: str | None = None
 
     @field_validator("upload_chunk_bytes")
     @classmethod

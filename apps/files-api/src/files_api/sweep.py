@@ -6,8 +6,22 @@ that dies mid-upload (OOM kill, node loss) leaves a row without generation --
 invisible to the API -- and maybe its object. This command deletes such rows
 older than ``--older-than-seconds`` (default 6 h, far beyond any upload) and
 their objects. Safe to run repeatedly and concurrently (each row is claimed
-with ``FOR UPDATE SKIP LOCKED``); suitable for a Kubernetes CronJob with the
-files-api image and environment.
+with ``FOR UPDATE SKIP LOCKED``). It runs as the chart's ``files-api-sweep``
+CronJob (files-api's image, environment and service account: the rights of
+the API's own DELETE) and, with ``--every SECONDS``, as a loop in the local
+platform; each round logs ``sweep done`` with ``removed`` (infra/monitoring.py
+counts ``removed unfinished upload`` lines as a log-based metric).
+
+It also removes *orphan objects*: objects under ``files/`` older than the
+same age that no ``files`` row names (a failed upload whose object could not
+be deleted during a storage outage; ``_undo`` logs it). files-api writes the
+row before the object and deletes the object before committing a row's
+deletion, so an object that old without a row is nobody's. This scans the
+bucket's listing (``list_blobs``, paged), one ``SELECT`` per page.
+
+Results whose file is gone need no sweep: ``extraction_results`` references
+``files`` with ``ON DELETE CASCADE`` (pipeline-core migration
+``0003_results_reference_files``), so deleting a row here deletes its results too.
 
 Exit codes: 0 done (prints how many were removed); 1 failure; 2 bad settings.
 """
@@ -16,8 +30,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
+import threading
 from datetime import timedelta
+
+from datetime import datetime, timezone
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -62,10 +80,54 @@ def sweep_unfinished(sessions: sessionmaker[Session], bucket: UploadsBucket, old
             removed += len(rows)
 
 
+#: Object names files-api writes (``files/<id>/<name>``, repository.object_name_for).
+OBJECT_PREFIX = "files/"
+
+
+def sweep_orphan_objects(sessions: sessionmaker[Session], bucket: UploadsBucket, older_than: timedelta = DEFAULT_AGE,
+                         *, page_size: int = 500) -> int:
+    """Delete objects under ``files/`` created more than ``older_than`` ago that no ``files`` row names.
+
+    Returns how many objects were removed.
+
+    Raises:
+        files_api.storage.StorageUnavailable: listing or deleting failed.
+    """
+    from google.api_core import exceptions as gexc
+
+    from .storage import StorageUnavailable
+
+    cutoff = datetime.now(timezone.utc) - older_than
+    removed = 0
+    try:
+        pages = bucket.client.list_blobs(bucket.name, prefix=OBJECT_PREFIX, page_size=page_size,
+                                         timeout=bucket.timeout).pages
+        for page in pages:
+            old = {blob.name: blob.generation for blob in page
+                   if blob.time_created is not None and blob.time_created < cutoff}
+            if not old:
+                continue
+            with sessions() as session:
+                owned = set(session.scalars(select(File.object_name).where(
+                    File.bucket == bucket.name, File.object_name.in_(list(old)))))
+            for name, generation in old.items():
+                if name in owned:
+                    continue
+                existed = bucket.delete(name, generation)
+                removed += int(existed)
+                log.info("removed orphan object", extra={"object_name": name, "generation": generation,
+                                                         "object_existed": existed})
+    except gexc.GoogleAPIError as exc:
+        raise StorageUnavailable(f"listing gs://{bucket.name}/{OBJECT_PREFIX} failed: {exc}") from exc
+    return removed
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console entry point; settings from the environment like the service."""
     parser = argparse.ArgumentParser(prog="files-api-sweep", description=__doc__.split("\n\n")[0])
     parser.add_argument("--older-than-seconds", type=float, default=DEFAULT_AGE.total_seconds())
+    parser.add_argument("--every", type=float, default=None, metavar="SECONDS",
+                        help="sweep again every SECONDS until SIGTERM/SIGINT (the local platform); default: once")
     args = parser.parse_args(argv)
     try:
         settings = load()
@@ -77,15 +139,28 @@ def main(argv: list[str] | None = None) -> int:
     engine = make_engine(settings.database_url)
     bucket = UploadsBucket(make_client(settings), settings.uploads_bucket,
                            chunk_bytes=settings.upload_chunk_bytes, timeout=settings.storage_timeout_seconds)
+    stop = threading.Event()
+    if args.every is not None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+    sessions = make_session_factory(engine)
+    code = 0
     try:
-        count = sweep_unfinished(make_session_factory(engine), bucket, timedelta(seconds=args.older_than_seconds))
-    except Exception:
-        log.exception("sweep failed")
-        return 1
+        while True:
+            try:
+                age = timedelta(seconds=args.older_than_seconds)
+                count = sweep_unfinished(sessions, bucket, age)
+                objects = sweep_orphan_objects(sessions, bucket, age)
+                log.info("sweep done", extra={"removed": count, "orphan_objects_removed": objects,
+                                              "older_than_seconds": args.older_than_seconds})
+                code = 0
+            except Exception:
+                log.exception("sweep failed")
+                code = 1
+            if args.every is None or stop.wait(args.every):
+                return code
     finally:
         engine.dispose()
-    log.info("sweep done", extra={"removed": count})
-    return 0
 
 
 if __name__ == "__main__":

@@ -10,6 +10,11 @@ Each line also has ``logger`` and, inside a request or message,
 ``request_id``. Anything passed as ``extra={...}`` is added as-is (values that
 are not JSON become strings).
 
+``LOG_FORMAT=text`` (the local platform on a terminal) switches to one
+human-readable line per record instead (``TextFormatter``): time, level,
+logger, message, then the ``extra`` fields as ``key=value``. Anything else
+(unset, ``json``) keeps JSON, what the cloud needs.
+
 Use::
 
     configure_logging("INFO")                 # once, at process start
@@ -157,8 +162,41 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
+#: ``LOG_FORMAT`` values.
+LOG_FORMATS = ("json", "text")
+
+
+class TextFormatter(logging.Formatter):
+    """One human-readable line: ``HH:MM:SS.mmm LEVEL    logger: message key=value ...`` (+ traceback)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        stamp = datetime.fromtimestamp(record.created).strftime("%H:%M:%S.%f")[:-3]
+        line = f"{stamp} {record.levelname:<7} {record.name}: {record.getMessage()}"
+        fields = {k: v for k, v in record.__dict__.items() if k not in _RECORD_ATTRS and not k.startswith("_")}
+        request_id = _request_id.get()
+        if request_id:
+            fields = {"request_id": request_id, **fields}
+        if fields:
+            line += " " + " ".join(f"{k}={json.dumps(_jsonable(v), ensure_ascii=False)}" for k, v in fields.items())
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        elif record.stack_info:
+            line += "\n" + self.formatStack(record.stack_info)
+        return line
+
+
+def make_formatter(fmt: str | None = None) -> logging.Formatter:
+    """The formatter ``LOG_FORMAT`` asks for (``fmt`` overrides it): ``TextFormatter`` for ``text``, else ``JsonFormatter``.
+
+    For ``logging.config.dictConfig`` (gunicorn's ``logconfig_dict``):
+    ``{"()": "pipeline_core.log.make_formatter"}``.
+    """
+    chosen = (fmt if fmt is not None else os.environ.get("LOG_FORMAT", "json")).strip().lower()
+    return TextFormatter() if chosen == "text" else JsonFormatter()
+
+
 def configure_logging(level: str | int = "INFO", stream: IO[str] | None = None) -> logging.Handler:
-    """Send all logging to ``stream`` (default stdout) as JSON lines at ``level``.
+    """Send all logging to ``stream`` (default stdout) as JSON lines (``LOG_FORMAT=text``: text lines) at ``level``.
 
     Replaces the root logger's handlers (idempotent: call it again to change
     the level). Returns the handler installed.
@@ -172,7 +210,7 @@ def configure_logging(level: str | int = "INFO", stream: IO[str] | None = None) 
             raise ValueError(f"LOG_LEVEL {level!r} is not one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
         level = numeric
     handler = logging.StreamHandler(stream or sys.stdout)
-    handler.setFormatter(JsonFormatter())
+    handler.setFormatter(make_formatter())
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

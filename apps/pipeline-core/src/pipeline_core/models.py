@@ -30,6 +30,7 @@ from sqlalchemy import (
     ColumnElement,
     DateTime,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     LargeBinary,
@@ -77,6 +78,9 @@ class File(Base):
 
     ``generation`` is the GCS object generation, NULL until the upload to the
     bucket finished; ``size_bytes`` is the stored object's size in bytes.
+    ``redrive_count`` is how many times the reconciler republished the file's
+    notification (``extractor-reconcile``), ``last_redriven_at`` when it last
+    did (NULL: never).
     """
 
     __tablename__ = "files"
@@ -94,9 +98,12 @@ class File(Base):
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, server_default=func.now(), onupdate=func.now()
     )
+    redrive_count: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    last_redriven_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
     __table_args__ = (
         CheckConstraint("size_bytes >= 0", name="size_bytes_non_negative"),
+        CheckConstraint("redrive_count >= 0", name="redrive_count_non_negative"),
         Index("uq_files_bucket_object_name", "bucket", "object_name", unique=True),
         # Keyset pagination walks (created_at DESC, id DESC).
         Index("ix_files_created_at_id", "created_at", "id"),
@@ -109,6 +116,10 @@ class ExtractionResult(Base):
     ``metadata_`` (column ``metadata``) is the extracted metadata as JSON for
     ``processed``; ``error`` a human-readable reason for ``failed``;
     ``attempts`` how many deliveries were spent on it.
+
+    (``bucket``, ``object_name``) references the file (``files``, ON DELETE
+    CASCADE): deleting a file deletes its results, and a result for an object
+    no file owns cannot be stored (``IntegrityError``).
     """
 
     __tablename__ = "extraction_results"
@@ -127,6 +138,7 @@ class ExtractionResult(Base):
     __table_args__ = (
         CheckConstraint("status IN ('processed', 'failed')", name="status_known"),
         CheckConstraint("attempts >= 1", name="attempts_positive"),
+        ForeignKeyConstraint(["bucket", "object_name"], ["files.bucket", "files.object_name"], ondelete="CASCADE"),
     )
 
 
