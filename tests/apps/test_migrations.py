@@ -187,7 +187,7 @@ def test_results_reference_their_file_and_go_with_it(database_url):
     fid = uuid.uuid4()
     obj = f"files/{fid}/a.gcode"
     with engine.begin() as conn:
-        conn.execute(text("TRUNCATE files, extraction_results"))
+        conn.execute(text("TRUNCATE files, extraction_results, file_thumbnails"))
         conn.execute(text("INSERT INTO files (id, filename, content_type, size_bytes, bucket, object_name, generation) "
                           "VALUES (:id, 'a.gcode', 'text/x.gcode', 3, 'b', :obj, 7)"), {"id": fid, "obj": obj})
         conn.execute(text("INSERT INTO extraction_results (bucket, object_name, generation, status) "
