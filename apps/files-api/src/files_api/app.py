@@ -29,7 +29,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from pipeline_core.db import make_engine, make_session_factory
-from pipeline_core.log import request_context
+from pipeline_core.log import bind_request_context, reset_request_context
 
 from . import api, metrics, ops, problems, web
 from .auth import IAP_HEADER, IapVerifier
@@ -131,19 +131,25 @@ def _needs_auth(path: str) -> bool:
 
 
 def _install_hooks(app: Flask) -> None:
+    """Request id + trace on every log line, IAP check, access log line and request metrics.
+
+    Kept lean (``tools/bench_list_api.py`` measures the list API against a bare
+    handler): one context-variable bind per request, metric children cached by
+    label values (``metrics.observe_request``), the access line built once.
+    """
+    verifier = app.extensions["files_api"].verifier
+
     @app.before_request
     def _begin() -> None:
         g.started = time.perf_counter()
-        ctx = request_context(
-            request.headers.get("X-Request-Id"),
-            cloud_trace_context=request.headers.get("X-Cloud-Trace-Context"),
-            traceparent=request.headers.get("traceparent"),
-        )
-        g.request_id = ctx.__enter__()
-        g.log_ctx = ctx
-        verifier = app.extensions["files_api"].verifier
+        headers = request.headers
+        tokens = bind_request_context(headers.get("X-Request-Id"),
+                                      cloud_trace_context=headers.get("X-Cloud-Trace-Context"),
+                                      traceparent=headers.get("traceparent"))
+        g.request_id = tokens.request_id
+        g.log_ctx = tokens
         if verifier is not None and _needs_auth(request.path):
-            g.principal = verifier.verify(request.headers.get(IAP_HEADER))
+            g.principal = verifier.verify(headers.get(IAP_HEADER))
 
     @app.after_request
     def _finish(response: Response) -> Response:
@@ -155,23 +161,38 @@ def _install_hooks(app: Flask) -> None:
         started = g.get("started")
         elapsed = time.perf_counter() - started if started else 0.0
         endpoint = request.url_rule.rule if request.url_rule else "unmatched"
-        metrics.REQUESTS.labels(request.method, endpoint, str(response.status_code)).inc()
-        metrics.LATENCY.labels(request.method, endpoint).observe(elapsed)
-        if endpoint not in ("/healthz", "/readyz", "/metrics") or response.status_code >= 400:
-            principal = g.get("principal")
-            log.info(
-                f"{request.method} {request.path} {response.status_code}",
-                extra={"httpRequest": {
-                    "requestMethod": request.method, "requestUrl": request.full_path.rstrip("?"),
-                    "status": response.status_code, "latency": f"{elapsed:.6f}s",
-                    "userAgent": request.user_agent.string, "remoteIp": request.remote_addr,
-                    "responseSize": str(response.content_length) if response.content_length is not None else None,
-                }, "user": principal.email if principal else None},
-            )
+        status = response.status_code
+        metrics.observe_request(request.method, endpoint, status, elapsed)
+        if status >= 400 or endpoint not in _QUIET_ENDPOINTS:
+            _access_log(request, response, status, elapsed)
         return response
 
     @app.teardown_request
     def _end(exc: BaseException | None) -> None:
-        ctx = g.pop("log_ctx", None)
-        if ctx is not None:
-            ctx.__exit__(None, None, None)
+        tokens = g.pop("log_ctx", None)
+        if tokens is not None:
+            reset_request_context(tokens)
+
+
+#: Probes and scrapes: logged only when they fail (they come every few seconds).
+_QUIET_ENDPOINTS = frozenset(("/healthz", "/readyz", "/metrics"))
+
+
+def _access_log(req: Any, response: Response, status: int, elapsed: float) -> None:
+    """One access line per request with Cloud Logging's ``httpRequest`` field
+    (https://cloud.google.com/logging/docs/reference/v2/rest/v2/LogEntry#HttpRequest)."""
+    if not log.isEnabledFor(logging.INFO):
+        return
+    principal = g.get("principal")
+    query = req.query_string
+    length = response.content_length
+    log.info(
+        f"{req.method} {req.path} {status}",
+        extra={"httpRequest": {
+            "requestMethod": req.method,
+            "requestUrl": f"{req.path}?{query.decode(errors='replace')}" if query else req.path,
+            "status": status, "latency": f"{elapsed:.6f}s",
+            "userAgent": req.headers.get("User-Agent", ""), "remoteIp": req.remote_addr,
+            "responseSize": str(length) if length is not None else None,
+        }, "user": principal.email if principal else None},
+    )
