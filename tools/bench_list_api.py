@@ -16,9 +16,10 @@ threads) against the same database:
   query, compiled once), the same fields encoded to JSON with the same
   encoder settings -- no hooks, no logging, no metrics, no schema.
 
-Each is loaded with wrk (16 connections, 2 threads) for ``--seconds`` after a
-short warm-up, and the script prints requests/s of both and
-``files-api / ceiling``. It asserts nothing about time: the figures depend on
+Both run at once (an idle server costs nothing); after a short warm-up each
+is loaded with wrk (16 connections, 2 threads) in ``--rounds`` alternating
+rounds adding up to ``--seconds`` per server, so both see the same machine
+load, and the script prints requests/s of both and ``files-api / ceiling``. It asserts nothing about time: the figures depend on
 the machine, the ratio far less.
 
     .venv/bin/python -m tools.bench_list_api [--seconds 10] [--connections 16]
@@ -30,6 +31,7 @@ installs it as root).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -72,6 +74,13 @@ class WrkResult:
     requests_per_s: float
     requests: int
     errors: int
+
+
+    @staticmethod
+    def combine(runs: list[WrkResult]) -> WrkResult:
+        """Several runs of equal length as one: mean requests/s, summed counts."""
+        return WrkResult(sum(r.requests_per_s for r in runs) / len(runs), sum(r.requests for r in runs),
+                         sum(r.errors for r in runs))
 
 
 def find_wrk() -> str:
@@ -225,11 +234,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=10.0, help="wrk duration per server (default 10)")
     parser.add_argument("--warmup", type=float, default=2.0, help="wrk warm-up per server, not counted (default 2)")
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=5,
+                        help="alternate the servers in this many rounds of seconds/rounds each (default 5)")
     parser.add_argument("--samples", type=Path, default=SAMPLES)
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     args = parser.parse_args(argv)
-    if args.seconds < 1 or args.connections < 1:
-        parser.error("--seconds and --connections must be at least 1")
+    if args.connections < 1 or args.rounds < 1 or args.seconds / args.rounds < 1:
+        parser.error("--connections and --rounds must be at least 1, --seconds at least 1 per round")
     find_wrk()
 
     with tempfile.TemporaryDirectory(prefix="bench-list-") as tmp, PostgresServer() as pg, FakeGcsServer() as gcs:
@@ -239,14 +250,21 @@ def main(argv: list[str] | None = None) -> int:
         rows = fill_database(url, args.samples)
         env = {**os.environ, "DATABASE_URL": url, "GOOGLE_CLOUD_PROJECT": "bench", "UPLOADS_BUCKET": BUCKET,
                "STORAGE_EMULATOR_HOST": gcs.emulator_host, "LOG_LEVEL": "INFO"}
-        results: dict[str, WrkResult] = {}
-        answers: dict[str, Any] = {}
-        for name, app in (("files-api", None), ("ceiling", "tools.bench_list_api:ceiling_app()")):
-            with gunicorn(app, env, Path(tmp) / f"{name}.log") as (base, _):
-                answers[name] = requests.get(base + PATH, timeout=10).json()
-                if args.warmup > 0:
+        servers = (("files-api", None), ("ceiling", "tools.bench_list_api:ceiling_app()"))
+        with contextlib.ExitStack() as stack:
+            bases = {name: stack.enter_context(gunicorn(app, env, Path(tmp) / f"{name}.log"))[0]
+                     for name, app in servers}
+            answers = {name: requests.get(base + PATH, timeout=10).json() for name, base in bases.items()}
+            if args.warmup > 0:
+                for base in bases.values():
                     run_wrk(base + PATH, seconds=args.warmup, connections=args.connections)
-                results[name] = run_wrk(base + PATH, seconds=args.seconds, connections=args.connections)
+            # Alternate short rounds so both see the same machine load (other processes come and go).
+            runs: dict[str, list[WrkResult]] = {name: [] for name in bases}
+            for _ in range(args.rounds):
+                for name, base in bases.items():
+                    runs[name].append(run_wrk(base + PATH, seconds=args.seconds / args.rounds,
+                                              connections=args.connections))
+        results = {name: WrkResult.combine(r) for name, r in runs.items()}
         _check_same_answer(answers["files-api"], answers["ceiling"])
 
     api, ceiling = results["files-api"], results["ceiling"]
@@ -254,10 +272,11 @@ def main(argv: list[str] | None = None) -> int:
     workers, threads = os.environ.get("WEB_CONCURRENCY", "2"), os.environ.get("GUNICORN_THREADS", "8")
     if args.json:
         print(json.dumps({"path": PATH, "rows": rows, "connections": args.connections, "seconds": args.seconds,
-                          "workers": int(workers), "threads": int(threads),
+                          "rounds": args.rounds, "workers": int(workers), "threads": int(threads),
                           "servers": {name: vars(r) for name, r in results.items()}, "ratio": round(ratio, 3)}))
         return 0
-    print(f"GET {PATH}: {rows} rows, wrk {args.connections} connections x {args.seconds:g} s, "
+    print(f"GET {PATH}: {rows} rows, wrk {args.connections} connections, {args.rounds} alternating rounds, "
+          f"{args.seconds:g} s per server, "
           f"gunicorn gthread {workers} workers x {threads} threads")
     print(f"{'server':<10} {'req/s':>9} {'requests':>9} {'errors':>7}")
     for name, r in results.items():

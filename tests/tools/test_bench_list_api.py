@@ -22,7 +22,7 @@ def test_bench_list_api_prints_both_figures_and_the_ratio(capsys):
     samples = bench_list_api.SAMPLES
     if not (samples / "MANIFEST.tsv").is_file():
         pytest.skip(f"sample corpus not found at {samples} (tests read ../shared/samples)")
-    assert bench_list_api.main(["--seconds", "1", "--warmup", "0", "--connections", "4", "--json"]) == 0
+    assert bench_list_api.main(["--seconds", "2", "--rounds", "2", "--warmup", "0", "--connections", "4", "--json"]) == 0
     figures = json.loads(capsys.readouterr().out)
     from tools.localdev.client import sample_files
 

@@ -41,7 +41,7 @@ from .uploads import MULTIPART_OVERHEAD_BYTES, UploadRequest
 log = logging.getLogger("files_api")
 
 #: Paths that need IAP when it is on (everything that shows or changes files).
-PROTECTED_PREFIXES = ("/v1/",)
+PROTECTED_PREFIXES = ("/v1/", "/ui/")
 PROTECTED_EXACT = ("/", "/v1/files")
 
 
@@ -72,7 +72,7 @@ def create_app(settings: FilesApiSettings | None = None, *, storage_client: stor
     """
     settings = settings or load()
     logging.getLogger("files_api").setLevel(settings.log_level)
-    app = Flask(__name__)
+    app = Flask(__name__, static_folder=None)  # the page's assets are the web blueprint's (with its CSP)
     app.request_class = UploadRequest
     app.config.update(
         MAX_UPLOAD_BYTES=settings.max_upload_bytes,
