@@ -251,7 +251,7 @@
         if (xhr.status === 201) {
           ui.bar.value = 100;
           ui.li.classList.add("ok");
-          ui.state.textContent = "stored; extracting";
+          ui.state.textContent = "stored";
           fastUntil = Date.now() + FAST_AFTER_UPLOAD_MS;
           refresh();
         } else {
