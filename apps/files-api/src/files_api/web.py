@@ -36,7 +36,7 @@ from .schemas import FileSchema, MAX_PAGE_SIZE
 bp = Blueprint("web", __name__, template_folder="templates", static_folder="static", static_url_path="/static")
 
 #: Rows per page of the page (``?limit=`` may ask for 1..MAX_PAGE_SIZE).
-PAGE_SIZE = 25
+PAGE_SIZE = 50
 STATUSES = ("pending", "processed", "failed")
 #: Only the app's own assets: scripts and styles from files (no inline code), images and
 #: requests to the app itself, forms posting to it, no framing, no <base> rewriting, no plugins.
