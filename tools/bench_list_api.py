@@ -19,7 +19,10 @@ threads) against the same database:
 Both run at once (an idle server costs nothing); after a short warm-up each
 is loaded with wrk (16 connections, 2 threads) in ``--rounds`` alternating
 rounds adding up to ``--seconds`` per server, so both see the same machine
-load, and the script prints requests/s of both and ``files-api / ceiling``. It asserts nothing about time: the figures depend on
+load, and the script prints requests/s of both and ``files-api / ceiling``,
+plus each server's CPU time per request (gunicorn master and workers, from
+/proc) and the ratio of those: on a machine shared with other work, req/s
+moves with the neighbours' load; CPU per request much less. It asserts nothing about time: the figures depend on
 the machine, the ratio far less.
 
     .venv/bin/python -m tools.bench_list_api [--seconds 10] [--connections 16]
@@ -104,6 +107,27 @@ def run_wrk(url: str, *, seconds: float, connections: int, threads: int = 2) -> 
     if sock:
         errors += sum(int(n) for n in sock.groups())
     return WrkResult(float(rps.group(1)), int(done.group(1)), errors)
+
+
+def server_cpu_seconds(master: int) -> float:
+    """CPU seconds (user + system) gunicorn ``master`` and its workers used so far, recycled workers included.
+
+    The master's ``cutime``/``cstime`` hold the workers it reaped (``max_requests``
+    recycles them); live workers are read from ``/proc/<pid>/stat`` (proc(5)).
+    Per request, this figure hardly moves with other load on the machine, unlike req/s.
+    """
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def fields(pid: int) -> list[str]:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+    total = sum(int(v) for v in fields(master)[11:15])  # utime stime cutime cstime
+    for child in Path(f"/proc/{master}/task/{master}/children").read_text().split():
+        try:
+            total += sum(int(v) for v in fields(int(child))[11:13])
+        except FileNotFoundError:  # exited between the two reads (its time is in cutime next read)
+            pass
+    return total / tick
 
 
 # -- the same-work ceiling ---------------------------------------------------------------------
@@ -252,36 +276,45 @@ def main(argv: list[str] | None = None) -> int:
                "STORAGE_EMULATOR_HOST": gcs.emulator_host, "LOG_LEVEL": "INFO"}
         servers = (("files-api", None), ("ceiling", "tools.bench_list_api:ceiling_app()"))
         with contextlib.ExitStack() as stack:
-            bases = {name: stack.enter_context(gunicorn(app, env, Path(tmp) / f"{name}.log"))[0]
-                     for name, app in servers}
+            started = {name: stack.enter_context(gunicorn(app, env, Path(tmp) / f"{name}.log"))
+                       for name, app in servers}
+            bases = {name: base for name, (base, _) in started.items()}
+            masters = {name: proc.pid for name, (_, proc) in started.items()}
             answers = {name: requests.get(base + PATH, timeout=10).json() for name, base in bases.items()}
             if args.warmup > 0:
                 for base in bases.values():
                     run_wrk(base + PATH, seconds=args.warmup, connections=args.connections)
             # Alternate short rounds so both see the same machine load (other processes come and go).
             runs: dict[str, list[WrkResult]] = {name: [] for name in bases}
+            cpu = {name: 0.0 for name in bases}
             for _ in range(args.rounds):
                 for name, base in bases.items():
+                    before = server_cpu_seconds(masters[name])
                     runs[name].append(run_wrk(base + PATH, seconds=args.seconds / args.rounds,
                                               connections=args.connections))
+                    cpu[name] += server_cpu_seconds(masters[name]) - before
         results = {name: WrkResult.combine(r) for name, r in runs.items()}
+        cpu_ms = {name: 1000 * cpu[name] / max(1, results[name].requests) for name in results}
         _check_same_answer(answers["files-api"], answers["ceiling"])
 
     api, ceiling = results["files-api"], results["ceiling"]
     ratio = api.requests_per_s / ceiling.requests_per_s
+    cpu_ratio = cpu_ms["ceiling"] / cpu_ms["files-api"] if cpu_ms["files-api"] > 0 else float("nan")
     workers, threads = os.environ.get("WEB_CONCURRENCY", "2"), os.environ.get("GUNICORN_THREADS", "8")
     if args.json:
         print(json.dumps({"path": PATH, "rows": rows, "connections": args.connections, "seconds": args.seconds,
                           "rounds": args.rounds, "workers": int(workers), "threads": int(threads),
-                          "servers": {name: vars(r) for name, r in results.items()}, "ratio": round(ratio, 3)}))
+                          "servers": {name: {**vars(r), "cpu_ms_per_request": round(cpu_ms[name], 4)}
+                                      for name, r in results.items()},
+                          "ratio": round(ratio, 3), "cpu_ratio": round(cpu_ratio, 3)}))
         return 0
     print(f"GET {PATH}: {rows} rows, wrk {args.connections} connections, {args.rounds} alternating rounds, "
           f"{args.seconds:g} s per server, "
           f"gunicorn gthread {workers} workers x {threads} threads")
-    print(f"{'server':<10} {'req/s':>9} {'requests':>9} {'errors':>7}")
+    print(f"{'server':<10} {'req/s':>9} {'requests':>9} {'errors':>7} {'server CPU ms/request':>22}")
     for name, r in results.items():
-        print(f"{name:<10} {r.requests_per_s:>9.1f} {r.requests:>9} {r.errors:>7}")
-    print(f"ratio files-api / ceiling: {ratio:.2f}")
+        print(f"{name:<10} {r.requests_per_s:>9.1f} {r.requests:>9} {r.errors:>7} {cpu_ms[name]:>22.3f}")
+    print(f"ratio files-api / ceiling: {ratio:.2f} (req/s); {cpu_ratio:.2f} (ceiling CPU per request / files-api's)")
     return 0
 
 

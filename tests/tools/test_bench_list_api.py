@@ -30,6 +30,8 @@ def test_bench_list_api_prints_both_figures_and_the_ratio(capsys):
     api, ceiling = figures["servers"]["files-api"], figures["servers"]["ceiling"]
     assert api["requests"] > 0 and ceiling["requests"] > 0
     assert figures["ratio"] == pytest.approx(api["requests_per_s"] / ceiling["requests_per_s"], abs=1e-3)
+    assert api["cpu_ms_per_request"] > 0 and ceiling["cpu_ms_per_request"] > 0
+    assert figures["cpu_ratio"] == pytest.approx(ceiling["cpu_ms_per_request"] / api["cpu_ms_per_request"], abs=1e-2)
 
 
 def test_missing_wrk_says_how_to_install(monkeypatch):

@@ -186,7 +186,8 @@ _DUMP_FILE = FastDumper(FileSchema())
 
 @blp.route("", methods=["GET"])
 @blp.doc(summary="List files, newest first", **_problems(400, 401, 503))
-@blp.arguments(ListQuerySchema, location="query", as_kwargs=True)
+# An instance, not the class: webargs would build (and deep-copy the fields of) a new schema per request.
+@blp.arguments(ListQuerySchema(), location="query", as_kwargs=True)
 @blp.response(200, FilePageSchema)
 def list_files(limit: int, cursor: str | None, status: str | None) -> Response:
     """A page of stored files (cursor pagination), optionally only those with ``status``.

@@ -139,32 +139,37 @@ def _install_hooks(app: Flask) -> None:
     """
     verifier = app.extensions["files_api"].verifier
 
+    # Each proxy lookup (request, g) walks a context variable: resolve them once per hook.
     @app.before_request
     def _begin() -> None:
-        g.started = time.perf_counter()
-        headers = request.headers
+        req, ctx = request._get_current_object(), g._get_current_object()  # type: ignore[attr-defined]
+        ctx.started = time.perf_counter()
+        headers = req.headers
         tokens = bind_request_context(headers.get("X-Request-Id"),
                                       cloud_trace_context=headers.get("X-Cloud-Trace-Context"),
                                       traceparent=headers.get("traceparent"))
-        g.request_id = tokens.request_id
-        g.log_ctx = tokens
-        if verifier is not None and _needs_auth(request.path):
-            g.principal = verifier.verify(headers.get(IAP_HEADER))
+        ctx.request_id = tokens.request_id
+        ctx.log_ctx = tokens
+        if verifier is not None and _needs_auth(req.path):
+            ctx.principal = verifier.verify(headers.get(IAP_HEADER))
 
     @app.after_request
     def _finish(response: Response) -> Response:
-        rid = g.get("request_id")
+        req, ctx = request._get_current_object(), g._get_current_object()  # type: ignore[attr-defined]
+        rid = ctx.get("request_id")
+        headers = response.headers
         if rid:
-            response.headers["X-Request-Id"] = rid
+            headers["X-Request-Id"] = rid
         # Never let a browser sniff stored bytes (say, a .gcode that looks like HTML) into a page.
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        started = g.get("started")
+        headers.setdefault("X-Content-Type-Options", "nosniff")
+        started = ctx.get("started")
         elapsed = time.perf_counter() - started if started else 0.0
-        endpoint = request.url_rule.rule if request.url_rule else "unmatched"
+        rule = req.url_rule
+        endpoint = rule.rule if rule is not None else "unmatched"
         status = response.status_code
-        metrics.observe_request(request.method, endpoint, status, elapsed)
+        metrics.observe_request(req.method, endpoint, status, elapsed)
         if status >= 400 or endpoint not in _QUIET_ENDPOINTS:
-            _access_log(request, response, status, elapsed)
+            _access_log(req, response, status, elapsed, ctx.get("principal"))
         return response
 
     @app.teardown_request
@@ -178,12 +183,11 @@ def _install_hooks(app: Flask) -> None:
 _QUIET_ENDPOINTS = frozenset(("/healthz", "/readyz", "/metrics"))
 
 
-def _access_log(req: Any, response: Response, status: int, elapsed: float) -> None:
+def _access_log(req: Any, response: Response, status: int, elapsed: float, principal: Any) -> None:
     """One access line per request with Cloud Logging's ``httpRequest`` field
     (https://cloud.google.com/logging/docs/reference/v2/rest/v2/LogEntry#HttpRequest)."""
     if not log.isEnabledFor(logging.INFO):
         return
-    principal = g.get("principal")
     query = req.query_string
     length = response.content_length
     log.info(
