@@ -10,7 +10,8 @@ own data folder, extractor included). Through the page, without a reload:
   page's own polling; each row shows the sample's print time (h:mm, from
   MANIFEST.tsv) and its other facts as columns;
 - a file dropped on the drop zone with the wrong type and an empty file are
-  refused with the server's problem message shown in place;
+  refused with the server's problem message shown in place, and so is a file
+  too large for a second files-api on the same platform that takes 1 MiB;
 - a row opens its formatted metadata with download and delete, by keyboard;
   delete removes the row;
 - at 1400 px and at 375 px nothing overflows sideways, every control has an
@@ -28,6 +29,10 @@ import csv
 import os
 import re
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -36,6 +41,8 @@ import pytest
 import requests
 
 from localplatform import REPO_ROOT, LocalPlatform
+
+from tools.devstack import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -212,4 +219,54 @@ def test_upload_watch_processed_and_refusals_in_a_real_browser(platform: LocalPl
     assert page.evaluate("window.__notReloaded === true")
 
     assert console.unexpected(allowed_statuses=(400, 415)) == []
+    context.close()
+
+
+@pytest.fixture
+def small_files_api(platform: LocalPlatform, tmp_path: Path) -> Iterator[str]:
+    """A second files-api (as a second pod would be) on the platform's database and bucket, taking at most 1 MiB."""
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": platform.cfg.database_url, "GOOGLE_CLOUD_PROJECT": platform.cfg.project,
+           "UPLOADS_BUCKET": platform.cfg.stack.names.uploads_bucket, "STORAGE_EMULATOR_HOST": platform.cfg.storage_host,
+           "HOST": "127.0.0.1", "PORT": str(port), "WEB_CONCURRENCY": "1", "MAX_UPLOAD_BYTES": str(1024 * 1024)}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    log = tmp_path / "small-files-api.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(REPO_ROOT / "apps/files-api/gunicorn.conf.py")],
+                                cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, log.read_text()
+            try:
+                if requests.get(f"{base}/healthz", timeout=5).ok:
+                    break
+            except requests.RequestException:
+                pass
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        yield base
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def test_too_large_file_shows_the_servers_message(small_files_api: str, browser, tmp_path: Path) -> None:
+    big = tmp_path / "too-big.gcode"
+    big.write_bytes(b"G1 X1 Y1 ; filler line\n" * (3 * 1024 * 1024 // 23))
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    console = Console(page)
+    page.goto(small_files_api + "/")
+    page.set_input_files("#file-input", str(big))
+    item = page.locator("#upload-list li.upload-item.error")
+    item.wait_for(timeout=60_000)
+    message = item.locator(".upload-message").inner_text()
+    assert "exceeds the limit of 1048576 bytes" in message, message
+    assert console.unexpected(allowed_statuses=(413,)) == []
     context.close()
