@@ -12,9 +12,9 @@ threads) against the same database:
   Prometheus counters and histogram, problem details on errors,
   flask-smorest's query parsing and response schema);
 - **ceiling**: a minimal Flask app (``ceiling_app()`` below) with one handler
-  doing the same work: the same SQL statement (``repository.list_page``'s
-  query, compiled once), the same fields encoded to JSON with the same
-  encoder settings -- no hooks, no logging, no metrics, no schema.
+  doing the same work: the same SQL statement (``repository.list_statement``,
+  what ``list_page`` runs), the same fields encoded to JSON -- no hooks, no
+  logging, no metrics, no schema.
 
 Both run at once (an idle server costs nothing); after a short warm-up each
 is loaded with wrk (16 connections, 2 threads) in ``--rounds`` alternating
@@ -133,39 +133,33 @@ def server_cpu_seconds(master: int) -> float:
 # -- the same-work ceiling ---------------------------------------------------------------------
 
 
-def _list_statement() -> Any:
-    """The statement ``repository.list_page(limit=20)`` runs (first page, no status filter)."""
-    from pipeline_core.models import File, files_with_results
-
-    return (files_with_results().where(File.generation.is_not(None))
-            .order_by(File.created_at.desc(), File.id.desc()).limit(21))
-
-
 def ceiling_app() -> Any:
-    """The minimal Flask app: one handler running the list query and JSON-encoding the same fields.
+    """The minimal Flask app: one handler running the list API's SQL and JSON-encoding the same fields.
 
+    The statement is the one ``repository.list_page`` runs (``repository.list_statement``,
+    first page, no filter), so a change to the query changes both servers' work alike.
     gunicorn loads it as ``tools.bench_list_api:ceiling_app()``; ``DATABASE_URL`` from the env.
     """
     from flask import Flask, Response
 
-    from files_api.repository import encode_cursor
+    from files_api.repository import encode_cursor, list_statement
     from pipeline_core.db import make_engine
 
     engine = make_engine(os.environ["DATABASE_URL"])
-    stmt = _list_statement()
+    stmt = list_statement(False, False)
     app = Flask(__name__)
 
     @app.get("/v1/files")
     def files() -> Response:
         with engine.connect() as conn:
-            rows = conn.execute(stmt).all()
-        items = []
-        for f, r in ((row[:9], row[9:]) for row in (tuple(x) for x in rows[:20])):
-            items.append({"id": str(f[0]), "filename": f[1], "size_bytes": f[3], "content_type": f[2],
-                          "status": r[3] or "pending", "metadata": r[4], "error": r[5],
-                          "created_at": f[7].isoformat(), "updated_at": max(f[8], r[7] or f[8]).isoformat()})
+            rows = conn.execute(stmt, {"limit": 21}).all()
+        items = [{"id": str(r.id), "filename": r.filename, "size_bytes": r.size_bytes, "content_type": r.content_type,
+                  "status": r.status, "metadata": r.metadata, "error": r.error,
+                  "created_at": r.created_at.isoformat(),
+                  "updated_at": (max(r.updated_at, r.result_updated_at) if r.result_updated_at else r.updated_at).isoformat()}
+                 for r in rows[:20]]
         last = rows[19] if len(rows) > 20 else None
-        next_cursor = encode_cursor(last[7], last[0]) if last is not None else None
+        next_cursor = encode_cursor(last.created_at, last.id) if last is not None else None
         return Response(json.dumps({"items": items, "next_cursor": next_cursor}, ensure_ascii=False),
                         mimetype="application/json")
 
@@ -228,7 +222,8 @@ def gunicorn(app: str | None, env: dict[str, str], log: Path) -> Iterator[tuple[
             except requests.RequestException:
                 pass
             if time.monotonic() > deadline:
-                raise BenchError(f"gunicorn {app or 'files-api'} not answering {PATH} after 60 s")
+                raise BenchError(f"gunicorn {app or 'files-api'} not answering {PATH} with 200 after 60 s:\n"
+                                 f"{log.read_text()[-3000:]}")
             time.sleep(0.2)
         yield base, proc
     finally:

@@ -118,7 +118,7 @@ def get(session: Session, file_id: uuid.UUID) -> FileView | None:
 
 #: The columns a ``FileView`` is built from, in ``_view_from_row``'s order.
 _VIEW_COLUMNS = (File.id, File.filename, File.size_bytes, File.content_type, status_expression(),
-                 ExtractionResult.metadata_, ExtractionResult.error, File.created_at, File.updated_at,
+                 ExtractionResult.metadata_.label("metadata"), ExtractionResult.error, File.created_at, File.updated_at,
                  ExtractionResult.updated_at.label("result_updated_at"), File.bucket, File.object_name,
                  File.generation)
 
@@ -136,14 +136,15 @@ def _view_from_row(row: Any) -> FileView:
 
 
 @lru_cache(maxsize=4)
-def _list_statement(by_status: bool, after_cursor: bool) -> Select[Any]:
+def list_statement(by_status: bool, after_cursor: bool) -> Select[Any]:
     """The list query for one combination of filters, built once per process.
 
     Values travel as bound parameters (``status``, ``after_created``,
     ``after_id``, ``limit``), so the same statement object is reused and
     SQLAlchemy's compiled-statement cache key is computed once (the ORM
     entity loading and per-request statement building cost the list API
-    more than the query itself; tools/bench_list_api.py).
+    more than the query itself; tools/bench_list_api.py). Rows hold ``_VIEW_COLUMNS``
+    (``_view_from_row`` makes the ``FileView``).
     """
     stmt = (select(*_VIEW_COLUMNS).select_from(File).outerjoin(ExtractionResult, result_join_condition())
             .where(File.generation.is_not(None)))
@@ -169,7 +170,7 @@ def list_page(session: Session | Connection, *, limit: int, cursor: str | None =
         params["status"] = status
     if cursor:
         params["after_created"], params["after_id"] = decode_cursor(cursor)
-    rows = session.execute(_list_statement(status is not None, bool(cursor)), params).all()
+    rows = session.execute(list_statement(status is not None, bool(cursor)), params).all()
     views = [_view_from_row(r) for r in rows[:limit]]
     next_cursor = encode_cursor(views[-1].created_at, views[-1].id) if len(rows) > limit and views else None
     return views, next_cursor
