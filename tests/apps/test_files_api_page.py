@@ -176,3 +176,38 @@ def test_display_rules():
                                                                         "unknown_key": {"a": [1, 2]}}})
     assert row.print_time == "\u2014" and row.layers == "\u2014" and row.filament_m == "\u2014"
     assert ("unknown_key", "a: 1, 2") in row.details
+
+
+def test_every_sample_shows_the_facts_its_metadata_has(files_api, clean_db, database_url, samples_dir):
+    """Done-when of the issue: each processed sample of ../shared/samples (metadata as the extractor finds it)
+    shows its facts in the row's columns and every metadata field in its details; each failed one its reason."""
+    from markupsafe import escape  # what Jinja's autoescape does
+
+    from tools.bench_list_api import fill_database
+
+    count = fill_database(database_url, samples_dir)
+    items = files_api.get("/v1/files?limit=100").get_json()["items"]
+    html = files_api.get("/?limit=100").get_data(as_text=True)
+    assert len(items) == count and html.count('<tr class="file"') == count
+    processed = [i for i in items if i["status"] == "processed"]
+    assert len(processed) >= 20, "most samples are good files"
+    for item in items:
+        row, details = _row(html, item["id"]), _details(html, item["id"])
+        meta = item["metadata"] or {}
+        if item["status"] == "failed":
+            assert escape(item["error"]) in row, item["filename"]
+            continue
+        cells = {
+            "print_time_s": lambda v: f">{web.hours_minutes(v)}<",
+            "layer_count": lambda v: f">{v:,}<",
+            "filament_used_mm": lambda v: f"{v / 1000:,.2f} m",
+            "filament_used_g": lambda v: f"{v:,.1f} g",
+            "producer": lambda v: escape(web.producer_text(v)),
+            "bbox_mm": lambda v: web.part_size(v),
+        }
+        for key, cell in cells.items():
+            if key in meta:
+                assert cell(meta[key]) in row, (item["filename"], key)
+        for key in meta:
+            label = web.FIELD_LABELS.get(key, (key, ""))[0]
+            assert f"<dt>{escape(label)}</dt>" in details, (item["filename"], key)
