@@ -144,6 +144,17 @@ def test_csp_allows_only_the_apps_own_assets(files_api, clean_db):
     assert "innerHTML" not in script and "eval(" not in script
 
 
+def test_upload_form_names_what_files_api_accepts(files_api):
+    from pipeline_core.formats import EXTENSIONS
+
+    html = files_api.get("/").get_data(as_text=True)
+    hint = re.search(r'<p id="upload-hint"[^>]*>(.*?)</p>', html, re.S).group(1)
+    assert all(ending in hint.split() or f"{ending};" in hint.split() for ending in EXTENSIONS), hint
+    accept = re.search(r'accept="([^"]+)"', html).group(1).split(",")
+    assert ".gz" in accept and ".gcode" in accept and ".stl" in accept and ".3mf" in accept
+    assert all("." + e.rsplit(".", 1)[1] in accept for e in EXTENSIONS)
+
+
 def test_fragment_filters_and_pages(files_api, clean_db):
     ids = [_upload(files_api, b"G1 X1\n", f"p{i}.gcode") for i in range(5)]
     _set_result(clean_db, ids[0], "processed", metadata={"format": "gcode"})

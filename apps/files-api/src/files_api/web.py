@@ -28,6 +28,8 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, render_template, request
 
+from pipeline_core.formats import EXTENSIONS
+
 from . import repository
 from .fastdump import FastDumper
 from .problems import Problem
@@ -45,6 +47,10 @@ CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self';
 #: Seconds browsers may keep the static assets (their URLs carry no version: keep it short).
 STATIC_MAX_AGE = 300
 _DUMP = FastDumper(FileSchema())
+#: The endings uploads may have (pipeline_core.formats, the list files-api checks), for the page's hint.
+ACCEPTED_ENDINGS = sorted(EXTENSIONS)
+#: The file chooser's filter: browsers match the last suffix only (``.gcode.gz`` -> ``.gz``).
+ACCEPT = ",".join(sorted({"." + ending.rsplit(".", 1)[1] for ending in EXTENSIONS}))
 
 
 @bp.after_request
@@ -107,7 +113,7 @@ def index() -> str:
     """The page: upload form, status filter and the newest files (``?status=``, ``?cursor=``, ``?limit=``)."""
     state = current_app.extensions["files_api"]
     return render_template("index.html", bucket=state.bucket.name, max_upload_bytes=state.settings.max_upload_bytes,
-                           statuses=STATUSES, **_page())
+                           statuses=STATUSES, endings=ACCEPTED_ENDINGS, accept=ACCEPT, **_page())
 
 
 @bp.get("/ui/files")
