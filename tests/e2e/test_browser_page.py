@@ -59,7 +59,7 @@ EMPTY = "broken/fdn_all_empty.gcode"
 
 
 def _chromium() -> str:
-    path = CHROMIUM if os.path.isfile(CHROMIUM) else shutil.which("chromium")
+    path = CHROMIUM if os.path.isfile(CHROMIUM) else shutil.which("chromium") or shutil.which("chromium-browser")
     if not path:
         pytest.fail(f"Chromium not found at {CHROMIUM}: install the Debian package chromium "
                     "(apt-get update && apt-get install -y chromium; `make test` does it as root)")
