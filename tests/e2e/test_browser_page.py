@@ -8,7 +8,8 @@ own data folder, extractor included). Through the page, without a reload:
 - two real samples go in through the file chooser (several files at once),
   each with its own progress bar, and turn ``processed`` in their rows by the
   page's own polling; each row shows the sample's print time (h:mm, from
-  MANIFEST.tsv) and its other facts as columns;
+  MANIFEST.tsv), its other facts as columns and, for the sample with an
+  embedded thumbnail, the preview image (``thumbnail_url``);
 - a file dropped on the drop zone with the wrong type and an empty file are
   refused with the server's problem message shown in place, and so is a file
   too large for a second files-api on the same platform that takes 1 MiB;
@@ -179,6 +180,18 @@ def test_upload_watch_processed_and_refusals_in_a_real_browser(platform: LocalPl
     assert rows[PLAIN].locator("td.producer").inner_text() == "Cura_SteamEngine 4.10.0"
     assert rows[PLAIN].locator("td.filament").inner_text().split() == ["8.36", "m", "\u2014"]
     assert rows[PLAIN].locator("td.size").inner_text() == "165.0 \u00d7 165.0 \u00d7 9.0"
+
+    # The preview image the API's thumbnail_url names (PNG from the G-code's embedded thumbnail), loaded
+    # in the row; a file without one has no image.
+    file_id = rows[WITH_THUMBNAIL].get_attribute("data-id")
+    thumb = rows[WITH_THUMBNAIL].locator("td.thumb img")
+    thumb.wait_for(timeout=30_000)
+    assert requests.get(base + thumb.get_attribute("src"), timeout=30).headers["Content-Type"] == "image/png"
+    deadline = time.monotonic() + 30
+    while not page.evaluate(f"document.querySelector('#file-{file_id} td.thumb img').naturalWidth > 0"):
+        assert time.monotonic() < deadline, "the thumbnail did not load in the row"
+        time.sleep(0.2)
+    assert rows[PLAIN].locator("td.thumb img").count() == 0
 
     # A row opens its details by keyboard: formatted metadata, download and delete.
     button = rows[PLAIN].locator("button.open")
