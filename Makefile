@@ -20,7 +20,10 @@ export UV_PROJECT_ENVIRONMENT := $(CURDIR)/.venv
 export UV_COMPILE_BYTECODE := 1
 RUN := $(UV) run --frozen --quiet
 
-.PHONY: help setup test test-fast preview cost render preview-diff lint-workflows dev dev-reset dev-status dev-stop redrive demo helm clean
+# Debian packages the test suite drives: the browser test's Chromium, the list-API benchmark's wrk.
+SYSTEM_PACKAGES := chromium wrk
+
+.PHONY: help setup system-deps test test-fast preview cost render preview-diff lint-workflows dev dev-reset dev-status dev-stop redrive demo helm clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-14s %s\n", $$1, $$2}'
@@ -35,7 +38,17 @@ $(CURDIR)/.tools/bin/uv:
 
 setup: .venv/.synced ## create the virtualenv from uv.lock (and fetch uv if missing)
 
-test: setup helm ## run the whole test suite (what CI runs)
+system-deps: ## install the Debian packages the tests drive ($(SYSTEM_PACKAGES)) when missing (as root; else prints the command)
+	@missing=""; for p in $(SYSTEM_PACKAGES); do command -v $$p >/dev/null || missing="$$missing $$p"; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing Debian packages:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	else \
+		echo "missing Debian packages:$$missing -- run: sudo apt-get update && sudo apt-get install -y$$missing" >&2; \
+	fi
+
+test: setup helm system-deps ## run the whole test suite (what CI runs)
 	$(RUN) pytest
 
 test-fast: setup ## the tests that start no server

@@ -93,6 +93,7 @@ def test_missing_assertion_is_401(client):
     _assert_401(client.get("/v1/files/00000000-0000-0000-0000-000000000000"), "missing")
     _assert_401(client.post("/v1/files"), "missing")
     _assert_401(client.get("/"), "missing")
+    _assert_401(client.get("/ui/files"), "missing")
 
 
 @pytest.mark.parametrize("case", ["wrong_audience", "expired", "wrong_issuer", "forged", "garbage"])

@@ -8,7 +8,15 @@ import logging
 
 import pytest
 
-from pipeline_core.log import JsonFormatter, configure_logging, parse_trace, request_context
+from pipeline_core.log import (
+    JsonFormatter,
+    bind_request_context,
+    configure_logging,
+    current_request_id,
+    parse_trace,
+    request_context,
+    reset_request_context,
+)
 from pipeline_core.settings import CommonSettings, SettingsError, load_settings
 
 
@@ -49,6 +57,25 @@ def test_request_context_adds_request_id_and_trace(json_log):
     assert inside["logging.googleapis.com/trace"] == "projects/proj-1/traces/105445aa7843bc8bf206b12000100000"
     assert inside["logging.googleapis.com/spanId"] == f"{123:016x}"
     assert "request_id" not in outside and "logging.googleapis.com/trace" not in outside
+
+
+def test_bind_and_reset_request_context_nest_and_restore(json_log):
+    logger, lines = json_log
+    outer = bind_request_context("outer-1")
+    inner = bind_request_context("bad id with spaces", traceparent="00-" + "ab" * 16 + "-" + "cd" * 8 + "-01")
+    assert inner.request_id == "ab" * 16, "an unusable id falls back to the trace id"
+    logger.info("inner")
+    reset_request_context(inner)
+    assert current_request_id() == "outer-1"
+    logger.info("outer")
+    reset_request_context(outer)
+    assert current_request_id() is None
+    fresh = bind_request_context(None)
+    assert len(fresh.request_id) == 32 and current_request_id() == fresh.request_id
+    reset_request_context(fresh)
+    first, second = lines()
+    assert first["request_id"] == "ab" * 16 and first["logging.googleapis.com/spanId"] == "cd" * 8
+    assert second["request_id"] == "outer-1" and "logging.googleapis.com/trace" not in second
 
 
 def test_exceptions_go_to_stack_trace(json_log):

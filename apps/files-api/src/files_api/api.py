@@ -7,7 +7,7 @@ import logging
 import uuid
 from typing import Any
 
-from flask import Response, current_app, request, stream_with_context, url_for
+from flask import Response, current_app, jsonify, request, stream_with_context, url_for
 from flask_smorest import Blueprint
 from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -15,6 +15,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from pipeline_core.formats import EXTENSIONS, SNIFF_BYTES, UnsupportedFormat, content_type_for, content_type_for_content
 
 from . import metrics, repository
+from .fastdump import FastDumper
 from .problems import PROBLEM_JSON, RETRY_AFTER_SECONDS, Problem, Unavailable
 from .schemas import FilePageSchema, FileSchema, ListQuerySchema
 from .storage import StorageUnavailable
@@ -229,18 +230,27 @@ def _undo(session: Any, file_id: uuid.UUID, object_name: str | None, generation:
         log.exception("could not remove the row of a failed upload", extra={"file_id": str(file_id)})
 
 
+#: The list API dumps its items with the schema's plan (same output as ``FileSchema().dump``, ~10x cheaper).
+_DUMP_FILE = FastDumper(FileSchema())
+
+
 @blp.route("", methods=["GET"])
 @blp.doc(summary="List files, newest first", **_problems(400, 401, 503))
-@blp.arguments(ListQuerySchema, location="query", as_kwargs=True)
+# An instance, not the class: webargs would build (and deep-copy the fields of) a new schema per request.
+@blp.arguments(ListQuerySchema(), location="query", as_kwargs=True)
 @blp.response(200, FilePageSchema)
-def list_files(limit: int, cursor: str | None = None, status: str | None = None) -> dict[str, Any]:
-    """A page of stored files (cursor pagination), optionally only those with ``status``."""
-    with _state().sessions() as session:
+def list_files(limit: int, cursor: str | None = None, status: str | None = None) -> Response:
+    """A page of stored files (cursor pagination), optionally only those with ``status``.
+
+    The body is what ``FilePageSchema`` documents (``FastDumper`` of ``FileSchema``; a
+    ``Response`` passes flask-smorest's dump), read over a Core connection (no ORM session).
+    """
+    with _state().engine.connect() as conn:
         try:
-            views, next_cursor = repository.list_page(session, limit=limit, cursor=cursor, status=status)
+            views, next_cursor = repository.list_page(conn, limit=limit, cursor=cursor, status=status)
         except repository.BadCursor as exc:
             raise Problem(400, str(exc), errors={"query": {"cursor": [str(exc)]}}) from exc
-    return {"items": views, "next_cursor": next_cursor}
+    return jsonify({"items": [_DUMP_FILE(v) for v in views], "next_cursor": next_cursor})
 
 
 @blp.route("/<file_id>", methods=["GET"])

@@ -31,7 +31,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from pipeline_core.db import make_engine, make_session_factory
-from pipeline_core.log import request_context
+from pipeline_core.log import bind_request_context, reset_request_context
 
 from . import api, listeners, metrics, ops, problems, web
 from .auth import IAP_HEADER, IapVerifier
@@ -44,7 +44,7 @@ from .uploads import MULTIPART_OVERHEAD_BYTES, UploadRequest
 log = logging.getLogger("files_api")
 
 #: Paths that need IAP when it is on (everything that shows or changes files).
-PROTECTED_PREFIXES = ("/v1/",)
+PROTECTED_PREFIXES = ("/v1/", "/ui/")
 PROTECTED_EXACT = ("/", "/v1/files")
 
 
@@ -77,7 +77,7 @@ def create_app(settings: FilesApiSettings | None = None, *, storage_client: stor
     """
     settings = settings or load()
     logging.getLogger("files_api").setLevel(settings.log_level)
-    app = Flask(__name__)
+    app = Flask(__name__, static_folder=None)  # the page's assets are the web blueprint's (with its CSP)
     app.request_class = UploadRequest
     app.config.update(
         MAX_UPLOAD_BYTES=settings.max_upload_bytes,
@@ -143,47 +143,72 @@ def _needs_auth(path: str) -> bool:
 
 
 def _install_hooks(app: Flask) -> None:
+    """Request id + trace on every log line, IAP check, access log line and request metrics.
+
+    Kept lean (``tools/bench_list_api.py`` measures the list API against a bare
+    handler): one context-variable bind per request, metric children cached by
+    label values (``metrics.observe_request``), the access line built once.
+    """
+    verifier = app.extensions["files_api"].verifier
+
+    # Each proxy lookup (request, g) walks a context variable: resolve them once per hook.
     @app.before_request
     def _begin() -> None:
-        g.started = time.perf_counter()
-        ctx = request_context(
-            request.headers.get("X-Request-Id"),
-            cloud_trace_context=request.headers.get("X-Cloud-Trace-Context"),
-            traceparent=request.headers.get("traceparent"),
-        )
-        g.request_id = ctx.__enter__()
-        g.log_ctx = ctx
-        verifier = app.extensions["files_api"].verifier
-        if verifier is not None and _needs_auth(request.path):
-            g.principal = verifier.verify(request.headers.get(IAP_HEADER))
+        req, ctx = request._get_current_object(), g._get_current_object()  # type: ignore[attr-defined]
+        ctx.started = time.perf_counter()
+        headers = req.headers
+        tokens = bind_request_context(headers.get("X-Request-Id"),
+                                      cloud_trace_context=headers.get("X-Cloud-Trace-Context"),
+                                      traceparent=headers.get("traceparent"))
+        ctx.request_id = tokens.request_id
+        ctx.log_ctx = tokens
+        if verifier is not None and _needs_auth(req.path):
+            ctx.principal = verifier.verify(headers.get(IAP_HEADER))
 
     @app.after_request
     def _finish(response: Response) -> Response:
-        rid = g.get("request_id")
+        req, ctx = request._get_current_object(), g._get_current_object()  # type: ignore[attr-defined]
+        rid = ctx.get("request_id")
+        headers = response.headers
         if rid:
-            response.headers["X-Request-Id"] = rid
+            headers["X-Request-Id"] = rid
         # Never let a browser sniff stored bytes (say, a .gcode that looks like HTML) into a page.
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        started = g.get("started")
+        headers.setdefault("X-Content-Type-Options", "nosniff")
+        started = ctx.get("started")
         elapsed = time.perf_counter() - started if started else 0.0
-        endpoint = request.url_rule.rule if request.url_rule else "unmatched"
-        metrics.REQUESTS.labels(request.method, endpoint, str(response.status_code)).inc()
-        metrics.LATENCY.labels(request.method, endpoint).observe(elapsed)
-        if endpoint not in ("/healthz", "/readyz", "/metrics") or response.status_code >= 400:
-            principal = g.get("principal")
-            log.info(
-                f"{request.method} {request.path} {response.status_code}",
-                extra={"httpRequest": {
-                    "requestMethod": request.method, "requestUrl": request.full_path.rstrip("?"),
-                    "status": response.status_code, "latency": f"{elapsed:.6f}s",
-                    "userAgent": request.user_agent.string, "remoteIp": request.remote_addr,
-                    "responseSize": str(response.content_length) if response.content_length is not None else None,
-                }, "user": principal.email if principal else None},
-            )
+        rule = req.url_rule
+        endpoint = rule.rule if rule is not None else "unmatched"
+        status = response.status_code
+        metrics.observe_request(req.method, endpoint, status, elapsed)
+        if status >= 400 or endpoint not in _QUIET_ENDPOINTS:
+            _access_log(req, response, status, elapsed, ctx.get("principal"))
         return response
 
     @app.teardown_request
     def _end(exc: BaseException | None) -> None:
-        ctx = g.pop("log_ctx", None)
-        if ctx is not None:
-            ctx.__exit__(None, None, None)
+        tokens = g.pop("log_ctx", None)
+        if tokens is not None:
+            reset_request_context(tokens)
+
+
+#: Probes and scrapes: logged only when they fail (they come every few seconds).
+_QUIET_ENDPOINTS = frozenset(("/healthz", "/readyz", "/metrics"))
+
+
+def _access_log(req: Any, response: Response, status: int, elapsed: float, principal: Any) -> None:
+    """One access line per request with Cloud Logging's ``httpRequest`` field
+    (https://cloud.google.com/logging/docs/reference/v2/rest/v2/LogEntry#HttpRequest)."""
+    if not log.isEnabledFor(logging.INFO):
+        return
+    query = req.query_string
+    length = response.content_length
+    log.info(
+        f"{req.method} {req.path} {status}",
+        extra={"httpRequest": {
+            "requestMethod": req.method,
+            "requestUrl": f"{req.path}?{query.decode(errors='replace')}" if query else req.path,
+            "status": status, "latency": f"{elapsed:.6f}s",
+            "userAgent": req.headers.get("User-Agent", ""), "remoteIp": req.remote_addr,
+            "responseSize": str(length) if length is not None else None,
+        }, "user": principal.email if principal else None},
+    )

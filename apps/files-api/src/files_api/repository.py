@@ -15,9 +15,10 @@ import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import delete, select, tuple_, update
+from sqlalchemy import Connection, Integer, Select, bindparam, delete, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from pipeline_core.models import (
@@ -27,6 +28,7 @@ from pipeline_core.models import (
     FileThumbnail,
     files_with_results,
     has_thumbnail_expression,
+    result_join_condition,
     status_expression,
 )
 
@@ -149,22 +151,63 @@ def get_thumbnail(session: Session, file_id: uuid.UUID) -> ThumbnailView | None:
                          updated_at=row.updated_at)
 
 
-def list_page(session: Session, *, limit: int, cursor: str | None = None,
+#: The columns a ``FileView`` is built from, in ``_view_from_row``'s order.
+_VIEW_COLUMNS = (File.id, File.filename, File.size_bytes, File.content_type, status_expression(),
+                 ExtractionResult.metadata_.label("metadata"), ExtractionResult.error, File.created_at, File.updated_at,
+                 ExtractionResult.updated_at.label("result_updated_at"), File.bucket, File.object_name,
+                 File.generation, has_thumbnail_expression())
+
+
+def _view_from_row(row: Any) -> FileView:
+    """``FileView`` from one row of ``_VIEW_COLUMNS`` (same rules as ``_view``)."""
+    (fid, filename, size_bytes, content_type, status, metadata, error, created_at, updated_at,
+     result_updated_at, bucket, object_name, generation, has_thumbnail) = row
+    return FileView(
+        id=fid, filename=filename, size_bytes=size_bytes, content_type=content_type, status=status,
+        metadata=metadata, error=error, created_at=created_at,
+        updated_at=max(updated_at, result_updated_at) if result_updated_at is not None else updated_at,
+        bucket=bucket, object_name=object_name, generation=generation,
+        thumbnail_url=THUMBNAIL_PATH.format(id=fid) if has_thumbnail else None,
+    )
+
+
+@lru_cache(maxsize=4)
+def list_statement(by_status: bool, after_cursor: bool) -> Select[Any]:
+    """The list query for one combination of filters, built once per process.
+
+    Values travel as bound parameters (``status``, ``after_created``,
+    ``after_id``, ``limit``), so the same statement object is reused and
+    SQLAlchemy's compiled-statement cache key is computed once (the ORM
+    entity loading and per-request statement building cost the list API
+    more than the query itself; tools/bench_list_api.py). Rows hold ``_VIEW_COLUMNS``
+    (``_view_from_row`` makes the ``FileView``).
+    """
+    stmt = (select(*_VIEW_COLUMNS).select_from(File).outerjoin(ExtractionResult, result_join_condition())
+            .where(File.generation.is_not(None)))
+    if by_status:
+        stmt = stmt.where(status_expression() == bindparam("status"))
+    if after_cursor:
+        stmt = stmt.where(tuple_(File.created_at, File.id) < tuple_(bindparam("after_created", type_=File.created_at.type),
+                                                                    bindparam("after_id", type_=File.id.type)))
+    return stmt.order_by(File.created_at.desc(), File.id.desc()).limit(bindparam("limit", type_=Integer()))
+
+
+def list_page(session: Session | Connection, *, limit: int, cursor: str | None = None,
               status: str | None = None) -> tuple[list[FileView], str | None]:
     """Up to ``limit`` stored files, newest first, and the cursor of the next page (None at the end).
+
+    ``session`` may be an ORM ``Session`` or a Core ``Connection`` (cheaper for a read).
 
     Raises:
         BadCursor: ``cursor`` is malformed.
     """
-    stmt = files_with_results().add_columns(has_thumbnail_expression()).where(File.generation.is_not(None))
+    params: dict[str, Any] = {"limit": limit + 1}
     if status is not None:
-        stmt = stmt.where(status_expression() == status)
+        params["status"] = status
     if cursor:
-        created, fid = decode_cursor(cursor)
-        stmt = stmt.where(tuple_(File.created_at, File.id) < tuple_(created, fid))
-    stmt = stmt.order_by(File.created_at.desc(), File.id.desc()).limit(limit + 1)
-    rows = session.execute(stmt).all()
-    views = [_view(*r) for r in rows[:limit]]
+        params["after_created"], params["after_id"] = decode_cursor(cursor)
+    rows = session.execute(list_statement(status is not None, bool(cursor)), params).all()
+    views = [_view_from_row(r) for r in rows[:limit]]
     next_cursor = encode_cursor(views[-1].created_at, views[-1].id) if len(rows) > limit and views else None
     return views, next_cursor
 

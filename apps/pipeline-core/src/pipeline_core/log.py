@@ -83,6 +83,44 @@ def parse_trace(cloud_trace_context: str | None = None, traceparent: str | None 
     return None
 
 
+class ContextTokens:
+    """What ``bind_request_context`` set, for ``reset_request_context`` (opaque)."""
+
+    __slots__ = ("request_id", "_rid", "_trace")
+
+    def __init__(self, request_id: str, rid: contextvars.Token[str | None],
+                 trace: contextvars.Token[tuple[str, str | None] | None]) -> None:
+        self.request_id = request_id
+        self._rid = rid
+        self._trace = trace
+
+
+def bind_request_context(
+    request_id: str | None = None,
+    *,
+    cloud_trace_context: str | None = None,
+    traceparent: str | None = None,
+) -> ContextTokens:
+    """Tag every following log line of this context with a request id (and trace, when known).
+
+    ``request_id`` is used when it is a sane token (<= 128 chars of
+    ``[A-Za-z0-9._:/+=-]``); otherwise the trace id, else a fresh uuid4 hex.
+    The id in force is ``.request_id`` of the result; pass the result to
+    ``reset_request_context`` at the end of the request (a web framework's
+    before/after hooks, where a ``with`` block cannot span the request).
+    """
+    trace = parse_trace(cloud_trace_context, traceparent) if (cloud_trace_context or traceparent) else None
+    if not (request_id and _REQUEST_ID_OK.match(request_id)):
+        request_id = trace[0] if trace else uuid.uuid4().hex
+    return ContextTokens(request_id, _request_id.set(request_id), _trace.set(trace))
+
+
+def reset_request_context(tokens: ContextTokens) -> None:
+    """Undo ``bind_request_context`` (restores the ids in force before it)."""
+    _trace.reset(tokens._trace)  # noqa: SLF001
+    _request_id.reset(tokens._rid)  # noqa: SLF001
+
+
 @contextlib.contextmanager
 def request_context(
     request_id: str | None = None,
@@ -90,22 +128,12 @@ def request_context(
     cloud_trace_context: str | None = None,
     traceparent: str | None = None,
 ) -> Iterator[str]:
-    """Tag every log line inside the block with a request id (and trace, when known).
-
-    ``request_id`` is used when it is a sane token (<= 128 chars of
-    ``[A-Za-z0-9._:/+=-]``); otherwise the trace id, else a fresh uuid4 hex.
-    Yields the request id in force.
-    """
-    trace = parse_trace(cloud_trace_context, traceparent)
-    if not (request_id and _REQUEST_ID_OK.match(request_id)):
-        request_id = trace[0] if trace else uuid.uuid4().hex
-    rid_token = _request_id.set(request_id)
-    trace_token = _trace.set(trace)
+    """``bind_request_context`` for the block; yields the request id in force (same rules)."""
+    tokens = bind_request_context(request_id, cloud_trace_context=cloud_trace_context, traceparent=traceparent)
     try:
-        yield request_id
+        yield tokens.request_id
     finally:
-        _trace.reset(trace_token)
-        _request_id.reset(rid_token)
+        reset_request_context(tokens)
 
 
 def _jsonable(value: Any) -> Any:
