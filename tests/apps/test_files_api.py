@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import uuid
 from pathlib import Path
 
 import pytest
 from problem_asserts import assert_problem
+from result_rows import set_result
 from sqlalchemy import text
 
 from files_api.settings import DEFAULT_OPS_PORT
@@ -211,17 +211,6 @@ def _seed(client, n: int) -> list[str]:
     return [_upload(client, f"G1 X{i}\n".encode(), f"part{i}.gcode").get_json()["id"] for i in range(n)]
 
 
-def _set_result(engine, file_id: str, status: str, metadata=None, error=None) -> None:
-    with engine.begin() as conn:
-        row = conn.execute(text("SELECT bucket, object_name, generation FROM files WHERE id = :id"), {"id": file_id}).one()
-        conn.execute(
-            text("INSERT INTO extraction_results (bucket, object_name, generation, status, metadata, error) "
-                 "VALUES (:b, :o, :g, :s, CAST(:m AS jsonb), :e)"),
-            {"b": row.bucket, "o": row.object_name, "g": row.generation, "s": status,
-             "m": json.dumps(metadata) if metadata is not None else None, "e": error},
-        )
-
-
 def test_list_pages_newest_first_with_cursors(files_api):
     ids = _seed(files_api, 5)
     seen, cursor, pages = [], None, 0
@@ -255,8 +244,8 @@ def test_list_rejects_a_forged_cursor(files_api):
 
 def test_status_filter_and_result_fields(files_api, clean_db):
     pending, processed, failed = _seed(files_api, 3)
-    _set_result(clean_db, processed, "processed", metadata={"format": "gcode", "layer_count": 10})
-    _set_result(clean_db, failed, "failed", error="not G-code: Git LFS pointer")
+    set_result(clean_db, processed, "processed", metadata={"format": "gcode", "layer_count": 10})
+    set_result(clean_db, failed, "failed", error="not G-code: Git LFS pointer")
 
     def ids(status):
         return [i["id"] for i in files_api.get(f"/v1/files?status={status}").get_json()["items"]]
@@ -302,7 +291,7 @@ def test_unknown_route_and_method_are_problems(files_api):
 
 def test_delete_removes_object_row_and_results(files_api, clean_db, gcs_client, uploads_bucket):
     (fid,) = _seed(files_api, 1)
-    _set_result(clean_db, fid, "processed", metadata={"format": "gcode"})
+    set_result(clean_db, fid, "processed", metadata={"format": "gcode"})
     with clean_db.connect() as conn:
         object_name = conn.execute(text("SELECT object_name FROM files WHERE id = :id"), {"id": fid}).scalar_one()
     assert object_name in _objects(gcs_client, uploads_bucket)
@@ -322,7 +311,7 @@ def test_delete_removes_object_row_and_results(files_api, clean_db, gcs_client, 
 
 def test_index_page_lists_files_and_metadata(files_api, clean_db):
     pending, processed = _seed(files_api, 2)
-    _set_result(clean_db, processed, "processed", metadata={"format": "gcode", "slicer": "<b>Cura</b>"})
+    set_result(clean_db, processed, "processed", metadata={"format": "gcode", "slicer": "<b>Cura</b>"})
     resp = files_api.get("/")
     html = resp.get_data(as_text=True)
     assert resp.status_code == 200 and resp.mimetype == "text/html"

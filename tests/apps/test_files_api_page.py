@@ -7,13 +7,12 @@ the assets served by the app, filters and paging."""
 from __future__ import annotations
 
 import io
-import json
 import re
 from html.parser import HTMLParser
 
 import pytest
 from problem_asserts import assert_problem
-from sqlalchemy import text
+from result_rows import set_result
 
 from files_api import web
 
@@ -26,17 +25,6 @@ def _upload(client, data: bytes, filename: str) -> str:
     resp = client.post("/v1/files", data={"file": (io.BytesIO(data), filename)}, content_type="multipart/form-data")
     assert resp.status_code == 201, resp.get_data(as_text=True)
     return resp.get_json()["id"]
-
-
-def _set_result(engine, file_id: str, status: str, metadata=None, error=None) -> None:
-    with engine.begin() as conn:
-        row = conn.execute(text("SELECT bucket, object_name, generation FROM files WHERE id = :id"), {"id": file_id}).one()
-        conn.execute(
-            text("INSERT INTO extraction_results (bucket, object_name, generation, status, metadata, error) "
-                 "VALUES (:b, :o, :g, :s, CAST(:m AS jsonb), :e)"),
-            {"b": row.bucket, "o": row.object_name, "g": row.generation, "s": status,
-             "m": json.dumps(metadata) if metadata is not None else None, "e": error},
-        )
 
 
 class _Inline(HTMLParser):
@@ -72,10 +60,10 @@ CURA = {"format": "gcode", "producer": {"name": "Cura_SteamEngine", "version": "
 def test_page_shows_facts_as_columns_and_details(files_api, clean_db):
     cura, bambu, failed, pending = (_upload(files_api, b"G1 X1\n", n) for n in
                                     ("cura.gcode", "bambu.gcode", "broken.stl", "waiting.gcode"))
-    _set_result(clean_db, cura, "processed", metadata=CURA)
-    _set_result(clean_db, bambu, "processed", metadata={"format": "gcode", "print_time_s": 342521,
+    set_result(clean_db, cura, "processed", metadata=CURA)
+    set_result(clean_db, bambu, "processed", metadata={"format": "gcode", "print_time_s": 342521,
                                                         "bbox_mm": {"min": [None, None, None], "max": [None, None, 5.0]}})
-    _set_result(clean_db, failed, "failed", error="binary STL is empty: 0 triangles")
+    set_result(clean_db, failed, "failed", error="binary STL is empty: 0 triangles")
     resp = files_api.get("/")
     assert resp.status_code == 200 and resp.mimetype == "text/html"
     html = resp.get_data(as_text=True)
@@ -108,7 +96,7 @@ def _details(html: str, file_id: str) -> str:
 
 def test_names_and_metadata_are_escaped(files_api, clean_db):
     fid = _upload(files_api, b"G1 X1\n", "<img src=x onerror=alert(1)>.gcode")
-    _set_result(clean_db, fid, "processed", metadata={"format": "gcode", "producer": {"name": "<script>alert(2)</script>"},
+    set_result(clean_db, fid, "processed", metadata={"format": "gcode", "producer": {"name": "<script>alert(2)</script>"},
                                                       "x-extra": "\"><b>bold</b>"})
     html = files_api.get("/").get_data(as_text=True)
     assert "<img src=x" not in html and "<script>alert" not in html and "<b>bold" not in html
@@ -157,7 +145,7 @@ def test_upload_form_names_what_files_api_accepts(files_api):
 
 def test_fragment_filters_and_pages(files_api, clean_db):
     ids = [_upload(files_api, b"G1 X1\n", f"p{i}.gcode") for i in range(5)]
-    _set_result(clean_db, ids[0], "processed", metadata={"format": "gcode"})
+    set_result(clean_db, ids[0], "processed", metadata={"format": "gcode"})
     frag = files_api.get("/ui/files?limit=2").get_data(as_text=True)
     assert "<html" not in frag and frag.count('<tr class="file"') == 2
     assert f'id="file-{ids[4]}"' in frag and f'id="file-{ids[3]}"' in frag

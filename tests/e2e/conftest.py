@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from types import ModuleType
 
 import pytest
-from localplatform import LocalPlatform, load_manifest_module, new_data_dir
+from localplatform import LocalPlatform, load_manifest_module, running_platform
 
 
 @pytest.fixture(scope="module")
@@ -22,13 +21,5 @@ def manifest() -> ModuleType:
 @pytest.fixture(scope="module")
 def platform(manifest: ModuleType) -> Iterator[LocalPlatform]:
     """A started local platform (runner + extractor); stopped and its data folder removed afterwards."""
-    data_dir = new_data_dir()
-    plat = LocalPlatform(data_dir)
-    try:
-        plat.start()
+    with running_platform() as plat:
         yield plat
-    finally:
-        try:
-            plat.stop()
-        finally:
-            shutil.rmtree(data_dir, ignore_errors=True)

@@ -13,17 +13,21 @@ SIGTERM it and start it again mid-run, as Kubernetes restarts a pod.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from tools.devstack import free_port
 from tools.localdev.config import PORTS, LocalConfig
@@ -162,3 +166,19 @@ def new_data_dir() -> Path:
     path = Path(tempfile.mkdtemp(prefix="localdev-e2e-"))
     path.chmod(0o755)
     return path
+
+
+@contextlib.contextmanager
+def running_platform(**kwargs: Any) -> Iterator[LocalPlatform]:
+    """A started :class:`LocalPlatform` in a fresh data folder (``kwargs`` go to its constructor);
+    stopped and the folder removed on exit, whatever happened."""
+    data_dir = new_data_dir()
+    plat = LocalPlatform(data_dir, **kwargs)
+    try:
+        plat.start()
+        yield plat
+    finally:
+        try:
+            plat.stop()
+        finally:
+            shutil.rmtree(data_dir, ignore_errors=True)

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import io
 import os
-import shutil
 import signal
 import threading
 import time
@@ -37,7 +36,9 @@ import psycopg
 import pytest
 import requests
 
-from localplatform import LocalPlatform, new_data_dir
+from localplatform import LocalPlatform, running_platform
+
+from tools.localdev.faults import descendants
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -47,30 +48,6 @@ BOUND = {"LOCALDEV_PENDING_BOUND_SECONDS": "8", "LOCALDEV_MAX_REDRIVES": "2",
          "LOCALDEV_RECONCILE_INTERVAL_SECONDS": "4", "LOCALDEV_SWEEP_INTERVAL_SECONDS": "5",
          "LOCALDEV_UNFINISHED_UPLOAD_AGE_SECONDS": "10"}
 BATCH = 30
-
-
-def _descendants(pid: int) -> list[tuple[int, str]]:
-    """``(pid, command line)`` of every live descendant of ``pid`` (from /proc)."""
-    parents: dict[int, int] = {}
-    cmdlines: dict[int, str] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-            cmd = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
-        cmdlines[int(entry)] = cmd
-    found, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        for child, parent in parents.items():
-            if parent == current:
-                found.append((child, cmdlines[child]))
-                todo.append(child)
-    return found
 
 
 def _one(pids: list[tuple[int, str]], needle: str) -> int:
@@ -141,16 +118,8 @@ class GaugeWatch:
 def faulty_platform() -> Iterator[LocalPlatform]:
     if not SAMPLE.is_file():
         pytest.skip(f"sample {SAMPLE} not found (tests read ../shared/samples)")
-    data_dir = new_data_dir()
-    plat = LocalPlatform(data_dir, skip=(), env=BOUND)
-    try:
-        plat.start()
+    with running_platform(skip=(), env=BOUND) as plat:
         yield plat
-    finally:
-        try:
-            plat.stop()
-        finally:
-            shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def _sql(plat: LocalPlatform, query: str, params: tuple = ()) -> list[tuple]:
@@ -189,13 +158,13 @@ def test_kills_lose_nothing_double_nothing_orphan_nothing(faulty_platform: Local
     try:
         # 1. kill -9 of the extractor's gunicorn worker: the master forks a new one.
         extractor_pid = procs["extractor"]["pid"]
-        worker = _one(_descendants(extractor_pid), "gunicorn")
+        worker = _one(descendants(extractor_pid), "gunicorn")
         uploader.batch("worker-kill", lambda: os.kill(worker, signal.SIGKILL))
-        new_worker = _one(_descendants(extractor_pid), "gunicorn")
+        new_worker = _one(descendants(extractor_pid), "gunicorn")
         assert new_worker != worker
 
         # 2. kill -9 of the Pub/Sub emulator (its JVM) mid-batch: the supervisor restarts it.
-        java = _one(_descendants(procs["pubsub"]["pid"]), "java")
+        java = _one(descendants(procs["pubsub"]["pid"]), "java")
         uploader.batch("emulator-kill", lambda: os.kill(java, signal.SIGKILL))
 
         # 3. kill -9 of the files-api worker storing a large upload: no 201, a row without generation.
@@ -206,7 +175,7 @@ def test_kills_lose_nothing_double_nothing_orphan_nothing(faulty_platform: Local
         while not _sql(plat, "SELECT 1 FROM files WHERE generation IS NULL"):
             assert time.monotonic() < deadline, "the large upload never reached storage"
             time.sleep(0.02)
-        for pid, cmd in _descendants(files_api_pid):
+        for pid, cmd in descendants(files_api_pid):
             if "gunicorn" in cmd:
                 os.kill(pid, signal.SIGKILL)
         big.join(timeout=60)
