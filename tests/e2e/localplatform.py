@@ -64,17 +64,35 @@ class LocalPlatform:
         self.data_dir = data_dir
         self.skip = skip
         self.env = {**os.environ, "LOCALDEV_DATA_DIR": str(data_dir), "LOG_LEVEL": "INFO", **(env or {})}
-        self.env.update({spec.var: str(free_port()) for spec in PORTS})
-        self.cfg = LocalConfig.from_env(self.env)
+        self._pick_ports()
         self.log_path = data_dir / "e2e-runner.log"
         self.extractor_log_path = data_dir / "e2e-extractor.log"
         self.runner: subprocess.Popen[bytes] | None = None
         self.extractor: subprocess.Popen[bytes] | None = None
         self.run_id = ""
 
+    def _pick_ports(self) -> None:
+        self.env.update({spec.var: str(free_port()) for spec in PORTS})
+        self.cfg = LocalConfig.from_env(self.env)
+
     # -- the platform (runner) ---------------------------------------------------------
     def start(self, timeout: float = 180.0) -> None:
-        """Start ``tools.localdev up --skip <skip>`` (then the extractor, when skipped); wait until both services are ready."""
+        """Start ``tools.localdev up --skip <skip>`` (then the extractor, when skipped); wait until both services are ready.
+
+        A free port is picked before the server that binds it starts, so another process
+        (the Pub/Sub emulator's JVM binds ephemeral ports of its own) can take it in
+        between: that start, and only that, is retried once on new ports.
+        """
+        try:
+            self._start_once(timeout)
+        except AssertionError as exc:
+            if "address already in use" not in str(exc):
+                raise
+            self.stop()
+            self._pick_ports()
+            self._start_once(timeout)
+
+    def _start_once(self, timeout: float) -> None:
         log = open(self.log_path, "ab")
         skips = [arg for name in self.skip for arg in ("--skip", name)]
         self.runner = subprocess.Popen(
