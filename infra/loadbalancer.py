@@ -48,14 +48,15 @@ SSL policies (https://cloud.google.com/load-balancing/docs/ssl-policies-concepts
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, fields
-from typing import Any, Mapping, Optional
+from dataclasses import dataclass, field
+from typing import Any, Literal, Mapping, Optional
 
 import pulumi
 import pulumi_gcp as gcp
 import pulumi_kubernetes as k8s
+from pydantic import Field, SecretStr, field_validator, model_validator
 
-from infra.settings import HOSTNAME_PATTERN
+from infra.config import EMAIL_PATTERN, HOSTNAME_PATTERN, ConfigModel
 
 # --- Facts taken from vendor documentation (one place each) -------------------
 
@@ -91,13 +92,13 @@ MIN_TLS_VERSION = "TLS_1_2"
 #: The role that lets a principal through IAP to a web backend
 #: (https://cloud.google.com/iap/docs/managing-access#roles).
 IAP_ACCESSOR_ROLE = "roles/iap.httpsResourceAccessor"
-#: IAM principals IAP may admit (infra.settings validates the stack's list the same way).
+#: IAM principals IAP may admit (:class:`IapConfig` validates the stack's list the same way).
 _IAP_MEMBER = re.compile(r"^(group|user|serviceAccount):[^@\s:]+@[^@\s]+\.[^@\s]+$")
 
 # Compute Engine resource names (RFC 1035 label, at most 63 characters).
 _GCE_NAME = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
 # A fully qualified DNS host name, no wildcard, no trailing dot, lower case (the stack
-# config's rule, infra/settings.py).
+# config's rule, :class:`LoadBalancerConfig`).
 _DOMAIN = HOSTNAME_PATTERN
 # Kubernetes object names / namespace (RFC 1123 label).
 _K8S_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
@@ -114,9 +115,21 @@ def _check(condition: bool, field_name: str, message: str) -> None:
         raise LoadBalancerArgsError(f"loadbalancer: {field_name}: {message}")
 
 
-@dataclass(frozen=True)
-class CloudArmorArgs:
-    """Cloud Armor settings for the files-api backend.
+#: IAM principals IAP may admit (https://cloud.google.com/iam/docs/principal-identifiers):
+#: ``group:``, ``user:`` and ``serviceAccount:`` followed by an e-mail address. No
+#: ``domain:``, ``allUsers`` or ``allAuthenticatedUsers``: whoever uses the app is named.
+IAP_MEMBER_KINDS = ("group", "user", "serviceAccount")
+
+
+def _whole_number(v: Any) -> Any:
+    # Why: YAML `true` would otherwise pass as the integer 1.
+    if isinstance(v, bool):
+        raise ValueError(f"must be an integer, got {v!r}")
+    return v
+
+
+class ArmorConfig(ConfigModel):
+    """``print-platform:loadBalancer.armor``: Cloud Armor for the files-api backend.
 
     Attributes:
         rate_limit_requests: requests one client IP may send per
@@ -135,7 +148,7 @@ class CloudArmorArgs:
             (https://cloud.google.com/armor/docs/adaptive-protection-overview).
 
     Raises:
-        LoadBalancerArgsError: any value outside the ranges above.
+        pydantic.ValidationError: any value outside the ranges above.
     """
 
     rate_limit_requests: int
@@ -145,22 +158,96 @@ class CloudArmorArgs:
     waf_preview: bool = False
     adaptive_protection: bool = True
 
-    @classmethod
-    def from_config(cls, armor: Any) -> "CloudArmorArgs":
-        """The args of the stack's ``loadBalancer.armor`` (``infra.settings.ArmorConfig``,
-        same field names); raises :class:`LoadBalancerArgsError` like the constructor."""
-        return cls(**{f.name: getattr(armor, f.name) for f in fields(cls)})
+    _not_bool = field_validator("rate_limit_requests", "rate_limit_interval_sec", "ban_duration_sec",
+                                "waf_sensitivity", mode="before")(_whole_number)
 
-    def __post_init__(self) -> None:
-        _check(isinstance(self.rate_limit_requests, int) and not isinstance(self.rate_limit_requests, bool)
-               and 1 <= self.rate_limit_requests <= ARMOR_BAN_MAX_REQUESTS, "armor.rate_limit_requests",
-               f"must be an integer in 1..{ARMOR_BAN_MAX_REQUESTS}, got {self.rate_limit_requests!r}")
-        _check(self.rate_limit_interval_sec in ARMOR_INTERVALS_SEC, "armor.rate_limit_interval_sec",
-               f"must be one of {ARMOR_INTERVALS_SEC}, got {self.rate_limit_interval_sec!r}")
-        _check(isinstance(self.ban_duration_sec, int) and 1 <= self.ban_duration_sec <= 86400,
-               "armor.ban_duration_sec", f"must be an integer in 1..86400 seconds, got {self.ban_duration_sec!r}")
-        _check(self.waf_sensitivity in WAF_SENSITIVITIES, "armor.waf_sensitivity",
-               f"must be one of {WAF_SENSITIVITIES}, got {self.waf_sensitivity!r}")
+    @field_validator("rate_limit_requests")
+    @classmethod
+    def _requests(cls, v: int) -> int:
+        if not 1 <= v <= ARMOR_BAN_MAX_REQUESTS:
+            raise ValueError(f"must be an integer in 1..{ARMOR_BAN_MAX_REQUESTS}, got {v!r}")
+        return v
+
+    @field_validator("rate_limit_interval_sec")
+    @classmethod
+    def _interval(cls, v: int) -> int:
+        if v not in ARMOR_INTERVALS_SEC:
+            raise ValueError(f"must be one of {ARMOR_INTERVALS_SEC}, got {v!r}")
+        return v
+
+    @field_validator("ban_duration_sec")
+    @classmethod
+    def _ban(cls, v: int) -> int:
+        if not 1 <= v <= 86400:
+            raise ValueError(f"must be an integer in 1..86400 seconds, got {v!r}")
+        return v
+
+    @field_validator("waf_sensitivity")
+    @classmethod
+    def _sensitivity(cls, v: int) -> int:
+        if v not in WAF_SENSITIVITIES:
+            raise ValueError(f"must be one of {WAF_SENSITIVITIES}, got {v!r}")
+        return v
+
+
+class IapConfig(ConfigModel):
+    """``print-platform:loadBalancer.iap``: who may pass Identity-Aware Proxy, and with which OAuth client.
+
+    Attributes:
+        enabled: IAP on the files-api backend.
+        members: IAM principals granted ``roles/iap.httpsResourceAccessor``
+            (``group:<email>``, ``user:<email>``, ``serviceAccount:<email>``);
+            required (non-empty) when ``enabled``, distinct.
+        oauth_client_id / oauth_client_secret (secret): a custom OAuth client,
+            set together or not at all; without them IAP uses its
+            Google-managed client, which admits browsers only (programmatic
+            clients need a custom client, docs/edge.md).
+    """
+
+    enabled: bool = False
+    members: list[str] = Field(default_factory=list)
+    oauth_client_id: Optional[str] = None
+    oauth_client_secret: Optional[SecretStr] = None
+
+    @field_validator("members")
+    @classmethod
+    def _members(cls, v: list[str]) -> list[str]:
+        for index, member in enumerate(v):
+            kind, _, email = member.partition(":") if isinstance(member, str) else ("", "", "")
+            if kind not in IAP_MEMBER_KINDS or not EMAIL_PATTERN.match(email):
+                raise ValueError(
+                    f"[{index}] {member!r} is not an IAM principal "
+                    f"{' | '.join(k + ':<email>' for k in IAP_MEMBER_KINDS)}")
+        if len(set(v)) != len(v):
+            raise ValueError(f"duplicate members in {v}")
+        return v
+
+    @model_validator(mode="after")
+    def _pair(self) -> "IapConfig":
+        if (self.oauth_client_id is None) != (self.oauth_client_secret is None):
+            raise ValueError("oauthClientSecret: oauthClientId and oauthClientSecret must be set together")
+        # Why: IAP on with nobody granted roles/iap.httpsResourceAccessor locks everyone out.
+        if self.enabled and not self.members:
+            raise ValueError("members: required when IAP is enabled (who may use the app: "
+                             "group:<email>, user:<email> or serviceAccount:<email>)")
+        return self
+
+
+class LoadBalancerConfig(ConfigModel):
+    """``print-platform:loadBalancer``: ``domain`` (FQDN served over HTTPS), ``sslProfile``
+    (``MODERN`` | ``RESTRICTED``), ``iap`` (:class:`IapConfig`), ``armor`` (:class:`ArmorConfig`)."""
+
+    domain: str
+    ssl_profile: Literal["MODERN", "RESTRICTED"] = "MODERN"
+    iap: IapConfig = IapConfig()
+    armor: ArmorConfig
+
+    @field_validator("domain")
+    @classmethod
+    def _domain(cls, v: str) -> str:
+        if not HOSTNAME_PATTERN.match(v):
+            raise ValueError(f"{v!r} is not a lower-case fully qualified host name")
+        return v
 
 
 @dataclass(frozen=True)
@@ -179,7 +266,7 @@ class LoadBalancerArgs:
             the objects wait for it). The files-api HTTPRoute lives in the same
             namespace, so the listeners' default ``allowedRoutes: Same`` suffices.
         k8s_provider: the Kubernetes provider of the stack's GKE cluster.
-        armor: Cloud Armor settings (:class:`CloudArmorArgs`).
+        armor: Cloud Armor settings (:class:`ArmorConfig`, validated).
         project: project id (defaults to the provider's project).
         gateway_name: name of the Gateway object (RFC 1123 label).
         ssl_profile: ``MODERN`` (default) or ``RESTRICTED``; TLS >= 1.2 either way.
@@ -196,7 +283,7 @@ class LoadBalancerArgs:
     domain: str
     namespace: pulumi.Input[str]
     k8s_provider: pulumi.ProviderResource
-    armor: CloudArmorArgs
+    armor: ArmorConfig
     project: Optional[pulumi.Input[str]] = None
     gateway_name: str = "external"
     ssl_profile: str = "MODERN"
@@ -221,8 +308,8 @@ class LoadBalancerArgs:
                    f"must be an RFC 1123 label, got {self.namespace!r}")
         _check(self.ssl_profile in SSL_PROFILES, "ssl_profile",
                f"must be one of {SSL_PROFILES}, got {self.ssl_profile!r}")
-        _check(isinstance(self.armor, CloudArmorArgs), "armor",
-               f"must be a CloudArmorArgs, got {type(self.armor).__name__}")
+        _check(isinstance(self.armor, ArmorConfig), "armor",
+               f"must be an ArmorConfig, got {type(self.armor).__name__}")
         _check(isinstance(self.k8s_provider, pulumi.ProviderResource), "k8s_provider",
                f"must be a pulumi ProviderResource, got {type(self.k8s_provider).__name__}")
 
@@ -439,7 +526,7 @@ def _member_key(member: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", member.lower().replace("@", "-at-")).strip("-")
 
 
-def armor_rules(armor: CloudArmorArgs) -> list[gcp.compute.SecurityPolicyRuleArgs]:
+def armor_rules(armor: ArmorConfig) -> list[gcp.compute.SecurityPolicyRuleArgs]:
     """The Cloud Armor rules, evaluated in ascending priority.
 
     - 1000, 1001: ``deny(403)`` on ``evaluatePreconfiguredWaf('<set>', {'sensitivity': N})``

@@ -39,13 +39,14 @@ this module holds only the metric definitions.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Sequence
 
 import pulumi
 import pulumi_gcp as gcp
+from pydantic import field_validator
 
-from infra.settings import EMAIL_PATTERN, HOSTNAME_PATTERN
+from infra.config import EMAIL_PATTERN, HOSTNAME_PATTERN, ConfigModel
 
 #: Alert policy severities the Cloud Monitoring API accepts
 #: (https://cloud.google.com/monitoring/api/ref_v3/rest/v3/projects.alertPolicies#severity).
@@ -93,7 +94,7 @@ HEALTH_JSON_VALUE = "ok"
 EDGE_SIGNALS = ("lb_5xx_ratio", "uptime")
 FRACTION_SIGNALS = ("lb_5xx_ratio", "sql_cpu", "sql_memory", "sql_disk")
 
-# The stack config's own rules (infra/settings.py), so valid stack config never fails here.
+# The stack config's own rules (infra/config.py), so valid stack config never fails here.
 _EMAIL = EMAIL_PATTERN
 _HOST = HOSTNAME_PATTERN
 
@@ -107,25 +108,23 @@ def _check(condition: bool, field_name: str, message: str) -> None:
         raise MonitoringArgsError(f"monitoring: {field_name}: {message}")
 
 
-@dataclass(frozen=True)
-class AlertSpec:
-    """Threshold and timing of one alert policy.
+class AlertThreshold(ConfigModel):
+    """Threshold and timing of one alert policy (an ``alerts.<signal>`` entry of
+    ``environments/<stack>/alerts.yaml``).
 
     Attributes:
         threshold: the value the aligned series is compared with (``COMPARISON_GT``:
-            the policy fires when the series is *above* it). Unit per signal, see
-            the module table (fractions for ratios/utilisations, ms, s, counts).
-            ``dead_letter`` must be 0 ("any message").
+            the policy fires when the series is *above* it), >= 0. Unit per signal, see
+            the module table (fractions in (0, 1] for :data:`FRACTION_SIGNALS`, ms, s,
+            counts); ``dead_letter`` must be 0 ("any message"), ``uptime`` a whole
+            number of failing checker regions >= 1 (checked by :func:`signal_problems`).
         duration_seconds: how long the condition must hold before an incident
             opens (``condition_threshold.duration``), 0..86400, multiple of 60
-            unless 0 (API constraint for metric thresholds).
+            (API constraint for metric thresholds).
         severity: ``CRITICAL``, ``ERROR`` or ``WARNING``.
         window_seconds: alignment period (the window each point aggregates),
             60..86400 seconds. For ``container_restarts`` this is the window the
             restarts are counted in.
-
-    Raises:
-        MonitoringArgsError: a value outside those ranges.
     """
 
     threshold: float
@@ -133,34 +132,82 @@ class AlertSpec:
     severity: str
     window_seconds: int = 60
 
+    @field_validator("threshold", mode="before")
     @classmethod
-    def from_config(cls, alert: Any) -> "AlertSpec":
-        """The spec of one ``alerts.<signal>`` entry of ``environments/<stack>/alerts.yaml``
-        (``infra.settings.AlertThreshold``, same field names); not yet validated."""
-        return cls(**{f.name: getattr(alert, f.name) for f in fields(cls)})
+    def _number(cls, v: Any) -> Any:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
+            raise ValueError(f"must be a non-negative number, got {v!r}")
+        return v
 
-    def validate(self, signal: str) -> None:
-        """Check the spec for ``signal``; raise :class:`MonitoringArgsError` naming ``alerts.<signal>.<field>``."""
-        where = f"alerts.{signal}"
-        _check(isinstance(self.threshold, (int, float)) and not isinstance(self.threshold, bool)
-               and self.threshold >= 0, f"{where}.threshold",
-               f"must be a non-negative number, got {self.threshold!r}")
-        if signal in FRACTION_SIGNALS:
-            _check(0 < self.threshold <= 1, f"{where}.threshold",
-                   f"is a fraction and must be in (0, 1], got {self.threshold!r}")
-        if signal == "dead_letter":
-            _check(self.threshold == 0, f"{where}.threshold",
-                   f"must be 0 (alert on any dead-lettered message), got {self.threshold!r}")
-        if signal == "uptime":
-            _check(float(self.threshold).is_integer() and self.threshold >= 1, f"{where}.threshold",
-                   f"is a number of failing checker regions and must be an integer >= 1, got {self.threshold!r}")
-        _check(isinstance(self.duration_seconds, int) and 0 <= self.duration_seconds <= 86400
-               and self.duration_seconds % 60 == 0, f"{where}.duration_seconds",
-               f"must be a multiple of 60 in 0..86400, got {self.duration_seconds!r}")
-        _check(self.severity in SEVERITIES, f"{where}.severity",
-               f"must be one of {SEVERITIES}, got {self.severity!r}")
-        _check(isinstance(self.window_seconds, int) and 60 <= self.window_seconds <= 86400,
-               f"{where}.window_seconds", f"must be an integer in 60..86400, got {self.window_seconds!r}")
+    @field_validator("duration_seconds")
+    @classmethod
+    def _duration(cls, v: int) -> int:
+        if not (0 <= v <= 86400 and v % 60 == 0):
+            raise ValueError(f"must be a multiple of 60 in 0..86400, got {v!r}")
+        return v
+
+    @field_validator("severity")
+    @classmethod
+    def _severity(cls, v: str) -> str:
+        if v not in SEVERITIES:
+            raise ValueError(f"must be one of {SEVERITIES}, got {v!r}")
+        return v
+
+    @field_validator("window_seconds")
+    @classmethod
+    def _window(cls, v: int) -> int:
+        if not 60 <= v <= 86400:
+            raise ValueError(f"must be an integer in 60..86400, got {v!r}")
+        return v
+
+
+def signal_problems(alerts: Mapping[str, AlertThreshold]) -> list[str]:
+    """What is wrong with ``alerts`` as the policies of :data:`SIGNALS`: one ``<signal>[.threshold]: <problem>`` each.
+
+    Exactly the signals of :data:`SIGNALS`, and the thresholds whose unit depends on
+    the signal (fractions, ``dead_letter`` 0, ``uptime`` a region count). [] when fine.
+    """
+    found: list[str] = []
+    missing = [s for s in SIGNALS if s not in alerts]
+    unknown = [s for s in alerts if s not in SIGNALS]
+    if missing:
+        found.append(f"missing signal(s) {missing} (need {list(SIGNALS)})")
+    if unknown:
+        found.append(f"unknown signal(s) {unknown} (need {list(SIGNALS)})")
+    for signal, spec in alerts.items():
+        t = spec.threshold
+        if signal in FRACTION_SIGNALS and not 0 < t <= 1:
+            found.append(f"{signal}.threshold: is a fraction and must be in (0, 1], got {t!r}")
+        if signal == "dead_letter" and t != 0:
+            found.append(f"{signal}.threshold: must be 0 (alert on any dead-lettered message), got {t!r}")
+        if signal == "uptime" and not (float(t).is_integer() and t >= 1):
+            found.append(f"{signal}.threshold: is a number of failing checker regions and must be an integer >= 1, got {t!r}")
+    return found
+
+
+class UptimeConfig(ConfigModel):
+    """The uptime check: ``periodSeconds``, ``timeoutSeconds``, ``healthPath`` (checked by :class:`MonitoringArgs`)."""
+
+    period_seconds: int = 60
+    timeout_seconds: int = 10
+    health_path: str = "/healthz"
+
+
+class AlertsConfig(ConfigModel):
+    """``environments/<stack>/alerts.yaml``: ``uptime`` (:class:`UptimeConfig`) and
+    ``alerts`` (``{signal: AlertThreshold}`` for exactly the signals of :data:`SIGNALS`)."""
+
+    uptime: UptimeConfig = UptimeConfig()
+    alerts: dict[str, AlertThreshold]
+
+    @field_validator("alerts")
+    @classmethod
+    def _signals(cls, v: dict[str, AlertThreshold]) -> dict[str, AlertThreshold]:
+        found = signal_problems(v)
+        if found:
+            # One line per problem; infra.config.problems reports each under alerts.<...>.
+            raise ValueError("\n".join(found))
+        return v
 
 
 @dataclass(frozen=True)
@@ -171,7 +218,7 @@ class MonitoringArgs:
         stack: stack name, used in display names and user labels (``dev``, ``prod``).
         notification_emails: one e-mail notification channel per address
             (at least one; duplicates rejected).
-        alerts: one :class:`AlertSpec` per signal; exactly the keys in ``SIGNALS``.
+        alerts: one :class:`AlertThreshold` per signal; exactly the keys in ``SIGNALS``.
         domain: host name of the public endpoint the uptime check probes over HTTPS.
         url_map_name_regex: RE2 regex matching the load balancer's URL map name
             (``LoadBalancer.url_map_name_regex``), scoping the LB metrics.
@@ -199,7 +246,7 @@ class MonitoringArgs:
 
     stack: str
     notification_emails: Sequence[str]
-    alerts: Mapping[str, AlertSpec]
+    alerts: Mapping[str, AlertThreshold]
     domain: str
     url_map_name_regex: pulumi.Input[str]
     extractor_subscription: pulumi.Input[str]
@@ -229,8 +276,11 @@ class MonitoringArgs:
         _check(not missing, "alerts", f"missing signals {missing} (need exactly {list(SIGNALS)})")
         _check(not unknown, "alerts", f"unknown signals {unknown} (need exactly {list(SIGNALS)})")
         for signal, spec in self.alerts.items():
-            _check(isinstance(spec, AlertSpec), f"alerts.{signal}", f"must be an AlertSpec, got {type(spec).__name__}")
-            spec.validate(signal)
+            _check(isinstance(spec, AlertThreshold), f"alerts.{signal}",
+                   f"must be an AlertThreshold, got {type(spec).__name__}")
+        for problem in signal_problems(self.alerts):
+            key, _, detail = problem.partition(": ") if ".threshold: " in problem else ("", "", problem)
+            _check(False, f"alerts.{key}" if key else "alerts", detail)
         _check(isinstance(self.domain, str) and bool(_HOST.match(self.domain)), "domain",
                f"must be a lower-case fully qualified host name, got {self.domain!r}")
         _check(isinstance(self.health_path, str) and self.health_path.startswith("/"), "health_path",
@@ -346,7 +396,7 @@ class Monitoring(pulumi.ComponentResource):
 
 @dataclass(frozen=True)
 class SignalDefinition:
-    """How one signal is measured and explained (the code half of an alert; the data half is :class:`AlertSpec`).
+    """How one signal is measured and explained (the code half of an alert; the data half is :class:`AlertThreshold`).
 
     Attributes:
         title: policy display name (after the stack prefix).
@@ -364,11 +414,11 @@ class SignalDefinition:
     group_by: tuple[str, ...]
     runbook: str
 
-    def condition(self, spec: AlertSpec) -> str:
+    def condition(self, spec: AlertThreshold) -> str:
         """Condition display name, e.g. ``> 0.05 (fraction) for 300s``."""
         return f"{self.title} > {spec.threshold:g} {self.unit} for {spec.duration_seconds}s"
 
-    def documentation(self, stack: str, spec: AlertSpec) -> str:
+    def documentation(self, stack: str, spec: AlertThreshold) -> str:
         """Markdown shown in the incident: what fired, the threshold and the runbook."""
         return (
             f"## {self.title} ({stack})\n\n"
@@ -489,7 +539,7 @@ def lb_requests_filter(url_map_name_regex: pulumi.Input[str]) -> pulumi.Output[s
         ' AND metric.type = "loadbalancing.googleapis.com/https/request_count"', url_map_name_regex)
 
 
-def threshold_condition(signal: str, spec: AlertSpec, filter_: pulumi.Input[str],
+def threshold_condition(signal: str, spec: AlertThreshold, filter_: pulumi.Input[str],
                         denominator_filter: Optional[pulumi.Input[str]] = None,
                         ) -> gcp.monitoring.AlertPolicyConditionConditionThresholdArgs:
     """The ``condition_threshold`` of ``signal``: ``COMPARISON_GT`` against ``spec.threshold``,

@@ -40,6 +40,21 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from infra.config import (
+    EMAIL_PATTERN,
+    HOSTNAME_PATTERN,
+    KNOWN_REGIONS,
+    PROJECT_ID_PATTERN as _PROJECT_ID,
+    STACK_PATTERN as _STACK,
+    ConfigError,
+    ConfigModel as _Model,
+    duration_seconds as _duration_seconds,
+    private_network as _private_network,
+    problems as _problems,
+)
+from infra.loadbalancer import ArmorConfig, IapConfig, LoadBalancerConfig
+from infra.monitoring import AlertsConfig, AlertThreshold, UptimeConfig
+
 #: The Pulumi project name (``Pulumi.yaml`` ``name``); also the config namespace.
 PROJECT = "print-platform"
 #: The services deployed on the platform; each gets a Google service account,
@@ -55,87 +70,15 @@ SECRET_PLACEHOLDER = "[secret]"
 #: Repository root (this file is ``<root>/infra/settings.py``).
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
-#: Google Cloud regions (https://cloud.google.com/about/locations, checked 2025).
-#: A region outside this list is rejected as a typo rather than failing at `pulumi up`.
-KNOWN_REGIONS = frozenset(
-    {
-        "africa-south1",
-        "asia-east1", "asia-east2",
-        "asia-northeast1", "asia-northeast2", "asia-northeast3",
-        "asia-south1", "asia-south2",
-        "asia-southeast1", "asia-southeast2", "asia-southeast3",
-        "australia-southeast1", "australia-southeast2",
-        "europe-central2", "europe-north1", "europe-north2", "europe-southwest1",
-        "europe-west1", "europe-west2", "europe-west3", "europe-west4", "europe-west6",
-        "europe-west8", "europe-west9", "europe-west10", "europe-west12",
-        "me-central1", "me-central2", "me-west1",
-        "northamerica-northeast1", "northamerica-northeast2", "northamerica-south1",
-        "southamerica-east1", "southamerica-west1",
-        "us-central1", "us-east1", "us-east4", "us-east5", "us-south1",
-        "us-west1", "us-west2", "us-west3", "us-west4",
-    }
-)
-
-# Project ids: 6-30 chars, lower-case letters, digits, hyphens, start with a letter
-# (https://cloud.google.com/resource-manager/docs/creating-managing-projects#before_you_begin).
-_PROJECT_ID = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
-# Stack names become part of resource names (service account ids have at most 30 chars).
-_STACK = re.compile(r"^[a-z][a-z0-9]{1,11}$")
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
-_DURATION = re.compile(r"^([0-9]+)s$")
 _HHMM = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
-#: An e-mail address (notification channels); also used by infra/monitoring.py.
-EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-#: A lower-case fully qualified host name, no wildcard, no trailing dot (the public
-#: domain); also used by infra/loadbalancer.py and infra/monitoring.py.
-HOSTNAME_PATTERN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 # Cloud SQL Enterprise Plus machine types (https://cloud.google.com/sql/docs/postgres/machine-series-overview).
 _ENTERPRISE_PLUS_TIER = re.compile(r"^db-perf-optimized-N-(2|4|8|16|32|48|64|80|96|128)$")
 # Enterprise edition machine types: shared-core and custom (db-custom-<vCPU>-<MiB>).
 _ENTERPRISE_TIER = re.compile(r"^(db-f1-micro|db-g1-small|db-custom-[0-9]+-[0-9]+)$")
 
 
-class ConfigError(ValueError):
-    """A missing or malformed stack setting.
-
-    The message is one line: ``<file>: <key>: <what is wrong>``, where ``<file>`` is
-    the stack file (``Pulumi.prod.yaml``) or the environment file
-    (``environments/prod/alerts.yaml``) and ``<key>`` the full config key path
-    (``print-platform:database.availability``).
-    """
-
-
 # --------------------------------------------------------------------------- models
-
-
-class _Model(BaseModel):
-    """Base of the config models: camelCase keys as in the stack file, unknown keys rejected."""
-
-    model_config = ConfigDict(
-        alias_generator=to_camel,
-        populate_by_name=True,
-        extra="forbid",
-        frozen=True,
-    )
-
-
-def _private_network(value: str, *, min_prefix: int, max_prefix: int) -> ipaddress.IPv4Network:
-    try:
-        net = ipaddress.IPv4Network(value, strict=True)
-    except ValueError as exc:
-        raise ValueError(f"{value!r} is not an IPv4 CIDR block ({exc})") from None
-    if not net.is_private:
-        raise ValueError(f"{value} is not a private (RFC 1918 / RFC 6598) range")
-    if not (min_prefix <= net.prefixlen <= max_prefix):
-        raise ValueError(f"{value}: prefix length must be between /{min_prefix} and /{max_prefix}")
-    return net
-
-
-def _duration_seconds(value: str) -> int:
-    match = _DURATION.match(value) if isinstance(value, str) else None
-    if not match:
-        raise ValueError(f"{value!r} is not a duration in seconds like '600s'")
-    return int(match.group(1))
 
 
 class NetworkConfig(_Model):
@@ -396,91 +339,6 @@ class PubSubConfig(_Model):
         return self
 
 
-#: IAM principals IAP may admit (https://cloud.google.com/iam/docs/principal-identifiers):
-#: ``group:``, ``user:`` and ``serviceAccount:`` followed by an e-mail address. No
-#: ``domain:``, ``allUsers`` or ``allAuthenticatedUsers``: whoever uses the app is named.
-IAP_MEMBER_KINDS = ("group", "user", "serviceAccount")
-
-
-class IapConfig(_Model):
-    """``loadBalancer.iap``: who may pass Identity-Aware Proxy, and with which OAuth client.
-
-    Attributes:
-        enabled: IAP on the files-api backend.
-        members: IAM principals granted ``roles/iap.httpsResourceAccessor``
-            (``group:<email>``, ``user:<email>``, ``serviceAccount:<email>``);
-            required (non-empty) when ``enabled``, distinct.
-        oauth_client_id / oauth_client_secret (secret): a custom OAuth client,
-            set together or not at all; without them IAP uses its
-            Google-managed client, which admits browsers only (programmatic
-            clients need a custom client, docs/edge.md).
-    """
-
-    enabled: bool = False
-    members: list[str] = Field(default_factory=list)
-    oauth_client_id: Optional[str] = None
-    oauth_client_secret: Optional[SecretStr] = None
-
-    @field_validator("members")
-    @classmethod
-    def _members(cls, v: list[str]) -> list[str]:
-        for index, member in enumerate(v):
-            kind, _, email = member.partition(":") if isinstance(member, str) else ("", "", "")
-            if kind not in IAP_MEMBER_KINDS or not EMAIL_PATTERN.match(email):
-                raise ValueError(
-                    f"[{index}] {member!r} is not an IAM principal "
-                    f"{' | '.join(k + ':<email>' for k in IAP_MEMBER_KINDS)}")
-        if len(set(v)) != len(v):
-            raise ValueError(f"duplicate members in {v}")
-        return v
-
-    @model_validator(mode="after")
-    def _pair(self) -> "IapConfig":
-        if (self.oauth_client_id is None) != (self.oauth_client_secret is None):
-            raise ValueError("oauthClientSecret: oauthClientId and oauthClientSecret must be set together")
-        # Why: IAP on with nobody granted roles/iap.httpsResourceAccessor locks everyone out.
-        if self.enabled and not self.members:
-            raise ValueError("members: required when IAP is enabled (who may use the app: "
-                             "group:<email>, user:<email> or serviceAccount:<email>)")
-        return self
-
-
-class ArmorConfig(_Model):
-    """``loadBalancer.armor``: Cloud Armor per-client-IP rate-based ban and WAF sensitivity.
-
-    Attributes:
-        rate_limit_requests: requests per ``rate_limit_interval_sec`` per client IP.
-        rate_limit_interval_sec: one of Cloud Armor's accepted intervals.
-        ban_duration_sec: ban length once the threshold is exceeded, seconds.
-        waf_sensitivity: 1..4. adaptive_protection: bool. waf_preview: bool (log only).
-    Ranges are checked by ``infra.loadbalancer.CloudArmorArgs`` (one place).
-    """
-
-    rate_limit_requests: int
-    rate_limit_interval_sec: int
-    ban_duration_sec: int
-    waf_sensitivity: int = 1
-    waf_preview: bool = False
-    adaptive_protection: bool = True
-
-
-class LoadBalancerConfig(_Model):
-    """``print-platform:loadBalancer``: ``domain`` (FQDN served over HTTPS), ``sslProfile``
-    (``MODERN`` | ``RESTRICTED``), ``iap`` (:class:`IapConfig`), ``armor`` (:class:`ArmorConfig`)."""
-
-    domain: str
-    ssl_profile: Literal["MODERN", "RESTRICTED"] = "MODERN"
-    iap: IapConfig = IapConfig()
-    armor: ArmorConfig
-
-    @field_validator("domain")
-    @classmethod
-    def _domain(cls, v: str) -> str:
-        if not HOSTNAME_PATTERN.match(v):
-            raise ValueError(f"{v!r} is not a lower-case fully qualified host name")
-        return v
-
-
 class ReconcileConfig(_Model):
     """``print-platform:reconcile``: the reconciler and the sweep (docs/extractor.md, "Reconciliation").
 
@@ -609,33 +467,6 @@ class BudgetConfig(_Model):
         if not _BILLING_ACCOUNT.match(v):
             raise ValueError(f"{v!r} is not a billing account id like '01A2B3-C4D5E6-F7A8B9' (upper-case hex)")
         return v
-
-
-class AlertThreshold(_Model):
-    """One alert policy's data: ``threshold`` (unit per signal, see infra/monitoring.py),
-    ``durationSeconds``, ``severity``, ``windowSeconds``. Ranges are checked by
-    ``infra.monitoring.AlertSpec.validate`` (one place)."""
-
-    threshold: float
-    duration_seconds: int
-    severity: str
-    window_seconds: int = 60
-
-
-class UptimeConfig(_Model):
-    """The uptime check: ``periodSeconds``, ``timeoutSeconds``, ``healthPath``."""
-
-    period_seconds: int = 60
-    timeout_seconds: int = 10
-    health_path: str = "/healthz"
-
-
-class AlertsConfig(_Model):
-    """``environments/<stack>/alerts.yaml``: ``uptime`` (:class:`UptimeConfig`) and
-    ``alerts`` (``{signal: AlertThreshold}`` for every signal of ``infra.monitoring.SIGNALS``)."""
-
-    uptime: UptimeConfig = UptimeConfig()
-    alerts: dict[str, AlertThreshold]
 
 
 class StackConfig(BaseModel):
@@ -880,79 +711,25 @@ def read_alerts_file(stack: str, root: Path | None = None) -> Any:
     return _read_yaml(root / shown, shown)
 
 
-def _key_path(loc: tuple[Any, ...], aliases: Mapping[str, str]) -> str:
-    """Turn a pydantic error location into a config key path (``print-platform:gke.releaseChannel``)."""
-    parts: list[str] = []
-    for item in loc:
-        if isinstance(item, int):
-            parts.append(f"[{item}]")
-        else:
-            name = aliases.get(str(item), str(item)) if not parts else str(item)
-            parts.append(("." if parts else "") + name)
-    return "".join(parts)
-
-
 _GCP_KEYS = ("gcp:project", "gcp:region")
-_NAMED_MESSAGE = re.compile(r"^([a-z][A-Za-z]*): (.*)$", re.S)
 
 
-def _first_error(exc: ValidationError, source: str, model: type[BaseModel]) -> ConfigError:
-    aliases = {
-        name: (info.alias or name) for name, info in model.model_fields.items()
-    }
-    errors = exc.errors(include_url=False)
-    first = errors[0]
-    key = _key_path(tuple(first["loc"]), aliases) or "(top level)"
-    message = first["msg"]
-    if message.startswith("Value error, "):
-        message = message[len("Value error, "):]
-        # Model-level (cross-field) checks name the offending field first: "podsCidr: ...".
-        named = _NAMED_MESSAGE.match(message)
-        if named:
-            key = f"{key}.{named.group(1)}"
-            message = named.group(2)
-    elif "input" in first and not isinstance(first["input"], (dict, list)):
-        message = f"{message}, got {first['input']!r}"
-    if first["type"] == "missing":
-        message = "missing (required key)"
-    elif first["type"] == "extra_forbidden":
-        message = "unknown key (not part of the config schema; see docs/infra.md)"
-    more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
-    return ConfigError(f"{source}: {key}: {message}{more}")
-
-
-def _check_edge(config: StackConfig, alerts: AlertsConfig, source: str, alerts_source: str) -> None:
-    """Validate the load balancer and alert data with the edge components' own Args checks.
-
-    Imported lazily: those modules import the Pulumi SDK, which the rest of this
-    module does not need.
-    """
-    from infra import loadbalancer as lb
-    from infra import monitoring as mon
-
-    try:
-        lb.CloudArmorArgs.from_config(config.load_balancer.armor)
-    except lb.LoadBalancerArgsError as exc:
-        # "loadbalancer: armor.<field>: message" -> camelCase key
-        field, _, detail = str(exc).removeprefix("loadbalancer: ").partition(": ")
-        field = to_camel(field.removeprefix("armor."))
-        raise ConfigError(f"{source}: print-platform:loadBalancer.armor.{field}: {detail}") from None
-    missing = [s for s in mon.SIGNALS if s not in alerts.alerts]
-    unknown = [s for s in alerts.alerts if s not in mon.SIGNALS]
-    if missing:
-        raise ConfigError(f"{alerts_source}: alerts: missing signal(s) {missing} (need {list(mon.SIGNALS)})")
-    if unknown:
-        raise ConfigError(f"{alerts_source}: alerts: unknown signal(s) {unknown} (need {list(mon.SIGNALS)})")
-    for signal, spec in alerts.alerts.items():
-        try:
-            mon.AlertSpec.from_config(spec).validate(signal)
-        except mon.MonitoringArgsError as exc:
-            # "monitoring: alerts.<signal>.<field>: message" -> camelCase key
-            text = str(exc).removeprefix("monitoring: ")
-            key, _, detail = text.partition(": ")
-            parts = key.split(".")
-            key = ".".join(parts[:2] + [to_camel(p) for p in parts[2:]])
-            raise ConfigError(f"{alerts_source}: {key}: {detail}") from None
+def _cross_key_problems(stack_config: StackConfig, source: str) -> list[str]:
+    """Rules across two concerns of the stack file ("an HA setting that contradicts another"), one line each."""
+    found: list[str] = []
+    # Why: a protected (production) stack must survive a zone outage; a ZONAL
+    # database there would be a single point of failure behind protected resources.
+    if stack_config.protect and stack_config.database.availability is not Availability.REGIONAL:
+        found.append(
+            f"{source}: print-platform:database.availability: is {stack_config.database.availability.value} "
+            "but print-platform:protect is true; a protected stack needs REGIONAL (high availability)")
+    # Why: the budget alerts the stack's notification channels, and the Budget API
+    # takes at most 5 (infra/budget.py MAX_CHANNELS); more would fail at `pulumi up`.
+    if stack_config.budget is not None and len(stack_config.alerting.notification_emails) > 5:
+        found.append(
+            f"{source}: print-platform:alerting.notificationEmails: {len(stack_config.alerting.notification_emails)} "
+            "addresses, but print-platform:budget alerts every channel and a Cloud Billing budget takes at most 5")
+    return found
 
 
 def parse_stack_settings(stack: str, config: Mapping[str, Any], alerts: Any) -> StackSettings:
@@ -965,7 +742,7 @@ def parse_stack_settings(stack: str, config: Mapping[str, Any], alerts: Any) -> 
         alerts: the parsed ``environments/<stack>/alerts.yaml``.
 
     Raises:
-        ConfigError: the first problem, naming the file and the key.
+        ConfigError: every problem found, one line each, naming the file and the key.
     """
     source = stack_file_name(stack)
     alerts_source = alerts_file_name(stack)
@@ -976,39 +753,31 @@ def parse_stack_settings(stack: str, config: Mapping[str, Any], alerts: Any) -> 
     # only gcp:project / gcp:region are ours; the rest (gcp:impersonateServiceAccount,
     # kubernetes:*, pulumi:*) configure providers, which validate them themselves.
     ours = {k: v for k, v in decoded.items() if k.startswith(f"{PROJECT}:") or k in _GCP_KEYS}
+    found: list[str] = []
+    stack_config: Optional[StackConfig] = None
+    alerts_config: Optional[AlertsConfig] = None
     try:
         stack_config = StackConfig.model_validate(ours)
     except ValidationError as exc:
-        raise _first_error(exc, source, StackConfig) from None
+        found += _problems(exc, source, StackConfig)
     try:
         alerts_config = AlertsConfig.model_validate(alerts if alerts is not None else {})
     except ValidationError as exc:
-        raise _first_error(exc, alerts_source, AlertsConfig) from None
-
-    # Cross-key rules ("an HA setting that contradicts another").
-    # Why: a protected (production) stack must survive a zone outage; a ZONAL
-    # database there would be a single point of failure behind protected resources.
-    if stack_config.protect and stack_config.database.availability is not Availability.REGIONAL:
-        raise ConfigError(
-            f"{source}: print-platform:database.availability: is {stack_config.database.availability.value} "
-            "but print-platform:protect is true; a protected stack needs REGIONAL (high availability)"
-        )
-    # Why: the budget alerts the stack's notification channels, and the Budget API
-    # takes at most 5 (infra/budget.py MAX_CHANNELS); more would fail at `pulumi up`.
-    if stack_config.budget is not None and len(stack_config.alerting.notification_emails) > 5:
-        raise ConfigError(
-            f"{source}: print-platform:alerting.notificationEmails: {len(stack_config.alerting.notification_emails)} "
-            "addresses, but print-platform:budget alerts every channel and a Cloud Billing budget takes at most 5"
-        )
-    _check_edge(stack_config, alerts_config, source, alerts_source)
-    # Why: below the first re-drive bound the alert pages for files the reconciler has not tried yet.
-    reconcile = stack_config.reconcile
-    pending_alert = alerts_config.alerts["pending_age"]
-    if pending_alert.threshold < reconcile.pending_bound_seconds:
-        raise ConfigError(
-            f"{alerts_source}: alerts.pending_age.threshold: {pending_alert.threshold:g} s is below "
-            f"print-platform:reconcile.pendingBoundSeconds ({reconcile.pending_bound_seconds} s in {source}); "
-            f"use the bound every file is final within: {reconcile.final_bound_seconds} s")
+        found += _problems(exc, alerts_source, AlertsConfig)
+    if stack_config is not None:
+        found += _cross_key_problems(stack_config, source)
+    if stack_config is not None and alerts_config is not None:
+        # Why: below the first re-drive bound the alert pages for files the reconciler has not tried yet.
+        reconcile = stack_config.reconcile
+        pending_alert = alerts_config.alerts["pending_age"]
+        if pending_alert.threshold < reconcile.pending_bound_seconds:
+            found.append(
+                f"{alerts_source}: alerts.pending_age.threshold: {pending_alert.threshold:g} s is below "
+                f"print-platform:reconcile.pendingBoundSeconds ({reconcile.pending_bound_seconds} s in {source}); "
+                f"use the bound every file is final within: {reconcile.final_bound_seconds} s")
+    if found:
+        raise ConfigError(found)
+    assert stack_config is not None and alerts_config is not None
 
     return StackSettings(
         stack=stack,

@@ -27,12 +27,12 @@ from typing import Any, Mapping, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from infra.config import problems
 from infra.settings import (
     KNOWN_REGIONS,
     REPO_ROOT,
     ConfigError,
     StackSettings,
-    _first_error,
     _PROJECT_ID,
     _read_yaml,
     _replace_secure,
@@ -253,25 +253,29 @@ def parse_bootstrap_settings(stack: str, config: Mapping[str, Any], root: Option
     try:
         parsed = BootstrapConfig.model_validate(raw)
     except ValidationError as exc:
-        raise _first_error(exc, source, BootstrapConfig) from None
+        raise ConfigError(problems(exc, source, BootstrapConfig)) from None
+    found: list[str] = []
     platform: dict[str, StackSettings] = {}
     for name in parsed.stacks:
         try:
             platform[name] = load_stack_settings(name, root)
         except ConfigError as exc:
-            raise ConfigError(f"{source}: {PROJECT}:stacks.{name}: the platform stack is invalid: {exc}") from None
+            found += [f"{source}: {PROJECT}:stacks.{name}: the platform stack is invalid: {problem}"
+                      for problem in exc.problems]
     owners: dict[str, str] = {}
     for name, stack_settings in platform.items():
         # Why: the seed holds every stack's state and CI identities; a stack's `pulumi
         # destroy` or its deploy account's project roles must never reach it. One project
         # per stack: the CI roles and the custom role are per project.
         if stack_settings.project == parsed.project:
-            raise ConfigError(f"{source}: gcp:project: {parsed.project!r} is also stack {name}'s project; use a separate seed project")
+            found.append(f"{source}: gcp:project: {parsed.project!r} is also stack {name}'s project; use a separate seed project")
         if stack_settings.project in owners:
-            raise ConfigError(
+            found.append(
                 f"{source}: {PROJECT}:stacks.{name}: project {stack_settings.project!r} is also stack {owners[stack_settings.project]}'s"
             )
         owners[stack_settings.project] = name
+    if found:
+        raise ConfigError(found)
     return BootstrapSettings(
         stack=stack,
         project=parsed.project,

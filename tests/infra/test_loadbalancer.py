@@ -259,7 +259,7 @@ def _resolved_attributes(settings: StackSettings) -> dict[str, Any]:
         component = lb.LoadBalancer("edge", lb.LoadBalancerArgs(
             name_prefix=settings.names.prefix, domain=settings.config.load_balancer.domain,
             namespace=settings.names.namespace, k8s_provider=k8s.Provider("k8s"),
-            armor=lb.CloudArmorArgs(rate_limit_requests=100, rate_limit_interval_sec=60, ban_duration_sec=300)))
+            armor=lb.ArmorConfig(rate_limit_requests=100, rate_limit_interval_sec=60, ban_duration_sec=300)))
         return pulumi.Output.all(*[getattr(component, n) for n in names]).apply(
             lambda values: resolved.update(zip(names, values)))
 
@@ -296,7 +296,7 @@ def _valid_kwargs() -> dict:
         domain="files.example.com",
         namespace="print-platform",
         k8s_provider=_DummyProvider(),
-        armor=lb.CloudArmorArgs(rate_limit_requests=100, rate_limit_interval_sec=60, ban_duration_sec=300),
+        armor=lb.ArmorConfig(rate_limit_requests=100, rate_limit_interval_sec=60, ban_duration_sec=300),
     )
 
 
@@ -343,8 +343,13 @@ def test_bad_args_name_the_field(field_name, value, fragment):
 def test_bad_armor_args_name_the_field(field_name, value):
     kwargs = dict(rate_limit_requests=100, rate_limit_interval_sec=60, ban_duration_sec=300)
     kwargs[field_name] = value
-    with pytest.raises(lb.LoadBalancerArgsError, match=rf"^loadbalancer: armor\.{field_name}: .*{value!r}"):
-        lb.CloudArmorArgs(**kwargs)
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError) as info:
+        lb.ArmorConfig(**kwargs)
+    [error] = info.value.errors()
+    assert error["loc"] == (field_name,)
+    assert repr(value) in error["msg"]
 
 
 IAP_MEMBER = "gcp:iap/webTypeComputeIamMember:WebTypeComputeIamMember"

@@ -251,10 +251,10 @@ def test_uptime_alert_watches_this_check(run: Capture):
 
 
 def _valid_kwargs() -> dict:
-    spec = mon.AlertSpec(threshold=0.5, duration_seconds=300, severity="ERROR")
+    spec = mon.AlertThreshold(threshold=0.5, duration_seconds=300, severity="ERROR")
     alerts = {s: spec for s in mon.SIGNALS}
-    alerts["dead_letter"] = mon.AlertSpec(threshold=0, duration_seconds=0, severity="ERROR")
-    alerts["uptime"] = mon.AlertSpec(threshold=1, duration_seconds=60, severity="CRITICAL")
+    alerts["dead_letter"] = mon.AlertThreshold(threshold=0, duration_seconds=0, severity="ERROR")
+    alerts["uptime"] = mon.AlertThreshold(threshold=1, duration_seconds=60, severity="CRITICAL")
     return dict(
         stack="dev", notification_emails=["ops@example.com"], alerts=alerts, domain="files.example.com",
         url_map_name_regex="gkegw1-[a-z0-9]+-n-external-[a-z0-9]+", extractor_subscription="s", dead_letter_subscription="d",
@@ -296,20 +296,43 @@ def test_missing_and_unknown_signals_are_named():
         mon.MonitoringArgs(**kwargs)
 
 
-@pytest.mark.parametrize("signal, spec, fragment", [
-    ("lb_5xx_ratio", mon.AlertSpec(5, 300, "ERROR"), "alerts.lb_5xx_ratio.threshold"),
-    ("sql_cpu", mon.AlertSpec(0, 300, "ERROR"), "alerts.sql_cpu.threshold"),
-    ("dead_letter", mon.AlertSpec(1, 0, "ERROR"), "alerts.dead_letter.threshold"),
-    ("uptime", mon.AlertSpec(1.5, 60, "ERROR"), "alerts.uptime.threshold"),
-    ("lb_latency_p95", mon.AlertSpec(-1, 60, "ERROR"), "alerts.lb_latency_p95.threshold"),
-    ("lb_latency_p95", mon.AlertSpec(1000, 90, "ERROR"), "alerts.lb_latency_p95.duration_seconds"),
-    ("lb_latency_p95", mon.AlertSpec(1000, 60, "PAGE"), "alerts.lb_latency_p95.severity"),
-    ("lb_latency_p95", mon.AlertSpec(1000, 60, "ERROR", 30), "alerts.lb_latency_p95.window_seconds"),
+def _alerts_document(signal: str, **changes) -> dict:
+    """A valid ``alerts.yaml`` document (the spec's field names) with ``changes`` applied to ``signal``."""
+    document = {"alerts": {s: {"threshold": 0.5, "durationSeconds": 300, "severity": "ERROR"} for s in mon.SIGNALS}}
+    document["alerts"]["dead_letter"]["threshold"] = 0
+    document["alerts"]["uptime"]["threshold"] = 1
+    document["alerts"][signal].update(changes)
+    return document
+
+
+@pytest.mark.parametrize("signal, changes, key", [
+    ("lb_5xx_ratio", {"threshold": 5}, "alerts.lb_5xx_ratio.threshold"),
+    ("sql_cpu", {"threshold": 0}, "alerts.sql_cpu.threshold"),
+    ("dead_letter", {"threshold": 1}, "alerts.dead_letter.threshold"),
+    ("uptime", {"threshold": 1.5}, "alerts.uptime.threshold"),
+    ("lb_latency_p95", {"threshold": -1}, "alerts.lb_latency_p95.threshold"),
+    ("lb_latency_p95", {"durationSeconds": 90}, "alerts.lb_latency_p95.durationSeconds"),
+    ("lb_latency_p95", {"severity": "PAGE"}, "alerts.lb_latency_p95.severity"),
+    ("lb_latency_p95", {"windowSeconds": 30}, "alerts.lb_latency_p95.windowSeconds"),
 ])
-def test_bad_alert_spec_names_signal_and_field(signal, spec, fragment):
+def test_bad_alert_spec_names_signal_and_field(signal, changes, key):
+    """The alert model (infra/monitoring.py) rejects the value; the report names the key."""
+    from pydantic import ValidationError
+
+    from infra.config import problems
+
+    with pytest.raises(ValidationError) as info:
+        mon.AlertsConfig.model_validate(_alerts_document(signal, **changes))
+    lines = problems(info.value, "alerts.yaml", mon.AlertsConfig)
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(f"alerts.yaml: {key}: "), lines
+
+
+def test_alert_thresholds_of_another_signal_fail_the_component_too():
+    """A spec valid on its own but wrong for its signal is also refused by MonitoringArgs (same check)."""
     kwargs = _valid_kwargs()
-    kwargs["alerts"][signal] = spec
-    with pytest.raises(mon.MonitoringArgsError, match=rf"^monitoring: {fragment}: "):
+    kwargs["alerts"]["dead_letter"] = mon.AlertThreshold(threshold=1, duration_seconds=0, severity="ERROR")
+    with pytest.raises(mon.MonitoringArgsError, match=r"^monitoring: alerts\.dead_letter\.threshold: "):
         mon.MonitoringArgs(**kwargs)
 
 
