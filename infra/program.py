@@ -101,7 +101,8 @@ def build(settings: StackSettings) -> Platform:
 
     net = network.Network(
         "network",
-        network.NetworkArgs(
+        cfg.network,
+        network.NetworkContext(
             project=settings.project,
             region=settings.region,
             network_name=names.network,
@@ -109,17 +110,14 @@ def build(settings: StackSettings) -> Platform:
             router_name=names.router,
             nat_name=names.nat,
             psa_range_name=names.private_service_access_range,
-            subnet_cidr=cfg.network.subnet_cidr,
-            pods_cidr=cfg.network.pods_cidr,
-            services_cidr=cfg.network.services_cidr,
-            psa_cidr=cfg.network.private_service_access_cidr,
             labels=labels,
         ),
     )
 
     cluster = gke.GkeCluster(
         "gke",
-        gke.GkeClusterArgs(
+        cfg.gke,
+        gke.GkeClusterContext(
             project=settings.project,
             region=settings.region,
             cluster_name=names.cluster,
@@ -128,19 +126,8 @@ def build(settings: StackSettings) -> Platform:
             subnetwork_id=net.subnetwork_id,
             pods_range_name=net.pods_range_name,
             services_range_name=net.services_range_name,
-            release_channel=cfg.gke.release_channel.value,
-            authorized_networks=[
-                gke.AuthorizedNetworkArgs(cidr_block=n.cidr_block, display_name=n.display_name)
-                for n in cfg.gke.master_authorized_networks
-            ],
-            maintenance_window=gke.MaintenanceWindowArgs(
-                start_time=cfg.gke.maintenance_window.start_time,
-                end_time=cfg.gke.maintenance_window.end_time,
-                recurrence=cfg.gke.maintenance_window.recurrence,
-            ),
             namespace=names.namespace,
             protect=settings.protect,
-            dns_endpoint=cfg.gke.dns_endpoint,
             labels=labels,
         ),
     )
@@ -159,25 +146,24 @@ def build(settings: StackSettings) -> Platform:
 
     topics = pubsub.PubSub(
         "pubsub",
-        pubsub.PubSubArgs(
+        cfg.pubsub,
+        pubsub.PubSubContext(
             project=settings.project,
             uploads_topic=names.uploads_topic,
             extractor_subscription=names.extractor_subscription,
             dead_letter_topic=names.dead_letter_topic,
             dead_letter_subscription=names.dead_letter_subscription,
-            # ack deadline, max delivery attempts, retention, backoff (same field names)
-            **settings.pubsub.model_dump(),
             labels=labels,
         ),
     )
 
     uploads = storage.Storage(
         "storage",
-        storage.StorageArgs(
+        cfg.storage,
+        storage.StorageContext(
             project=settings.project,
             location=settings.region,
             bucket_name=names.uploads_bucket,
-            noncurrent_version_retention_days=cfg.storage.noncurrent_version_retention_days,
             uploads_topic_id=topics.uploads_topic_id,
             uploads_topic_name=topics.uploads_topic_name,
             protect=settings.protect,

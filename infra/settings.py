@@ -53,6 +53,10 @@ from infra.config import (
     problems as _problems,
 )
 from infra.loadbalancer import ArmorConfig, IapConfig, LoadBalancerConfig
+from infra.gke import GkeConfig
+from infra.network import NetworkConfig
+from infra.pubsub import PubSubConfig
+from infra.storage import StorageConfig
 from infra.monitoring import AlertsConfig, AlertThreshold, UptimeConfig
 
 #: The Pulumi project name (``Pulumi.yaml`` ``name``); also the config namespace.
@@ -79,164 +83,6 @@ _ENTERPRISE_TIER = re.compile(r"^(db-f1-micro|db-g1-small|db-custom-[0-9]+-[0-9]
 
 
 # --------------------------------------------------------------------------- models
-
-
-class NetworkConfig(_Model):
-    """``print-platform:network``: the VPC's address plan (all private IPv4 CIDR blocks, non-overlapping).
-
-    Attributes:
-        subnet_cidr: primary range of the regional subnet (nodes, internal LBs), /8../29.
-        pods_cidr: secondary range for GKE pods (/8../21; Autopilot wants >= /21 per
-            https://cloud.google.com/kubernetes-engine/docs/concepts/alias-ips#cluster_sizing).
-        services_cidr: secondary range for GKE services (/8../27).
-        private_service_access_cidr: range reserved for Private Service Access
-            (Cloud SQL private IP), /8../24 (https://cloud.google.com/vpc/docs/configure-private-services-access).
-    """
-
-    subnet_cidr: str
-    pods_cidr: str
-    services_cidr: str
-    private_service_access_cidr: str
-
-    @field_validator("subnet_cidr")
-    @classmethod
-    def _subnet(cls, v: str) -> str:
-        _private_network(v, min_prefix=8, max_prefix=29)
-        return v
-
-    @field_validator("pods_cidr")
-    @classmethod
-    def _pods(cls, v: str) -> str:
-        _private_network(v, min_prefix=8, max_prefix=21)
-        return v
-
-    @field_validator("services_cidr")
-    @classmethod
-    def _services(cls, v: str) -> str:
-        _private_network(v, min_prefix=8, max_prefix=27)
-        return v
-
-    @field_validator("private_service_access_cidr")
-    @classmethod
-    def _psa(cls, v: str) -> str:
-        _private_network(v, min_prefix=8, max_prefix=24)
-        return v
-
-    @model_validator(mode="after")
-    def _no_overlap(self) -> "NetworkConfig":
-        ranges = {
-            "subnetCidr": self.subnet_cidr,
-            "podsCidr": self.pods_cidr,
-            "servicesCidr": self.services_cidr,
-            "privateServiceAccessCidr": self.private_service_access_cidr,
-        }
-        items = list(ranges.items())
-        for i, (ka, va) in enumerate(items):
-            for kb, vb in items[i + 1:]:
-                if ipaddress.IPv4Network(va).overlaps(ipaddress.IPv4Network(vb)):
-                    raise ValueError(f"{kb}: {vb} overlaps {ka} {va}")
-        return self
-
-    @property
-    def private_service_access(self) -> ipaddress.IPv4Network:
-        """The PSA range as a network (address + prefix length for ``GlobalAddress``)."""
-        return ipaddress.IPv4Network(self.private_service_access_cidr)
-
-
-class ReleaseChannel(str, Enum):
-    """GKE release channels a stack may pin. RAPID (no SLA for new versions) and
-    UNSPECIFIED (no channel: manual versions) are deliberately not offered
-    (https://cloud.google.com/kubernetes-engine/docs/concepts/release-channels)."""
-
-    REGULAR = "REGULAR"
-    STABLE = "STABLE"
-    EXTENDED = "EXTENDED"
-
-
-class AuthorizedNetwork(_Model):
-    """One control-plane authorized network: ``cidrBlock`` (IPv4 CIDR, never 0.0.0.0/0) and ``displayName``."""
-
-    cidr_block: str
-    display_name: str = Field(min_length=1, max_length=60)
-
-    @field_validator("cidr_block")
-    @classmethod
-    def _cidr(cls, v: str) -> str:
-        try:
-            net = ipaddress.IPv4Network(v, strict=True)
-        except ValueError as exc:
-            raise ValueError(f"{v!r} is not an IPv4 CIDR block ({exc})") from None
-        # Why: an authorized network of /0 (or anything this wide) opens the
-        # control plane to the internet, which the authorized-networks list exists to prevent.
-        if net.prefixlen < 8:
-            raise ValueError(f"{v} would open the control plane to a /{net.prefixlen}; use specific ranges")
-        return v
-
-
-#: RFC 5545 weekday codes (``BYDAY``).
-_WEEKDAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
-
-
-class MaintenanceWindow(_Model):
-    """GKE recurring maintenance window (RFC 3339 ``startTime``/``endTime`` in UTC, RFC 5545 ``recurrence``).
-
-    GKE needs windows of at least 4 hours and 48 h of availability in any 32 days
-    (https://cloud.google.com/kubernetes-engine/docs/concepts/maintenance-windows-and-exclusions);
-    both are checked here, so the cluster update cannot fail on them.
-    """
-
-    start_time: str
-    end_time: str
-    recurrence: str = Field(pattern=r"^FREQ=(DAILY|WEEKLY)(;BYDAY=[A-Z,]+)?$")
-
-    @model_validator(mode="after")
-    def _window(self) -> "MaintenanceWindow":
-        try:
-            start = datetime.fromisoformat(self.start_time.replace("Z", "+00:00"))
-            end = datetime.fromisoformat(self.end_time.replace("Z", "+00:00"))
-        except ValueError:
-            raise ValueError(f"startTime/endTime must be RFC 3339 timestamps, got {self.start_time!r}, {self.end_time!r}") from None
-        if start.tzinfo is None or end.tzinfo is None:
-            raise ValueError("startTime/endTime need a UTC offset (e.g. 2026-01-03T01:00:00Z)")
-        if end - start < timedelta(hours=4):
-            raise ValueError(f"window {self.start_time}..{self.end_time} is shorter than GKE's 4-hour minimum")
-        if end - start > timedelta(hours=24):
-            raise ValueError(f"window {self.start_time}..{self.end_time} is longer than 24 hours")
-        by_day = self.recurrence.partition(";BYDAY=")[2]
-        days = by_day.split(",") if by_day else []
-        unknown = [d for d in days if d not in _WEEKDAYS]
-        if unknown or len(set(days)) != len(days):
-            raise ValueError(f"recurrence: BYDAY must list distinct days of {list(_WEEKDAYS)}, got {by_day!r}")
-        # GKE rejects a policy with less than 48 h of maintenance availability in any
-        # 32-day window; in the worst case 32 days hold each weekday 4 times.
-        per_32_days = 32 if self.recurrence.startswith("FREQ=DAILY") else 4 * max(1, len(days))
-        hours = per_32_days * (end - start) / timedelta(hours=1)
-        if hours < 48:
-            raise ValueError(
-                f"recurrence: {self.recurrence} with a {(end - start) / timedelta(hours=1):g} h window gives "
-                f"{hours:g} h per 32 days; GKE needs at least 48 h (longer windows or more days)"
-            )
-        return self
-
-
-class GkeConfig(_Model):
-    """``print-platform:gke``: the few safe knobs of the Autopilot cluster.
-
-    Attributes:
-        release_channel: ``REGULAR`` | ``STABLE`` | ``EXTENDED``.
-        master_authorized_networks: at least one :class:`AuthorizedNetwork`; the only
-            sources (besides Google-internal ones) that reach the control plane.
-        maintenance_window: :class:`MaintenanceWindow`.
-        dns_endpoint: also enable the control plane's DNS-based endpoint
-            (``gke-<id>.<region>.gke.goog``), authorised by IAM
-            (``container.clusters.connect``) instead of source IP, and use it in the
-            kubeconfig — for CI runners without fixed egress IPs. Default false.
-    """
-
-    release_channel: ReleaseChannel
-    master_authorized_networks: list[AuthorizedNetwork] = Field(min_length=1)
-    maintenance_window: MaintenanceWindow
-    dns_endpoint: bool = False
 
 
 class Edition(str, Enum):
@@ -294,48 +140,6 @@ class DatabaseConfig(_Model):
         pattern = _ENTERPRISE_PLUS_TIER if self.edition is Edition.ENTERPRISE_PLUS else _ENTERPRISE_TIER
         if not pattern.match(self.tier):
             raise ValueError(f"tier: {self.tier!r} is not a machine type of edition {self.edition.value}")
-        return self
-
-
-class StorageConfig(_Model):
-    """``print-platform:storage``: ``noncurrentVersionRetentionDays`` (1..3650): days a
-    replaced or deleted object version is kept before the lifecycle rule deletes it."""
-
-    noncurrent_version_retention_days: int = Field(default=30, ge=1, le=3650)
-
-
-class PubSubConfig(_Model):
-    """``print-platform:pubsub``: the extractor subscription's delivery settings.
-
-    Ranges are the Pub/Sub API's (https://cloud.google.com/pubsub/docs/reference/rest/v1/projects.subscriptions):
-    ack deadline 10..600 s, max delivery attempts 5..100, message retention
-    600s..604800s (10 min..7 days), backoff 0..600 s with minimum <= maximum.
-    """
-
-    ack_deadline_seconds: int = Field(ge=10, le=600)
-    max_delivery_attempts: int = Field(ge=5, le=100)
-    message_retention_duration: str = "604800s"
-    minimum_backoff: str = "10s"
-    maximum_backoff: str = "600s"
-
-    @field_validator("message_retention_duration")
-    @classmethod
-    def _retention(cls, v: str) -> str:
-        if not 600 <= _duration_seconds(v) <= 604800:
-            raise ValueError(f"{v} is outside 600s..604800s")
-        return v
-
-    @field_validator("minimum_backoff", "maximum_backoff")
-    @classmethod
-    def _backoff(cls, v: str) -> str:
-        if not 0 <= _duration_seconds(v) <= 600:
-            raise ValueError(f"{v} is outside 0s..600s")
-        return v
-
-    @model_validator(mode="after")
-    def _ordered(self) -> "PubSubConfig":
-        if _duration_seconds(self.minimum_backoff) > _duration_seconds(self.maximum_backoff):
-            raise ValueError(f"minimumBackoff: {self.minimum_backoff} exceeds maximumBackoff {self.maximum_backoff}")
         return self
 
 
@@ -595,28 +399,6 @@ class Names(BaseModel):
         return f"{self.service_accounts[service]}@{project}.iam.gserviceaccount.com"
 
 
-class PubSubSettings(BaseModel):
-    """Pub/Sub delivery settings in API form (durations as ``"<seconds>s"`` strings).
-
-    Attributes:
-        ack_deadline_seconds: int. max_delivery_attempts: int.
-        message_retention_duration, minimum_backoff, maximum_backoff: e.g. ``"600s"``.
-    """
-
-    model_config = ConfigDict(frozen=True)
-
-    ack_deadline_seconds: int
-    max_delivery_attempts: int
-    message_retention_duration: str
-    minimum_backoff: str
-    maximum_backoff: str
-
-    @staticmethod
-    def seconds(duration: str) -> int:
-        """``"600s"`` -> 600."""
-        return _duration_seconds(duration)
-
-
 class StackSettings(BaseModel):
     """Everything the program, the preview, the chart renderer and the local platform need for one stack.
 
@@ -625,7 +407,7 @@ class StackSettings(BaseModel):
         protect: True for stacks whose stateful resources are protected (prod).
         config: the validated :class:`StackConfig` (all keys).
         alerts: the validated :class:`AlertsConfig`.
-        names: :class:`Names`. pubsub: :class:`PubSubSettings`.
+        names: :class:`Names`. pubsub: the stack's :class:`infra.pubsub.PubSubConfig` (same as ``config.pubsub``).
         source: the stack file name used in error messages (``Pulumi.<stack>.yaml``).
     """
 
@@ -638,7 +420,7 @@ class StackSettings(BaseModel):
     config: StackConfig
     alerts: AlertsConfig
     names: Names
-    pubsub: PubSubSettings
+    pubsub: PubSubConfig
     source: str
 
 
@@ -787,7 +569,7 @@ def parse_stack_settings(stack: str, config: Mapping[str, Any], alerts: Any) -> 
         config=stack_config,
         alerts=alerts_config,
         names=Names.derive(stack_config.project, stack),
-        pubsub=PubSubSettings(**stack_config.pubsub.model_dump()),
+        pubsub=stack_config.pubsub,
         source=source,
     )
 

@@ -29,24 +29,17 @@ def _mocks(stack: str) -> PlatformMocks:
 
 def _network(s) -> network.Network:
     n = s.names
-    return network.Network("network", network.NetworkArgs(
+    return network.Network("network", s.config.network, network.NetworkContext(
         project=s.project, region=s.region, network_name=n.network, subnetwork_name=n.subnetwork,
-        router_name=n.router, nat_name=n.nat, psa_range_name=n.private_service_access_range,
-        subnet_cidr=s.config.network.subnet_cidr, pods_cidr=s.config.network.pods_cidr,
-        services_cidr=s.config.network.services_cidr, psa_cidr=s.config.network.private_service_access_cidr))
+        router_name=n.router, nat_name=n.nat, psa_range_name=n.private_service_access_range))
 
 
 def _cluster(s, net: network.Network, dns_endpoint: bool = False) -> gke.GkeCluster:
-    g = s.config.gke
-    return gke.GkeCluster("gke", gke.GkeClusterArgs(
+    return gke.GkeCluster("gke", s.config.gke.model_copy(update={"dns_endpoint": dns_endpoint}), gke.GkeClusterContext(
         project=s.project, region=s.region, cluster_name=s.names.cluster,
         node_service_account_id=s.names.node_service_account, network_id=net.network_id,
         subnetwork_id=net.subnetwork_id, pods_range_name=net.pods_range_name,
-        services_range_name=net.services_range_name, release_channel=g.release_channel.value,
-        authorized_networks=[gke.AuthorizedNetworkArgs(n.cidr_block, n.display_name) for n in g.master_authorized_networks],
-        maintenance_window=gke.MaintenanceWindowArgs(g.maintenance_window.start_time, g.maintenance_window.end_time,
-                                                     g.maintenance_window.recurrence),
-        namespace=s.names.namespace, protect=s.protect, dns_endpoint=dns_endpoint))
+        services_range_name=net.services_range_name, namespace=s.names.namespace, protect=s.protect))
 
 
 @pytest.mark.parametrize("dns_endpoint", [False, True])
