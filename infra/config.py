@@ -98,6 +98,13 @@ def private_network(value: str, *, min_prefix: int, max_prefix: int) -> ipaddres
     return net
 
 
+def not_bool(value: Any) -> Any:
+    """A ``mode="before"`` validator for integer fields: refuse a boolean (YAML ``true`` would pass as 1)."""
+    if isinstance(value, bool):
+        raise ValueError(f"must be an integer, got {value!r}")
+    return value
+
+
 def duration_seconds(value: str) -> int:
     """``"600s"`` -> 600 (raises ValueError for anything else)."""
     match = _DURATION.match(value) if isinstance(value, str) else None

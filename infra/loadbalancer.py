@@ -56,7 +56,7 @@ import pulumi_gcp as gcp
 import pulumi_kubernetes as k8s
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from infra.config import EMAIL_PATTERN, HOSTNAME_PATTERN, ConfigModel
+from infra.config import EMAIL_PATTERN, HOSTNAME_PATTERN, ConfigModel, not_bool
 
 # --- Facts taken from vendor documentation (one place each) -------------------
 
@@ -121,13 +121,6 @@ def _check(condition: bool, field_name: str, message: str) -> None:
 IAP_MEMBER_KINDS = ("group", "user", "serviceAccount")
 
 
-def _whole_number(v: Any) -> Any:
-    # Why: YAML `true` would otherwise pass as the integer 1.
-    if isinstance(v, bool):
-        raise ValueError(f"must be an integer, got {v!r}")
-    return v
-
-
 class ArmorConfig(ConfigModel):
     """``print-platform:loadBalancer.armor``: Cloud Armor for the files-api backend.
 
@@ -159,7 +152,7 @@ class ArmorConfig(ConfigModel):
     adaptive_protection: bool = True
 
     _not_bool = field_validator("rate_limit_requests", "rate_limit_interval_sec", "ban_duration_sec",
-                                "waf_sensitivity", mode="before")(_whole_number)
+                                "waf_sensitivity", mode="before")(not_bool)
 
     @field_validator("rate_limit_requests")
     @classmethod

@@ -187,18 +187,12 @@ def build(settings: StackSettings) -> Platform:
 
     db = database.Database(
         "database",
-        database.DatabaseArgs(
+        cfg.database,
+        database.DatabaseContext(
             project=settings.project,
             region=settings.region,
             instance_name=names.sql_instance,
             database_name=names.database_name,
-            tier=cfg.database.tier,
-            edition=cfg.database.edition.value,
-            availability=cfg.database.availability.value,
-            disk_size_gb=cfg.database.disk_size_gb,
-            backup_start_time=cfg.database.backup_start_time,
-            maintenance_day=cfg.database.maintenance_window.day,
-            maintenance_hour=cfg.database.maintenance_window.hour,
             network_id=net.network_id,
             private_service_access=net.private_service_access,
             service_account_emails=accounts.emails,
@@ -385,11 +379,10 @@ def _budget(platform: Platform) -> Optional[billing.Budget]:
         return None
     return billing.Budget(
         "budget",
-        billing.BudgetArgs(
+        config,
+        billing.BudgetContext(
             stack=s.stack,
             project=s.project,
-            billing_account=config.billing_account,
-            amount_usd=config.amount_usd,
             notification_channels=[c.name for c in platform.monitoring.channels],
         ),
     )

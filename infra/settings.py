@@ -53,6 +53,8 @@ from infra.config import (
     problems as _problems,
 )
 from infra.loadbalancer import ArmorConfig, IapConfig, LoadBalancerConfig
+from infra.budget import MAX_CHANNELS as BUDGET_MAX_CHANNELS, BudgetConfig
+from infra.database import Availability, DatabaseConfig, Edition, SqlMaintenanceWindow
 from infra.gke import GkeConfig
 from infra.network import NetworkConfig
 from infra.pubsub import PubSubConfig
@@ -75,72 +77,9 @@ SECRET_PLACEHOLDER = "[secret]"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
-_HHMM = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
-# Cloud SQL Enterprise Plus machine types (https://cloud.google.com/sql/docs/postgres/machine-series-overview).
-_ENTERPRISE_PLUS_TIER = re.compile(r"^db-perf-optimized-N-(2|4|8|16|32|48|64|80|96|128)$")
-# Enterprise edition machine types: shared-core and custom (db-custom-<vCPU>-<MiB>).
-_ENTERPRISE_TIER = re.compile(r"^(db-f1-micro|db-g1-small|db-custom-[0-9]+-[0-9]+)$")
 
 
 # --------------------------------------------------------------------------- models
-
-
-class Edition(str, Enum):
-    """Cloud SQL editions (https://cloud.google.com/sql/docs/editions-intro)."""
-
-    ENTERPRISE = "ENTERPRISE"
-    ENTERPRISE_PLUS = "ENTERPRISE_PLUS"
-
-
-class Availability(str, Enum):
-    """Cloud SQL availability type: ``REGIONAL`` is the HA configuration (standby in a second zone)."""
-
-    ZONAL = "ZONAL"
-    REGIONAL = "REGIONAL"
-
-
-class SqlMaintenanceWindow(_Model):
-    """Cloud SQL maintenance window: ``day`` 1 (Monday) .. 7 (Sunday), ``hour`` 0..23 UTC."""
-
-    day: int = Field(ge=1, le=7)
-    hour: int = Field(ge=0, le=23)
-
-
-class DatabaseConfig(_Model):
-    """``print-platform:database``: size and availability of the Cloud SQL instance.
-
-    Attributes:
-        tier: machine type; must belong to ``edition`` (``db-perf-optimized-N-*``
-            for ENTERPRISE_PLUS; ``db-f1-micro``, ``db-g1-small`` or ``db-custom-<cpu>-<MiB>``
-            for ENTERPRISE).
-        edition: ``ENTERPRISE`` | ``ENTERPRISE_PLUS`` (set explicitly: Postgres 16
-            defaults to Enterprise Plus, which rejects the Enterprise tiers).
-        availability: ``ZONAL`` | ``REGIONAL``.
-        disk_size_gb: initial SSD size, GB (>= 10; grows automatically).
-        backup_start_time: ``HH:MM`` UTC start of the daily backup window.
-        maintenance_window: :class:`SqlMaintenanceWindow`.
-    """
-
-    edition: Edition = Edition.ENTERPRISE
-    tier: str
-    availability: Availability
-    disk_size_gb: int = Field(ge=10, le=65536)
-    backup_start_time: str = "02:00"
-    maintenance_window: SqlMaintenanceWindow = SqlMaintenanceWindow(day=7, hour=3)
-
-    @field_validator("backup_start_time")
-    @classmethod
-    def _hhmm(cls, v: str) -> str:
-        if not _HHMM.match(v):
-            raise ValueError(f"{v!r} is not a time of day HH:MM")
-        return v
-
-    @model_validator(mode="after")
-    def _tier_matches_edition(self) -> "DatabaseConfig":
-        pattern = _ENTERPRISE_PLUS_TIER if self.edition is Edition.ENTERPRISE_PLUS else _ENTERPRISE_TIER
-        if not pattern.match(self.tier):
-            raise ValueError(f"tier: {self.tier!r} is not a machine type of edition {self.edition.value}")
-        return self
 
 
 class ReconcileConfig(_Model):
@@ -244,33 +183,6 @@ class ImagesConfig(BaseModel):
         images = {"files-api": self.files_api, "extractor": self.extractor}
         image = images[service]
         return image.digest if image else None
-
-
-#: A Cloud Billing account id: three groups of six upper-case hex digits
-#: (https://cloud.google.com/billing/docs/how-to/find-billing-account-id).
-_BILLING_ACCOUNT = re.compile(r"^[0-9A-F]{6}-[0-9A-F]{6}-[0-9A-F]{6}$")
-
-
-class BudgetConfig(_Model):
-    """``print-platform:budget``: the stack's Cloud Billing budget (infra/budget.py).
-
-    Attributes:
-        billing_account: the billing account id ``XXXXXX-XXXXXX-XXXXXX`` (upper-case
-            hex) that pays for the stack's project; the budget is created on it.
-        amount_usd: monthly budget in US dollars, a whole number 1..1,000,000; alerts
-            go to the stack's notification channels at 50, 90 and 100 % of it, and
-            ``make cost`` / ``make preview`` warn when the estimate exceeds it.
-    """
-
-    billing_account: str
-    amount_usd: int = Field(ge=1, le=1_000_000)
-
-    @field_validator("billing_account")
-    @classmethod
-    def _billing_account(cls, v: str) -> str:
-        if not _BILLING_ACCOUNT.match(v):
-            raise ValueError(f"{v!r} is not a billing account id like '01A2B3-C4D5E6-F7A8B9' (upper-case hex)")
-        return v
 
 
 class StackConfig(BaseModel):
@@ -506,8 +418,8 @@ def _cross_key_problems(stack_config: StackConfig, source: str) -> list[str]:
             f"{source}: print-platform:database.availability: is {stack_config.database.availability.value} "
             "but print-platform:protect is true; a protected stack needs REGIONAL (high availability)")
     # Why: the budget alerts the stack's notification channels, and the Budget API
-    # takes at most 5 (infra/budget.py MAX_CHANNELS); more would fail at `pulumi up`.
-    if stack_config.budget is not None and len(stack_config.alerting.notification_emails) > 5:
+    # takes at most BUDGET_MAX_CHANNELS (5); more would fail at `pulumi up`.
+    if stack_config.budget is not None and len(stack_config.alerting.notification_emails) > BUDGET_MAX_CHANNELS:
         found.append(
             f"{source}: print-platform:alerting.notificationEmails: {len(stack_config.alerting.notification_emails)} "
             "addresses, but print-platform:budget alerts every channel and a Cloud Billing budget takes at most 5")

@@ -91,12 +91,9 @@ def test_database_exposes_connection_name_private_ip_and_iam_users():
             project=s.project, account_ids=s.names.service_accounts,
             kubernetes_service_accounts=s.names.kubernetes_service_accounts,
             namespace=s.names.namespace, workload_pool=f"{s.project}.svc.id.goog"))
-        db = database.Database("database", database.DatabaseArgs(
+        db = database.Database("database", s.config.database, database.DatabaseContext(
             project=s.project, region=s.region, instance_name=s.names.sql_instance,
-            database_name=s.names.database_name, tier=s.config.database.tier,
-            edition=s.config.database.edition.value, availability=s.config.database.availability.value,
-            disk_size_gb=s.config.database.disk_size_gb, backup_start_time=s.config.database.backup_start_time,
-            maintenance_day=7, maintenance_hour=3, network_id=net.network_id,
+            database_name=s.names.database_name, network_id=net.network_id,
             private_service_access=net.private_service_access, service_account_emails=accounts.emails,
             protect=s.protect))
         return pulumi.Output.all(db.connection_name, db.private_ip_address, db.user_names).apply(
