@@ -66,7 +66,7 @@ class BudgetConfig(ConfigModel):
             ``make cost`` / ``make preview`` warn when the estimate exceeds it.
     """
 
-    billing_account: str
+    billing_account: str = Field(description="`XXXXXX-XXXXXX-XXXXXX`, upper-case hex")
     amount_usd: int = Field(ge=1, le=1_000_000)
 
     _not_bool = field_validator("amount_usd", mode="before")(not_bool)

@@ -87,10 +87,11 @@ class DatabaseConfig(ConfigModel):
     """
 
     edition: Edition = Edition.ENTERPRISE
-    tier: str
-    availability: Availability
+    tier: str = Field(description="a machine type of `edition`: `db-perf-optimized-N-<cpus>` (ENTERPRISE_PLUS); "
+                      "`db-f1-micro`, `db-g1-small`, `db-custom-<cpus>-<MiB>` (ENTERPRISE)")
+    availability: Availability = Field(description="`REGIONAL` (high availability) required when `protect` is true")
     disk_size_gb: int = Field(ge=10, le=65536)
-    backup_start_time: str = "02:00"
+    backup_start_time: str = Field(default="02:00", description="`HH:MM` UTC")
     maintenance_window: SqlMaintenanceWindow = SqlMaintenanceWindow(day=7, hour=3)
 
     @field_validator("backup_start_time")

@@ -91,8 +91,8 @@ class MaintenanceWindow(ConfigModel):
     both are checked here, so the cluster update cannot fail on them.
     """
 
-    start_time: str
-    end_time: str
+    start_time: str = Field(description="RFC 3339 with UTC offset")
+    end_time: str = Field(description="RFC 3339; 4–24 h after `startTime`; with `recurrence` ≥ 48 h per 32 days (GKE)")
     recurrence: str = Field(pattern=r"^FREQ=(DAILY|WEEKLY)(;BYDAY=[A-Z,]+)?$")
 
     @model_validator(mode="after")
@@ -140,9 +140,11 @@ class GkeConfig(ConfigModel):
     """
 
     release_channel: ReleaseChannel
-    master_authorized_networks: list[AuthorizedNetwork] = Field(min_length=1)
+    master_authorized_networks: list[AuthorizedNetwork] = Field(
+        min_length=1, description="`cidrBlock`: IPv4 CIDR, no prefix shorter than /8 (never `0.0.0.0/0`)")
     maintenance_window: MaintenanceWindow
-    dns_endpoint: bool = False
+    dns_endpoint: bool = Field(
+        default=False, description="enable the IAM-authorised DNS endpoint and use it in the kubeconfig")
 
 
 @dataclass(frozen=True)

@@ -144,11 +144,11 @@ class ArmorConfig(ConfigModel):
         pydantic.ValidationError: any value outside the ranges above.
     """
 
-    rate_limit_requests: int
-    rate_limit_interval_sec: int
-    ban_duration_sec: int
-    waf_sensitivity: int = 1
-    waf_preview: bool = False
+    rate_limit_requests: int = Field(description=f"1–{ARMOR_BAN_MAX_REQUESTS} per client IP and interval")
+    rate_limit_interval_sec: int = Field(description=f"one of {ARMOR_INTERVALS_SEC}")
+    ban_duration_sec: int = Field(description="1–86400 s")
+    waf_sensitivity: int = Field(default=1, description=f"one of {WAF_SENSITIVITIES}")
+    waf_preview: bool = Field(default=False, description="WAF rules only log instead of denying")
     adaptive_protection: bool = True
 
     _not_bool = field_validator("rate_limit_requests", "rate_limit_interval_sec", "ban_duration_sec",
@@ -198,8 +198,9 @@ class IapConfig(ConfigModel):
     """
 
     enabled: bool = False
-    members: list[str] = Field(default_factory=list)
-    oauth_client_id: Optional[str] = None
+    members: list[str] = Field(default_factory=list, description="`group:`/`user:`/`serviceAccount:<email>`, distinct; "
+                               "required when `enabled`")
+    oauth_client_id: Optional[str] = Field(default=None, description="with `oauthClientSecret`, or neither")
     oauth_client_secret: Optional[SecretStr] = None
 
     @field_validator("members")
@@ -230,7 +231,7 @@ class LoadBalancerConfig(ConfigModel):
     """``print-platform:loadBalancer``: ``domain`` (FQDN served over HTTPS), ``sslProfile``
     (``MODERN`` | ``RESTRICTED``), ``iap`` (:class:`IapConfig`), ``armor`` (:class:`ArmorConfig`)."""
 
-    domain: str
+    domain: str = Field(description="lower-case fully qualified host name")
     ssl_profile: Literal["MODERN", "RESTRICTED"] = "MODERN"
     iap: IapConfig = IapConfig()
     armor: ArmorConfig

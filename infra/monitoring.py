@@ -44,7 +44,7 @@ from typing import Any, Mapping, Optional, Sequence
 
 import pulumi
 import pulumi_gcp as gcp
-from pydantic import field_validator
+from pydantic import Field, field_validator
 
 from infra.config import EMAIL_PATTERN, HOSTNAME_PATTERN, ConfigModel
 
@@ -127,10 +127,11 @@ class AlertThreshold(ConfigModel):
             restarts are counted in.
     """
 
-    threshold: float
-    duration_seconds: int
-    severity: str
-    window_seconds: int = 60
+    threshold: float = Field(description=f"≥ 0; in (0, 1] for {', '.join(FRACTION_SIGNALS)}; 0 for dead_letter; "
+                                         "a whole number ≥ 1 for uptime")
+    duration_seconds: int = Field(description="multiple of 60 in 0–86400")
+    severity: str = Field(description=f"one of {' | '.join(SEVERITIES)}")
+    window_seconds: int = Field(default=60, description="60–86400")
 
     @field_validator("threshold", mode="before")
     @classmethod
@@ -188,9 +189,9 @@ def signal_problems(alerts: Mapping[str, AlertThreshold]) -> list[str]:
 class UptimeConfig(ConfigModel):
     """The uptime check: ``periodSeconds``, ``timeoutSeconds``, ``healthPath`` (checked by :class:`MonitoringArgs`)."""
 
-    period_seconds: int = 60
-    timeout_seconds: int = 10
-    health_path: str = "/healthz"
+    period_seconds: int = Field(default=60, description=f"one of {UPTIME_PERIODS_SEC}")
+    timeout_seconds: int = Field(default=10, description="1–60")
+    health_path: str = Field(default="/healthz", description="starts with `/`")
 
 
 class AlertsConfig(ConfigModel):

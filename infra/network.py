@@ -15,7 +15,7 @@ from typing import Mapping, Optional
 
 import pulumi
 import pulumi_gcp as gcp
-from pydantic import field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from infra.config import ConfigModel, private_network
 
@@ -42,10 +42,11 @@ class NetworkConfig(ConfigModel):
             (Cloud SQL private IP), /8../24 (https://cloud.google.com/vpc/docs/configure-private-services-access).
     """
 
-    subnet_cidr: str
-    pods_cidr: str
-    services_cidr: str
-    private_service_access_cidr: str
+    subnet_cidr: str = Field(description="private IPv4 CIDR, /8–/29")
+    pods_cidr: str = Field(description="private IPv4 CIDR, /8–/21")
+    services_cidr: str = Field(description="private IPv4 CIDR, /8–/27")
+    private_service_access_cidr: str = Field(
+        description="private IPv4 CIDR, /8–/24; the four ranges must not overlap")
 
     @field_validator("subnet_cidr")
     @classmethod

@@ -36,9 +36,9 @@ class PubSubConfig(ConfigModel):
 
     ack_deadline_seconds: int = Field(ge=10, le=600)
     max_delivery_attempts: int = Field(ge=5, le=100)
-    message_retention_duration: str = "604800s"
-    minimum_backoff: str = "10s"
-    maximum_backoff: str = "600s"
+    message_retention_duration: str = Field(default="604800s", description="`<n>s`, 600s–604800s")
+    minimum_backoff: str = Field(default="10s", description="`<n>s`, 0s–600s, ≤ `maximumBackoff`")
+    maximum_backoff: str = Field(default="600s", description="`<n>s`, 0s–600s")
 
     @field_validator("message_retention_duration")
     @classmethod

@@ -104,8 +104,9 @@ class ReconcileConfig(_Model):
 
     pending_bound_seconds: int = Field(default=300, ge=30, le=86400)
     max_redrives: int = Field(default=3, ge=0, le=20)
-    interval_seconds: int = Field(default=300, ge=10, le=3600)
-    sweep_interval_seconds: int = Field(default=900, ge=10, le=3600)
+    interval_seconds: int = Field(default=300, ge=10, le=3600,
+                                  description="≥ 60: a multiple of 60 dividing 3600 (the CronJob's `*/N` minutes)")
+    sweep_interval_seconds: int = Field(default=900, ge=10, le=3600, description="as `intervalSeconds`")
     unfinished_upload_age_seconds: int = Field(default=3600, ge=360, le=604800)
 
     @field_validator("interval_seconds", "sweep_interval_seconds")
@@ -132,7 +133,8 @@ def cron_schedule(interval_seconds: int) -> str:
 class AlertingConfig(_Model):
     """``print-platform:alerting``: ``notificationEmails``: non-empty list of distinct addresses."""
 
-    notification_emails: list[str] = Field(min_length=1)
+    notification_emails: list[str] = Field(
+        min_length=1, description=f"distinct e-mail addresses; with a `budget` at most {BUDGET_MAX_CHANNELS}")
 
     @field_validator("notification_emails")
     @classmethod
@@ -153,7 +155,7 @@ class ImageConfig(_Model):
     the program then builds no image for that service (docs/infra.md, "Images").
     """
 
-    digest: str
+    digest: str = Field(description="`sha256:<64 hex>` of an image already in the stack's repository")
 
     @field_validator("digest")
     @classmethod
@@ -190,9 +192,10 @@ class StackConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    project: str = Field(alias="gcp:project")
-    region: str = Field(alias="gcp:region")
-    protect: bool = Field(alias="print-platform:protect")
+    project: str = Field(alias="gcp:project", description="project id: 6–30 chars `[a-z][a-z0-9-]*[a-z0-9]`")
+    region: str = Field(alias="gcp:region", description="a known Google Cloud region")
+    protect: bool = Field(alias="print-platform:protect",
+                          description="protects cluster, SQL instance and database, bucket; needs a REGIONAL database")
     network: NetworkConfig = Field(alias="print-platform:network")
     gke: GkeConfig = Field(alias="print-platform:gke")
     database: DatabaseConfig = Field(alias="print-platform:database")

@@ -63,7 +63,7 @@ class GithubConfig(_Model):
             repository only (``assertion.repository``). No wildcards.
     """
 
-    repository: str
+    repository: str = Field(description="`owner/name`, no wildcard")
 
     @field_validator("repository")
     @classmethod
@@ -84,7 +84,7 @@ class StackCiConfig(_Model):
             matches a prefix: ``refs/tags/v*``). At least one.
     """
 
-    deploy_refs: list[str] = Field(min_length=1)
+    deploy_refs: list[str] = Field(min_length=1, description="`refs/heads/<branch>` or `refs/tags/<prefix>*`")
 
     @field_validator("deploy_refs")
     @classmethod
@@ -116,10 +116,12 @@ class BootstrapConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    project: str = Field(alias="gcp:project")
-    region: str = Field(alias="gcp:region")
+    project: str = Field(alias="gcp:project", description="the seed project; not a stack's project")
+    region: str = Field(alias="gcp:region", description="a known region (state bucket and key ring)")
     github: GithubConfig = Field(alias=f"{PROJECT}:github")
-    stacks: dict[str, StackCiConfig] = Field(alias=f"{PROJECT}:stacks", min_length=1)
+    stacks: dict[str, StackCiConfig] = Field(
+        alias=f"{PROJECT}:stacks", min_length=1,
+        description="`{<platform stack>: {deployRefs: [...]}}`; each needs a valid `Pulumi.<stack>.yaml`")
     state: StateConfig = Field(default=StateConfig(), alias=f"{PROJECT}:state")
     kms: KmsConfig = Field(default=KmsConfig(), alias=f"{PROJECT}:kms")
 
