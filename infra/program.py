@@ -279,18 +279,14 @@ def _image_digests(platform: Platform) -> dict[str, Any]:
 def _load_balancer(platform: Platform) -> edge.LoadBalancer:
     """The edge: static IP, certificate, SSL policy, Cloud Armor and the Gateway in the services' namespace."""
     s = platform.settings
-    lb = s.config.load_balancer
     return edge.LoadBalancer(
         "edge",
-        edge.LoadBalancerArgs(
+        s.config.load_balancer,
+        edge.LoadBalancerContext(
             name_prefix=s.names.prefix,
-            domain=lb.domain,
             namespace=platform.cluster.namespace,
             k8s_provider=platform.cluster.k8s_provider,
             project=s.project,
-            ssl_profile=lb.ssl_profile,
-            armor=lb.armor,
-            iap_members=tuple(lb.iap.members) if lb.iap.enabled else (),
             labels=labels_for(s),
         ),
     )
