@@ -33,7 +33,7 @@ Besides the policies, :class:`Monitoring` creates log-based counter metrics
 structured log lines: ``logging.googleapis.com/user/<stack>-<name>``.
 
 Thresholds, durations, windows and severities are data (``environments/<stack>/alerts.yaml``,
-read by ``infra/settings.py`` and mapped onto :class:`MonitoringArgs` in ``infra/program.py``);
+validated by :class:`AlertsConfig`, the component's config beside :class:`AlertingConfig`);
 this module holds only the metric definitions.
 """
 from __future__ import annotations
@@ -46,7 +46,8 @@ import pulumi
 import pulumi_gcp as gcp
 from pydantic import Field, field_validator
 
-from infra.config import EMAIL_PATTERN, HOSTNAME_PATTERN, ConfigModel
+from infra.budget import MAX_CHANNELS as BUDGET_MAX_CHANNELS
+from infra.config import EMAIL_PATTERN, ConfigModel
 
 #: Alert policy severities the Cloud Monitoring API accepts
 #: (https://cloud.google.com/monitoring/api/ref_v3/rest/v3/projects.alertPolicies#severity).
@@ -54,7 +55,7 @@ SEVERITIES = ("CRITICAL", "ERROR", "WARNING")
 #: Uptime check periods the API accepts, seconds
 #: (https://cloud.google.com/monitoring/api/ref_v3/rest/v3/projects.uptimeCheckConfigs#UptimeCheckConfig.FIELDS.period).
 UPTIME_PERIODS_SEC = (60, 300, 600, 900)
-#: The signals an alert policy is created for (keys of ``MonitoringArgs.alerts``).
+#: The signals an alert policy is created for (keys of ``AlertsConfig.alerts``).
 SIGNALS = (
     "lb_5xx_ratio",
     "lb_latency_p95",
@@ -90,13 +91,10 @@ HEALTH_JSON_PATH = "$.status"
 HEALTH_JSON_VALUE = "ok"
 #: Signals whose threshold is a utilisation or ratio and must lie in [0, 1].
 #: Signals that watch the public endpoint: their policies (and the uptime check)
-#: wait for ``MonitoringArgs.edge_depends_on`` (the releases).
+#: wait for ``MonitoringContext.edge_depends_on`` (the releases).
 EDGE_SIGNALS = ("lb_5xx_ratio", "uptime")
 FRACTION_SIGNALS = ("lb_5xx_ratio", "sql_cpu", "sql_memory", "sql_disk")
 
-# The stack config's own rules (infra/config.py), so valid stack config never fails here.
-_EMAIL = EMAIL_PATTERN
-_HOST = HOSTNAME_PATTERN
 
 
 class MonitoringArgsError(ValueError):
@@ -186,12 +184,51 @@ def signal_problems(alerts: Mapping[str, AlertThreshold]) -> list[str]:
     return found
 
 
+class AlertingConfig(ConfigModel):
+    """``print-platform:alerting``: ``notificationEmails``: non-empty list of distinct addresses."""
+
+    notification_emails: list[str] = Field(
+        min_length=1, description=f"distinct e-mail addresses; with a `budget` at most {BUDGET_MAX_CHANNELS}")
+
+    @field_validator("notification_emails")
+    @classmethod
+    def _emails(cls, v: list[str]) -> list[str]:
+        for address in v:
+            if not EMAIL_PATTERN.match(address):
+                raise ValueError(f"{address!r} is not an e-mail address")
+        if len(set(v)) != len(v):
+            raise ValueError(f"duplicate addresses in {v}")
+        return v
+
+
 class UptimeConfig(ConfigModel):
-    """The uptime check: ``periodSeconds``, ``timeoutSeconds``, ``healthPath`` (checked by :class:`MonitoringArgs`)."""
+    """``uptime`` of ``environments/<stack>/alerts.yaml``: the uptime check's ``periodSeconds``,
+    ``timeoutSeconds`` and ``healthPath`` (the path it GETs over HTTPS)."""
 
     period_seconds: int = Field(default=60, description=f"one of {UPTIME_PERIODS_SEC}")
     timeout_seconds: int = Field(default=10, description="1–60")
     health_path: str = Field(default="/healthz", description="starts with `/`")
+
+    @field_validator("period_seconds")
+    @classmethod
+    def _period(cls, v: int) -> int:
+        if v not in UPTIME_PERIODS_SEC:
+            raise ValueError(f"must be one of {UPTIME_PERIODS_SEC}, got {v!r}")
+        return v
+
+    @field_validator("timeout_seconds")
+    @classmethod
+    def _timeout(cls, v: int) -> int:
+        if not 1 <= v <= 60:
+            raise ValueError(f"must be an integer in 1..60, got {v!r}")
+        return v
+
+    @field_validator("health_path")
+    @classmethod
+    def _path(cls, v: str) -> str:
+        if not v.startswith("/"):
+            raise ValueError(f"must start with '/', got {v!r}")
+        return v
 
 
 class AlertsConfig(ConfigModel):
@@ -212,15 +249,13 @@ class AlertsConfig(ConfigModel):
 
 
 @dataclass(frozen=True)
-class MonitoringArgs:
-    """Inputs of :class:`Monitoring`.
+class MonitoringContext:
+    """What :class:`Monitoring` takes besides its config (:class:`AlertingConfig`, :class:`AlertsConfig`).
 
     Attributes:
         stack: stack name, used in display names and user labels (``dev``, ``prod``).
-        notification_emails: one e-mail notification channel per address
-            (at least one; duplicates rejected).
-        alerts: one :class:`AlertThreshold` per signal; exactly the keys in ``SIGNALS``.
-        domain: host name of the public endpoint the uptime check probes over HTTPS.
+        domain: host name of the public endpoint the uptime check probes over HTTPS
+            (``LoadBalancerConfig.domain``).
         url_map_name_regex: RE2 regex matching the load balancer's URL map name
             (``LoadBalancer.url_map_name_regex``), scoping the LB metrics.
         extractor_subscription: Pub/Sub subscription id (short name) of the extractor.
@@ -229,9 +264,6 @@ class MonitoringArgs:
         cluster_name: GKE cluster name (container restarts are scoped to it).
         namespace: Kubernetes namespace of the services (restarts are scoped to it).
         project: project id (defaults to the provider's project).
-        health_path: path the uptime check GETs (default ``/healthz``).
-        uptime_period_seconds: uptime check period, one of ``UPTIME_PERIODS_SEC``.
-        uptime_timeout_seconds: uptime check timeout, 1..60 seconds.
         iap_enabled: when IAP guards the backend, an unauthenticated probe is
             answered by IAP (302 to sign-in / 401) rather than by files-api; the
             uptime check then accepts those codes and checks DNS, certificate,
@@ -246,8 +278,6 @@ class MonitoringArgs:
     """
 
     stack: str
-    notification_emails: Sequence[str]
-    alerts: Mapping[str, AlertThreshold]
     domain: str
     url_map_name_regex: pulumi.Input[str]
     extractor_subscription: pulumi.Input[str]
@@ -256,9 +286,6 @@ class MonitoringArgs:
     cluster_name: pulumi.Input[str]
     namespace: pulumi.Input[str]
     project: Optional[pulumi.Input[str]] = None
-    health_path: str = "/healthz"
-    uptime_period_seconds: int = 60
-    uptime_timeout_seconds: int = 10
     iap_enabled: bool = False
     labels: Mapping[str, str] = field(default_factory=dict)
     edge_depends_on: Sequence[pulumi.Resource] = ()
@@ -266,30 +293,6 @@ class MonitoringArgs:
     def __post_init__(self) -> None:
         _check(isinstance(self.stack, str) and bool(re.match(r"^[a-z][a-z0-9-]*$", self.stack)), "stack",
                f"must be a lower-case name, got {self.stack!r}")
-        emails = list(self.notification_emails) if not isinstance(self.notification_emails, str) else None
-        _check(bool(emails), "notification_emails", f"must be a non-empty list of addresses, got {self.notification_emails!r}")
-        for i, email in enumerate(emails):
-            _check(isinstance(email, str) and bool(_EMAIL.match(email)), f"notification_emails[{i}]",
-                   f"is not an e-mail address: {email!r}")
-        _check(len(set(emails)) == len(emails), "notification_emails", f"has duplicates: {emails!r}")
-        missing = [s for s in SIGNALS if s not in self.alerts]
-        unknown = [s for s in self.alerts if s not in SIGNALS]
-        _check(not missing, "alerts", f"missing signals {missing} (need exactly {list(SIGNALS)})")
-        _check(not unknown, "alerts", f"unknown signals {unknown} (need exactly {list(SIGNALS)})")
-        for signal, spec in self.alerts.items():
-            _check(isinstance(spec, AlertThreshold), f"alerts.{signal}",
-                   f"must be an AlertThreshold, got {type(spec).__name__}")
-        for problem in signal_problems(self.alerts):
-            key, _, detail = problem.partition(": ") if ".threshold: " in problem else ("", "", problem)
-            _check(False, f"alerts.{key}" if key else "alerts", detail)
-        _check(isinstance(self.domain, str) and bool(_HOST.match(self.domain)), "domain",
-               f"must be a lower-case fully qualified host name, got {self.domain!r}")
-        _check(isinstance(self.health_path, str) and self.health_path.startswith("/"), "health_path",
-               f"must start with '/', got {self.health_path!r}")
-        _check(self.uptime_period_seconds in UPTIME_PERIODS_SEC, "uptime_period_seconds",
-               f"must be one of {UPTIME_PERIODS_SEC}, got {self.uptime_period_seconds!r}")
-        _check(isinstance(self.uptime_timeout_seconds, int) and 1 <= self.uptime_timeout_seconds <= 60,
-               "uptime_timeout_seconds", f"must be an integer in 1..60, got {self.uptime_timeout_seconds!r}")
 
 
 class Monitoring(pulumi.ComponentResource):
@@ -301,10 +304,11 @@ class Monitoring(pulumi.ComponentResource):
         uptime_check: the ``UptimeCheckConfig``.
     """
 
-    def __init__(self, name: str, args: MonitoringArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
+    def __init__(self, name: str, alerting: AlertingConfig, alerts: AlertsConfig, context: MonitoringContext,
+                 opts: Optional[pulumi.ResourceOptions] = None) -> None:
         super().__init__("print-platform:monitoring:Monitoring", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        project = args.project if args.project is not None else pulumi.Config("gcp").get("project")
+        project = context.project if context.project is not None else pulumi.Config("gcp").get("project")
         if project is None:
             raise MonitoringArgsError("monitoring: project: not given and gcp:project is not set in the stack config "
                                       "(the uptime check's monitored resource needs it)")
@@ -314,48 +318,48 @@ class Monitoring(pulumi.ComponentResource):
         self.channels = [
             gcp.monitoring.NotificationChannel(
                 f"email-{email}",
-                project=args.project,
+                project=context.project,
                 type="email",
-                display_name=f"{args.stack}: {email}",
+                display_name=f"{context.stack}: {email}",
                 labels={"email_address": email},
-                user_labels={**args.labels, "stack": args.stack},
+                user_labels={**context.labels, "stack": context.stack},
                 opts=child,
             )
-            for email in args.notification_emails
+            for email in alerting.notification_emails
         ]
         channel_names = [c.name for c in self.channels]
 
-        edge = pulumi.ResourceOptions(parent=self, depends_on=list(args.edge_depends_on))
+        edge = pulumi.ResourceOptions(parent=self, depends_on=list(context.edge_depends_on))
         self.uptime_check = gcp.monitoring.UptimeCheckConfig(
             "uptime",
-            project=args.project,
-            display_name=f"{args.stack}: https://{args.domain}{args.health_path}",
-            period=f"{args.uptime_period_seconds}s",
-            timeout=f"{args.uptime_timeout_seconds}s",
+            project=context.project,
+            display_name=f"{context.stack}: https://{context.domain}{alerts.uptime.health_path}",
+            period=f"{alerts.uptime.period_seconds}s",
+            timeout=f"{alerts.uptime.timeout_seconds}s",
             http_check=gcp.monitoring.UptimeCheckConfigHttpCheckArgs(
                 request_method="GET",
-                path=args.health_path,
+                path=alerts.uptime.health_path,
                 port=443,
                 use_ssl=True,
                 validate_ssl=True,  # an expired or wrong certificate fails the check
-                accepted_response_status_codes=uptime_accepted_codes(args.iap_enabled),
+                accepted_response_status_codes=uptime_accepted_codes(context.iap_enabled),
             ),
-            content_matchers=uptime_content_matchers(args.iap_enabled),
+            content_matchers=uptime_content_matchers(context.iap_enabled),
             monitored_resource=gcp.monitoring.UptimeCheckConfigMonitoredResourceArgs(
-                type="uptime_url", labels={"host": args.domain, "project_id": project}),
-            user_labels={**args.labels, "stack": args.stack},
+                type="uptime_url", labels={"host": context.domain, "project_id": project}),
+            user_labels={**context.labels, "stack": context.stack},
             opts=edge,
         )
 
-        filters = signal_filters(args, self.uptime_check.uptime_check_id)
+        filters = signal_filters(context, self.uptime_check.uptime_check_id)
         self.policies: dict[str, gcp.monitoring.AlertPolicy] = {}
         for signal in SIGNALS:
-            spec = args.alerts[signal]
+            spec = alerts.alerts[signal]
             definition = SIGNAL_DEFINITIONS[signal]
             self.policies[signal] = gcp.monitoring.AlertPolicy(
                 signal.replace("_", "-"),
-                project=args.project,
-                display_name=f"{args.stack}: {definition.title}",
+                project=context.project,
+                display_name=f"{context.stack}: {definition.title}",
                 combiner="OR",
                 severity=spec.severity,
                 notification_channels=channel_names,
@@ -363,15 +367,15 @@ class Monitoring(pulumi.ComponentResource):
                     display_name=definition.condition(spec),
                     condition_threshold=threshold_condition(
                         signal, spec, filters[signal],
-                        denominator_filter=lb_requests_filter(args.url_map_name_regex)
+                        denominator_filter=lb_requests_filter(context.url_map_name_regex)
                         if signal == "lb_5xx_ratio" else None),
                 )],
                 documentation=gcp.monitoring.AlertPolicyDocumentationArgs(
                     mime_type="text/markdown",
-                    subject=f"[{args.stack}] {definition.title}",
-                    content=definition.documentation(args.stack, spec),
+                    subject=f"[{context.stack}] {definition.title}",
+                    content=definition.documentation(context.stack, spec),
                 ),
-                user_labels={**args.labels, "stack": args.stack, "signal": signal.replace("_", "-")},
+                user_labels={**context.labels, "stack": context.stack, "signal": signal.replace("_", "-")},
                 opts=edge if signal in EDGE_SIGNALS else child,
             )
 
@@ -379,12 +383,12 @@ class Monitoring(pulumi.ComponentResource):
         for metric, (message, description) in LOG_METRICS.items():
             self.log_metrics[metric] = gcp.logging.Metric(
                 f"log-{metric}",
-                project=args.project,
-                name=f"{args.stack}-{metric}",
+                project=context.project,
+                name=f"{context.stack}-{metric}",
                 description=description,
-                filter=log_metric_filter(args.namespace, message),
+                filter=log_metric_filter(context.namespace, message),
                 metric_descriptor=gcp.logging.MetricMetricDescriptorArgs(
-                    metric_kind="DELTA", value_type="INT64", unit="1", display_name=f"{args.stack}: {metric}"),
+                    metric_kind="DELTA", value_type="INT64", unit="1", display_name=f"{context.stack}: {metric}"),
                 opts=child,
             )
         self.register_outputs({
@@ -488,40 +492,40 @@ SIGNAL_DEFINITIONS: dict[str, SignalDefinition] = {
 }
 
 
-def signal_filters(args: MonitoringArgs, uptime_check_id: pulumi.Input[str]) -> dict[str, pulumi.Output[str]]:
+def signal_filters(context: MonitoringContext, uptime_check_id: pulumi.Input[str]) -> dict[str, pulumi.Output[str]]:
     """Cloud Monitoring filter per signal (an ``Output[str]``, since resource ids are Outputs).
 
     ``lb_5xx_ratio`` is the numerator; its denominator is :func:`lb_requests_filter`.
     Filter syntax: https://cloud.google.com/monitoring/api/v3/filters.
     """
     fmt = pulumi.Output.format
-    lb_requests = lb_requests_filter(args.url_map_name_regex)
+    lb_requests = lb_requests_filter(context.url_map_name_regex)
     subscription = 'resource.type = "pubsub_subscription" AND resource.labels.subscription_id = "{0}"'
     sql = 'resource.type = "cloudsql_database" AND resource.labels.database_id = "{0}" AND metric.type = "cloudsql.googleapis.com/database/{1}/utilization"'
     return {
         "lb_5xx_ratio": lb_requests.apply(lambda f: f"{f} AND metric.labels.response_code_class = 500"),
         "lb_latency_p95": fmt(
             'resource.type = "https_lb_rule" AND resource.labels.url_map_name = monitoring.regex.full_match("{0}")'
-            ' AND metric.type = "loadbalancing.googleapis.com/https/total_latencies"', args.url_map_name_regex),
+            ' AND metric.type = "loadbalancing.googleapis.com/https/total_latencies"', context.url_map_name_regex),
         "uptime": fmt(
             'resource.type = "uptime_url" AND metric.type = "monitoring.googleapis.com/uptime_check/check_passed"'
             ' AND metric.labels.check_id = "{0}"', uptime_check_id),
         "pubsub_oldest_unacked": fmt(
             subscription + ' AND metric.type = "pubsub.googleapis.com/subscription/oldest_unacked_message_age"',
-            args.extractor_subscription),
+            context.extractor_subscription),
         "dead_letter": fmt(
             subscription + ' AND metric.type = "pubsub.googleapis.com/subscription/num_undelivered_messages"',
-            args.dead_letter_subscription),
-        "sql_cpu": fmt(sql, args.sql_database_id, "cpu"),
-        "sql_memory": fmt(sql, args.sql_database_id, "memory"),
-        "sql_disk": fmt(sql, args.sql_database_id, "disk"),
+            context.dead_letter_subscription),
+        "sql_cpu": fmt(sql, context.sql_database_id, "cpu"),
+        "sql_memory": fmt(sql, context.sql_database_id, "memory"),
+        "sql_disk": fmt(sql, context.sql_database_id, "disk"),
         "pending_age": fmt(
             'resource.type = "prometheus_target" AND resource.labels.namespace = "{0}"'
-            ' AND metric.type = "prometheus.googleapis.com/pipeline_pending_oldest_age_seconds/gauge"', args.namespace),
+            ' AND metric.type = "prometheus.googleapis.com/pipeline_pending_oldest_age_seconds/gauge"', context.namespace),
         "container_restarts": fmt(
             'resource.type = "k8s_container" AND resource.labels.cluster_name = "{0}"'
             ' AND resource.labels.namespace_name = "{1}" AND metric.type = "kubernetes.io/container/restart_count"',
-            args.cluster_name, args.namespace),
+            context.cluster_name, context.namespace),
     }
 
 

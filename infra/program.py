@@ -342,14 +342,13 @@ def _releases(platform: Platform) -> apps.Releases:
 def _monitoring(platform: Platform) -> alerting.Monitoring:
     """Notification channels, alert policies (thresholds from environments/<stack>/alerts.yaml), uptime check."""
     s = platform.settings
-    uptime = s.alerts.uptime
     return alerting.Monitoring(
         "monitoring",
-        alerting.MonitoringArgs(
+        s.config.alerting,
+        s.alerts,
+        alerting.MonitoringContext(
             stack=s.stack,
             project=s.project,
-            notification_emails=list(s.config.alerting.notification_emails),
-            alerts=s.alerts.alerts,
             domain=s.config.load_balancer.domain,
             url_map_name_regex=platform.load_balancer.url_map_name_regex,
             extractor_subscription=platform.pubsub.extractor_subscription_name,
@@ -357,9 +356,6 @@ def _monitoring(platform: Platform) -> alerting.Monitoring:
             sql_database_id=pulumi.Output.concat(s.project, ":", platform.database.instance_name),
             cluster_name=platform.cluster.cluster_name,
             namespace=platform.cluster.namespace,
-            health_path=uptime.health_path,
-            uptime_period_seconds=uptime.period_seconds,
-            uptime_timeout_seconds=uptime.timeout_seconds,
             iap_enabled=s.config.load_balancer.iap.enabled,
             labels=labels_for(s),
             edge_depends_on=list(platform.releases.releases.values()),

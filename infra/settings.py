@@ -59,7 +59,7 @@ from infra.gke import GkeConfig
 from infra.network import NetworkConfig
 from infra.pubsub import PubSubConfig
 from infra.storage import StorageConfig
-from infra.monitoring import AlertsConfig, AlertThreshold, UptimeConfig
+from infra.monitoring import AlertingConfig, AlertsConfig, AlertThreshold, UptimeConfig
 
 #: The Pulumi project name (``Pulumi.yaml`` ``name``); also the config namespace.
 PROJECT = "print-platform"
@@ -128,23 +128,6 @@ def cron_schedule(interval_seconds: int) -> str:
     """A Kubernetes CronJob schedule running every ``interval_seconds`` (at least one minute: cron's resolution)."""
     minutes = max(1, interval_seconds // 60)
     return "* * * * *" if minutes == 1 else ("0 * * * *" if minutes == 60 else f"*/{minutes} * * * *")
-
-
-class AlertingConfig(_Model):
-    """``print-platform:alerting``: ``notificationEmails``: non-empty list of distinct addresses."""
-
-    notification_emails: list[str] = Field(
-        min_length=1, description=f"distinct e-mail addresses; with a `budget` at most {BUDGET_MAX_CHANNELS}")
-
-    @field_validator("notification_emails")
-    @classmethod
-    def _emails(cls, v: list[str]) -> list[str]:
-        for address in v:
-            if not EMAIL_PATTERN.match(address):
-                raise ValueError(f"{address!r} is not an e-mail address")
-        if len(set(v)) != len(v):
-            raise ValueError(f"duplicate addresses in {v}")
-        return v
 
 
 class ImageConfig(_Model):

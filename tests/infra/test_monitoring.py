@@ -247,53 +247,67 @@ def test_uptime_alert_watches_this_check(run: Capture):
     assert aggregation["crossSeriesReducer"] == "REDUCE_COUNT_FALSE"
 
 
-# --------------------------------------------------------------------------- Args validation
+# --------------------------------------------------------------------------- config and context validation
 
 
-def _valid_kwargs() -> dict:
-    spec = mon.AlertThreshold(threshold=0.5, duration_seconds=300, severity="ERROR")
-    alerts = {s: spec for s in mon.SIGNALS}
-    alerts["dead_letter"] = mon.AlertThreshold(threshold=0, duration_seconds=0, severity="ERROR")
-    alerts["uptime"] = mon.AlertThreshold(threshold=1, duration_seconds=60, severity="CRITICAL")
+def _valid_context() -> dict:
     return dict(
-        stack="dev", notification_emails=["ops@example.com"], alerts=alerts, domain="files.example.com",
+        stack="dev", domain="files.example.com",
         url_map_name_regex="gkegw1-[a-z0-9]+-n-external-[a-z0-9]+", extractor_subscription="s", dead_letter_subscription="d",
         sql_database_id="p:i", cluster_name="c", namespace="n", project="p",
     )
 
 
-def test_valid_args_construct():
-    mon.MonitoringArgs(**_valid_kwargs())
+def test_valid_context_constructs():
+    mon.MonitoringContext(**_valid_context())
 
 
-@pytest.mark.parametrize("field_name, value, fragment", [
-    ("notification_emails", [], "notification_emails"),
-    ("notification_emails", "ops@example.com", "notification_emails"),
-    ("notification_emails", ["not-an-address"], r"notification_emails\[0\]"),
-    ("notification_emails", ["a@example.com", "a@example.com"], "notification_emails"),
-    ("notification_emails", ["Ops <ops@example.com>"], r"notification_emails\[0\]"),
-    ("domain", "https://files.example.com", "domain"),
-    ("health_path", "healthz", "health_path"),
-    ("uptime_period_seconds", 30, "uptime_period_seconds"),
-    ("uptime_timeout_seconds", 61, "uptime_timeout_seconds"),
-    ("stack", "Prod", "stack"),
+def test_bad_context_names_the_field():
+    with pytest.raises(mon.MonitoringArgsError, match=r"^monitoring: stack: "):
+        mon.MonitoringContext(**{**_valid_context(), "stack": "Prod"})
+
+
+def _key_problems(model, document) -> list[str]:
+    """The report lines of validating ``document`` with ``model`` (file shown as ``f``)."""
+    from pydantic import ValidationError
+
+    from infra.config import problems
+
+    with pytest.raises(ValidationError) as info:
+        model.model_validate(document)
+    return problems(info.value, "f", model)
+
+
+@pytest.mark.parametrize("emails, key", [
+    ([], "notificationEmails"),
+    ("ops@example.com", "notificationEmails"),
+    (["not-an-address"], "notificationEmails"),
+    (["a@example.com", "a@example.com"], "notificationEmails"),
+    (["Ops <ops@example.com>"], "notificationEmails"),
 ])
-def test_bad_args_name_the_field(field_name, value, fragment):
-    kwargs = _valid_kwargs()
-    kwargs[field_name] = value
-    with pytest.raises(mon.MonitoringArgsError, match=rf"^monitoring: {fragment}: "):
-        mon.MonitoringArgs(**kwargs)
+def test_bad_notification_emails_name_the_key(emails, key):
+    [line] = _key_problems(mon.AlertingConfig, {"notificationEmails": emails})
+    assert line.startswith(f"f: {key}: "), line
+
+
+@pytest.mark.parametrize("changes, key", [
+    ({"healthPath": "healthz"}, "uptime.healthPath"),
+    ({"periodSeconds": 30}, "uptime.periodSeconds"),
+    ({"timeoutSeconds": 61}, "uptime.timeoutSeconds"),
+])
+def test_bad_uptime_check_names_the_key(changes, key):
+    [line] = _key_problems(mon.AlertsConfig, {**_alerts_document("sql_cpu"), "uptime": changes})
+    assert line.startswith(f"f: {key}: "), line
 
 
 def test_missing_and_unknown_signals_are_named():
-    kwargs = _valid_kwargs()
-    del kwargs["alerts"]["sql_disk"]
-    with pytest.raises(mon.MonitoringArgsError, match=r"^monitoring: alerts: missing signals \['sql_disk'\]"):
-        mon.MonitoringArgs(**kwargs)
-    kwargs = _valid_kwargs()
-    kwargs["alerts"]["sql_iops"] = kwargs["alerts"]["sql_cpu"]
-    with pytest.raises(mon.MonitoringArgsError, match=r"^monitoring: alerts: unknown signals \['sql_iops'\]"):
-        mon.MonitoringArgs(**kwargs)
+    document = _alerts_document("sql_cpu")
+    del document["alerts"]["sql_disk"]
+    document["alerts"]["sql_iops"] = document["alerts"]["sql_cpu"]
+    assert _key_problems(mon.AlertsConfig, document) == [
+        f"f: alerts: missing signal(s) ['sql_disk'] (need {list(mon.SIGNALS)})",
+        f"f: alerts: unknown signal(s) ['sql_iops'] (need {list(mon.SIGNALS)})",
+    ]
 
 
 def _alerts_document(signal: str, **changes) -> dict:
@@ -327,13 +341,6 @@ def test_bad_alert_spec_names_signal_and_field(signal, changes, key):
     assert len(lines) == 1, lines
     assert lines[0].startswith(f"alerts.yaml: {key}: "), lines
 
-
-def test_alert_thresholds_of_another_signal_fail_the_component_too():
-    """A spec valid on its own but wrong for its signal is also refused by MonitoringArgs (same check)."""
-    kwargs = _valid_kwargs()
-    kwargs["alerts"]["dead_letter"] = mon.AlertThreshold(threshold=1, duration_seconds=0, severity="ERROR")
-    with pytest.raises(mon.MonitoringArgsError, match=r"^monitoring: alerts\.dead_letter\.threshold: "):
-        mon.MonitoringArgs(**kwargs)
 
 
 def test_edge_alerts_wait_for_the_releases(run: Capture):
