@@ -58,19 +58,13 @@ from infra.database import Availability, DatabaseConfig, Edition, SqlMaintenance
 from infra.gke import GkeConfig
 from infra.network import NetworkConfig
 from infra.pubsub import PubSubConfig
+from infra.releases import ReconcileConfig, cron_schedule  # noqa: F401 (cron_schedule: re-exported)
+from infra.services import RECONCILER, RECONCILER_KSA, SERVICES  # noqa: F401 (re-exported)
 from infra.storage import StorageConfig
 from infra.monitoring import AlertingConfig, AlertsConfig, AlertThreshold, UptimeConfig
 
 #: The Pulumi project name (``Pulumi.yaml`` ``name``); also the config namespace.
 PROJECT = "print-platform"
-#: The services deployed on the platform; each gets a Google service account,
-#: a Kubernetes service account and an IAM database user.
-SERVICES: tuple[str, ...] = ("files-api", "extractor")
-#: The reconciler (``extractor-reconcile``, CronJobs of the extractor release) is no service of
-#: its own but has its own identity: a Google service account, the Kubernetes ServiceAccount
-#: ``extractor-reconciler`` (the chart's ``<fullname>-reconciler``) and an IAM database user.
-RECONCILER = "reconciler"
-RECONCILER_KSA = "extractor-reconciler"
 #: What an encrypted (``secure:``) stack-file value becomes when read offline.
 SECRET_PLACEHOLDER = "[secret]"
 #: Repository root (this file is ``<root>/infra/settings.py``).
@@ -80,54 +74,6 @@ _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 
 # --------------------------------------------------------------------------- models
-
-
-class ReconcileConfig(_Model):
-    """``print-platform:reconcile``: the reconciler and the sweep (docs/extractor.md, "Reconciliation").
-
-    Attributes:
-        pending_bound_seconds: a stored file still ``pending`` this long after
-            its upload finished (or its last re-drive) gets its notification
-            re-driven (``PENDING_BOUND_SECONDS``), 30..86400.
-        max_redrives: re-drives before the file is marked ``failed`` (``MAX_REDRIVES``), 0..20.
-        interval_seconds: how often the reconciler runs: the CronJob's schedule
-            (``*/<interval/60> * * * *``, so a multiple of 60 dividing 3600 when
-            at least 60) and the local platform's loop; 10..3600.
-        sweep_interval_seconds: how often ``files-api-sweep`` runs (same rules).
-        unfinished_upload_age_seconds: the sweep removes upload rows without a
-            generation (and their objects) older than this; it must exceed the
-            longest upload (files-api's gunicorn timeout, 300 s), 360..604800.
-
-    Derived: :attr:`final_bound_seconds`, within which every file answered
-    201 ends ``processed`` or ``failed``.
-    """
-
-    pending_bound_seconds: int = Field(default=300, ge=30, le=86400)
-    max_redrives: int = Field(default=3, ge=0, le=20)
-    interval_seconds: int = Field(default=300, ge=10, le=3600,
-                                  description="≥ 60: a multiple of 60 dividing 3600 (the CronJob's `*/N` minutes)")
-    sweep_interval_seconds: int = Field(default=900, ge=10, le=3600, description="as `intervalSeconds`")
-    unfinished_upload_age_seconds: int = Field(default=3600, ge=360, le=604800)
-
-    @field_validator("interval_seconds", "sweep_interval_seconds")
-    @classmethod
-    def _cron_expressible(cls, v: int) -> int:
-        if v >= 60 and (v % 60 or 3600 % v):
-            raise ValueError(f"{v} is not expressible as a */N-minute schedule: use a divisor of 3600 that is a "
-                             "multiple of 60 (60, 120, 180, 240, 300, 600, 900, 1200, 1800, 3600)")
-        return v
-
-    @property
-    def final_bound_seconds(self) -> int:
-        """Seconds within which a file answered 201 ends ``processed`` or ``failed``:
-        the first wait plus one wait per re-drive, plus one reconciler period of lateness."""
-        return self.pending_bound_seconds * (self.max_redrives + 1) + self.interval_seconds
-
-
-def cron_schedule(interval_seconds: int) -> str:
-    """A Kubernetes CronJob schedule running every ``interval_seconds`` (at least one minute: cron's resolution)."""
-    minutes = max(1, interval_seconds // 60)
-    return "* * * * *" if minutes == 1 else ("0 * * * *" if minutes == 60 else f"*/{minutes} * * * *")
 
 
 class ImageConfig(_Model):
