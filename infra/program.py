@@ -248,8 +248,7 @@ def build(settings: StackSettings) -> Platform:
 def _images(platform: Platform) -> Optional[builds.Images]:
     """The service images built from this checkout and pushed to the stack's repository (pinned services excepted)."""
     s = platform.settings
-    to_build = [svc for svc in SERVICES if s.config.images.digest(svc) is None]
-    if not to_build:
+    if not s.config.images.unpinned():
         return None
     reg = platform.registry
     # The deploying identity's own short-lived OAuth token authenticates the push
@@ -258,8 +257,8 @@ def _images(platform: Platform) -> Optional[builds.Images]:
     token = gcp.organizations.get_client_config_output().access_token
     return builds.Images(
         "images",
-        builds.ImagesArgs(
-            services=to_build,
+        s.config.images,
+        builds.ImagesContext(
             repository_url=reg.url,
             cache_repository_url=reg.cache_url,
             registry_host=reg.host,

@@ -56,6 +56,7 @@ from infra.loadbalancer import ArmorConfig, IapConfig, LoadBalancerConfig
 from infra.budget import MAX_CHANNELS as BUDGET_MAX_CHANNELS, BudgetConfig
 from infra.database import Availability, DatabaseConfig, Edition, SqlMaintenanceWindow
 from infra.gke import GkeConfig
+from infra.images import ImagesConfig
 from infra.network import NetworkConfig
 from infra.pubsub import PubSubConfig
 from infra.releases import ReconcileConfig, cron_schedule  # noqa: F401 (cron_schedule: re-exported)
@@ -70,50 +71,9 @@ SECRET_PLACEHOLDER = "[secret]"
 #: Repository root (this file is ``<root>/infra/settings.py``).
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
-_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 
 # --------------------------------------------------------------------------- models
-
-
-class ImageConfig(_Model):
-    """One service image pinned by ``digest`` (``sha256:<64 hex>``) instead of built by the program.
-
-    The digest must name an image already in the stack's Artifact Registry
-    repository (a rollback to an earlier build, committed in the stack file);
-    the program then builds no image for that service (docs/infra.md, "Images").
-    """
-
-    digest: str = Field(description="`sha256:<64 hex>` of an image already in the stack's repository")
-
-    @field_validator("digest")
-    @classmethod
-    def _digest(cls, v: str) -> str:
-        if not _DIGEST.match(v):
-            raise ValueError(f"{v!r} is not an image digest 'sha256:<64 lower-case hex>'")
-        return v
-
-
-class ImagesConfig(BaseModel):
-    """``print-platform:images``: optional pins ``{files-api: {digest}, extractor: {digest}}``.
-
-    A service without an entry (the default) runs the image the program builds
-    from ``apps/<service>/Dockerfile`` (infra/images.py)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-    files_api: Optional[ImageConfig] = Field(default=None, alias="files-api")
-    extractor: Optional[ImageConfig] = None
-
-    def digest(self, service: str) -> Optional[str]:
-        """The pinned digest of ``service`` (one of :data:`SERVICES`) or None (the program builds it).
-
-        Raises:
-            KeyError: ``service`` is not one of :data:`SERVICES`.
-        """
-        images = {"files-api": self.files_api, "extractor": self.extractor}
-        image = images[service]
-        return image.digest if image else None
 
 
 class StackConfig(BaseModel):
