@@ -74,17 +74,30 @@ def settings_from_engine(stack: Optional[str] = None, root: Optional[Path] = Non
     Reads every ``gcp:*`` and ``print-platform:*`` key of the running stack (so
     ``pulumi config set`` values count; secrets arrive decrypted) and
     ``environments/<stack>/alerts.yaml``, and validates them with the same model as
-    :func:`infra.settings.load_stack_settings`.
+    :func:`infra.settings.load_stack_settings`; checks the services' environment
+    values files (:func:`infra.releases.environment_problems`) too.
 
     Raises:
-        ConfigError: naming the stack file and the key.
+        ConfigError: every problem, one line each naming the file and the key.
     """
     from pulumi.runtime import config as runtime_config
 
     stack = stack or pulumi.get_stack()
     keys = set(runtime_config.CONFIG.get()) | set(runtime_config.get_config_env())
     raw = {key: runtime_config.get_config(key) for key in sorted(keys)}
-    return parse_stack_settings(stack, raw, read_alerts_file(stack, root))
+    found: list[str] = []
+    settings: Optional[StackSettings] = None
+    try:
+        settings = parse_stack_settings(stack, raw, read_alerts_file(stack, root))
+    except ConfigError as exc:
+        found += exc.problems
+    # The services' Helm values (environments/<stack>/<service>.yaml) are config too:
+    # their problems are reported with the stack file's, before any resource.
+    found += apps.environment_problems(stack, root)
+    if found:
+        raise ConfigError(found)
+    assert settings is not None
+    return settings
 
 
 def build(settings: StackSettings) -> Platform:

@@ -31,7 +31,7 @@ import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence, Union
 
 import jsonschema
 import pulumi
@@ -90,7 +90,17 @@ _GSA_EMAIL = re.compile(r"^[a-z][-a-z0-9]{4,28}[a-z0-9]@[-a-z0-9.]+\.iam\.gservi
 
 
 class ReleaseValuesError(ValueError):
-    """A value given to the releases is malformed; the message names the service and the field."""
+    """A value given to the releases is malformed; the message names the service and the field.
+
+    An environment file's problems are all reported at once: ``str()`` has one line
+    each (``releases: <file>: <key>: <what is wrong>``) and ``problems`` the same lines
+    without the ``releases: `` prefix.
+    """
+
+    def __init__(self, lines: Union[str, Sequence[str]]) -> None:
+        self.lines = [lines] if isinstance(lines, str) else list(lines)
+        self.problems = [line.removeprefix("releases: ") for line in self.lines]
+        super().__init__("\n".join(self.lines))
 
 
 def _check(condition: bool, where: str, message: str) -> None:
@@ -584,17 +594,19 @@ def _read_values_file(path: Path, shown: str, service: str) -> dict[str, Any]:
     _check(isinstance(data, dict), shown, f"must be a mapping of Helm values, got {type(data).__name__}")
     schema = _strip_required(json.loads((CHART_DIR / "values.schema.json").read_text()))
     errors = sorted(jsonschema.Draft7Validator(schema).iter_errors(data), key=lambda e: list(e.absolute_path))
-    if errors:
-        first = errors[0]
-        where = ".".join(str(p) for p in first.absolute_path) or "(top level)"
-        raise ReleaseValuesError(f"releases: {shown}: {where}: {first.message}")
+    # Every problem of the file at once, one line each.
+    lines = [f"releases: {shown}: {'.'.join(str(p) for p in error.absolute_path) or '(top level)'}: {error.message}"
+             for error in errors]
     owned = _stack_owned_paths(service)
     for path_ in sorted(_leaf_paths(data)):
         for owned_path in owned:
             if path_[: len(owned_path)] == owned_path or owned_path[: len(path_)] == path_:
-                raise ReleaseValuesError(
+                lines.append(
                     f"releases: {shown}: {'.'.join(path_)}: is set by the stack (infra/releases.py "
                     "computed_values), not by the environment file; remove it")
+                break
+    if lines:
+        raise ReleaseValuesError(lines)
     return data
 
 
@@ -697,13 +709,35 @@ def load_environment_values(stack: str, service: str, root: Optional[Path] = Non
     defaults = yaml.safe_load((CHART_DIR / "values.yaml").read_text()) or {}
     layers: list[tuple[str, Mapping[str, Any]]] = [(f"charts/{CHART_DIR.name}/values.yaml", defaults)]
     merged: dict[str, Any] = {}
+    lines: list[str] = []
     for layer in (COMMON_ENVIRONMENT, stack):
         shown = f"environments/{layer}/{service}.yaml"
-        data = _read_values_file(environment_file(layer, service, root), shown, service)
+        try:
+            data = _read_values_file(environment_file(layer, service, root), shown, service)
+        except ReleaseValuesError as exc:
+            lines += exc.lines
+            continue
         layers.append((shown, data))
         merged = deep_merge(merged, data)
+    if lines:
+        raise ReleaseValuesError(lines)
     check_tmp_capacity(layers)
     return merged
+
+
+def environment_problems(stack: str, root: Optional[Path] = None) -> list[str]:
+    """Every problem of the services' environment files of ``stack``, one line each
+    (``environments/<stack>/<service>.yaml: <key>: <what is wrong>``); [] when all load.
+
+    The program reports them with the stack file's problems, before any resource.
+    """
+    found: list[str] = []
+    for service in SERVICES:
+        try:
+            load_environment_values(stack, service, root)
+        except ReleaseValuesError as exc:
+            found += [p for p in exc.problems if p not in found]
+    return found
 
 
 def stack_outputs_from_settings(settings: Any, project_number: Optional[str] = None) -> StackOutputs:

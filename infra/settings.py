@@ -1,6 +1,10 @@
 """Typed, validated stack settings: the only reader of ``Pulumi.<stack>.yaml`` and ``environments/<stack>/``.
 
-Pure Python (pydantic), no Pulumi engine needed. Three entry points:
+What is stack-wide lives here: project and region, protection, the derived
+:class:`Names`, reading the stack file and reporting its problems. Each concern's
+model lives beside its component (``infra.network.NetworkConfig``,
+``infra.database.DatabaseConfig``, ...) and is that component's config argument;
+:class:`StackConfig` composes them. Three entry points:
 
 - :func:`load_stack_settings` reads the stack file and ``environments/<stack>/alerts.yaml``
   from disk (offline preview, chart renderer, local platform, tests);
@@ -12,57 +16,40 @@ Pure Python (pydantic), no Pulumi engine needed. Three entry points:
   values replaced by :data:`SECRET_PLACEHOLDER`, so an encrypted value never breaks
   offline loading).
 
-Every problem raises :class:`ConfigError` with one message naming the file and the
-key, e.g. ``Pulumi.prod.yaml: print-platform:database.availability: ...``, before
-the program registers any resource.
+Every problem of the stack file and the alert data is collected into one
+:class:`ConfigError`, one line each naming the file and the key, e.g.
+``Pulumi.prod.yaml: print-platform:database.availability: ...`` (an unknown key with
+the closest known one: ``did you mean `backupStartTime`?``), before the program
+registers any resource.
 
 Config reference (all keys, types, defaults): docs/infra.md.
 """
 from __future__ import annotations
 
-import ipaddress
 import json
-import re
-from datetime import datetime, timedelta
-from enum import Enum
 from pathlib import Path
-from typing import Any, Literal, Mapping, Optional
+from typing import Any, Mapping, Optional
 
 import yaml
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    SecretStr,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
-from pydantic.alias_generators import to_camel
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from infra.config import (
-    EMAIL_PATTERN,
-    HOSTNAME_PATTERN,
-    KNOWN_REGIONS,
-    PROJECT_ID_PATTERN as _PROJECT_ID,
-    STACK_PATTERN as _STACK,
-    ConfigError,
-    ConfigModel as _Model,
-    duration_seconds as _duration_seconds,
-    private_network as _private_network,
-    problems as _problems,
-)
-from infra.loadbalancer import ArmorConfig, IapConfig, LoadBalancerConfig
-from infra.budget import MAX_CHANNELS as BUDGET_MAX_CHANNELS, BudgetConfig
-from infra.database import Availability, DatabaseConfig, Edition, SqlMaintenanceWindow
+# The per-concern models live beside their components; this module composes them.
+from infra.budget import MAX_CHANNELS as BUDGET_MAX_CHANNELS
+from infra.budget import BudgetConfig
+from infra.config import KNOWN_REGIONS, ConfigError  # noqa: F401 (ConfigError: re-exported)
+from infra.config import PROJECT_ID_PATTERN as _PROJECT_ID
+from infra.config import STACK_PATTERN as _STACK
+from infra.config import problems as _problems
+from infra.database import Availability, DatabaseConfig
 from infra.gke import GkeConfig
 from infra.images import ImagesConfig
+from infra.loadbalancer import LoadBalancerConfig
+from infra.monitoring import AlertingConfig, AlertsConfig
 from infra.network import NetworkConfig
 from infra.pubsub import PubSubConfig
 from infra.releases import ReconcileConfig, cron_schedule  # noqa: F401 (cron_schedule: re-exported)
 from infra.services import RECONCILER, RECONCILER_KSA, SERVICES  # noqa: F401 (re-exported)
 from infra.storage import StorageConfig
-from infra.monitoring import AlertingConfig, AlertsConfig, AlertThreshold, UptimeConfig
 
 #: The Pulumi project name (``Pulumi.yaml`` ``name``); also the config namespace.
 PROJECT = "print-platform"
@@ -70,7 +57,6 @@ PROJECT = "print-platform"
 SECRET_PLACEHOLDER = "[secret]"
 #: Repository root (this file is ``<root>/infra/settings.py``).
 REPO_ROOT = Path(__file__).resolve().parent.parent
-
 
 
 # --------------------------------------------------------------------------- models

@@ -1,7 +1,7 @@
 """Validated config of the bootstrap program (``infra/bootstrap/Pulumi.<stack>.yaml``).
 
 Same style as :mod:`infra.settings`: pydantic models with camelCase keys, unknown keys
-rejected, and every problem raised as one :class:`infra.settings.ConfigError` line naming
+rejected, and every problem reported in one :class:`infra.config.ConfigError`, one line each naming
 the file and the key — ``infra/bootstrap/Pulumi.bootstrap.yaml:
 print-platform-bootstrap:github.repository: ...`` — before any resource is registered.
 
@@ -27,19 +27,11 @@ from typing import Any, Mapping, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from infra.config import problems
-from infra.settings import (
-    KNOWN_REGIONS,
-    REPO_ROOT,
-    ConfigError,
-    StackSettings,
-    _PROJECT_ID,
-    _read_yaml,
-    _replace_secure,
-    _STACK,
-    _Model,
-    load_stack_settings,
-)
+from infra.config import KNOWN_REGIONS, ConfigError, problems
+from infra.config import ConfigModel as _Model
+from infra.config import PROJECT_ID_PATTERN as _PROJECT_ID
+from infra.config import STACK_PATTERN as _STACK
+from infra.settings import REPO_ROOT, StackSettings, _read_yaml, _replace_secure, load_stack_settings
 
 #: The bootstrap program's Pulumi project name (``infra/bootstrap/Pulumi.yaml``); also its config namespace.
 PROJECT = "print-platform-bootstrap"

@@ -270,3 +270,20 @@ def test_preview_cli_prints_every_problem_on_its_own_line(repo_copy: Path):
     assert len(lines) == 2, lines
     assert lines[0].startswith("error: Pulumi.dev.yaml: gcp:region: unknown region 'mars-north1'")
     assert lines[1].startswith("error: Pulumi.dev.yaml: print-platform:gke.releaseChannel: ")
+
+
+def test_environment_values_problems_are_reported_with_the_stack_file_before_any_resource(repo_copy: Path):
+    """A typo'd key and a stack-owned key in environments/dev/extractor.yaml, a wrong enum in the stack file:
+    three lines, one run, nothing registered."""
+    values = repo_copy / "environments" / "dev" / "extractor.yaml"
+    values.write_text(values.read_text() + "replicaCont: 2\nimage:\n  digest: sha256:" + "c" * 64 + "\n")
+    stack_file = repo_copy / "Pulumi.dev.yaml"
+    stack_file.write_text(stack_file.read_text().replace("releaseChannel: REGULAR", "releaseChannel: RAPID"))
+    capture = run_stack("dev", root=repo_copy)
+    assert isinstance(capture.error, ConfigError), repr(capture.error)
+    lines = capture.error.problems
+    assert len(lines) == 3, lines
+    assert lines[0].startswith("Pulumi.dev.yaml: print-platform:gke.releaseChannel: ")
+    assert lines[1].startswith("environments/dev/extractor.yaml: (top level): Additional properties are not allowed ('replicaCont'")
+    assert lines[2].startswith("environments/dev/extractor.yaml: image.digest: is set by the stack")
+    assert [r.urn for r in capture.registrations if r.type != STACK_TYPE] == []
