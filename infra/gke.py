@@ -18,13 +18,19 @@ https://cloud.google.com/kubernetes-engine/docs/how-to/service-accounts#default-
 """
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import Enum
 from typing import Mapping, Optional, Sequence
 
 import pulumi
 import pulumi_gcp as gcp
 import pulumi_kubernetes as k8s
 import yaml
+from pydantic import Field, field_validator, model_validator
+
+from infra.config import ConfigModel
 
 #: Minimal role for a custom node service account (logs, metrics, resource metadata);
 #: https://cloud.google.com/kubernetes-engine/docs/how-to/hardening-your-cluster#use_least_privilege_sa
@@ -43,39 +49,115 @@ DEFAULT_DENY_POLICY = "default-deny"
 AUTH_PLUGIN = "gke-gcloud-auth-plugin"
 
 
-@dataclass(frozen=True)
-class AuthorizedNetworkArgs:
-    """One control-plane authorized network: ``cidr_block`` (never 0.0.0.0/0) and ``display_name``."""
+class ReleaseChannel(str, Enum):
+    """GKE release channels a stack may pin. RAPID (no SLA for new versions) and
+    UNSPECIFIED (no channel: manual versions) are deliberately not offered
+    (https://cloud.google.com/kubernetes-engine/docs/concepts/release-channels)."""
+
+    REGULAR = "REGULAR"
+    STABLE = "STABLE"
+    EXTENDED = "EXTENDED"
+
+
+class AuthorizedNetwork(ConfigModel):
+    """One control-plane authorized network: ``cidrBlock`` (IPv4 CIDR, never 0.0.0.0/0) and ``displayName``."""
 
     cidr_block: str
-    display_name: str
+    display_name: str = Field(min_length=1, max_length=60)
+
+    @field_validator("cidr_block")
+    @classmethod
+    def _cidr(cls, v: str) -> str:
+        try:
+            net = ipaddress.IPv4Network(v, strict=True)
+        except ValueError as exc:
+            raise ValueError(f"{v!r} is not an IPv4 CIDR block ({exc})") from None
+        # Why: an authorized network of /0 (or anything this wide) opens the
+        # control plane to the internet, which the authorized-networks list exists to prevent.
+        if net.prefixlen < 8:
+            raise ValueError(f"{v} would open the control plane to a /{net.prefixlen}; use specific ranges")
+        return v
+
+
+#: RFC 5545 weekday codes (``BYDAY``).
+_WEEKDAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
+
+
+class MaintenanceWindow(ConfigModel):
+    """GKE recurring maintenance window (RFC 3339 ``startTime``/``endTime`` in UTC, RFC 5545 ``recurrence``).
+
+    GKE needs windows of at least 4 hours and 48 h of availability in any 32 days
+    (https://cloud.google.com/kubernetes-engine/docs/concepts/maintenance-windows-and-exclusions);
+    both are checked here, so the cluster update cannot fail on them.
+    """
+
+    start_time: str = Field(description="RFC 3339 with UTC offset")
+    end_time: str = Field(description="RFC 3339; 4–24 h after `startTime`; with `recurrence` ≥ 48 h per 32 days (GKE)")
+    recurrence: str = Field(pattern=r"^FREQ=(DAILY|WEEKLY)(;BYDAY=[A-Z,]+)?$")
+
+    @model_validator(mode="after")
+    def _window(self) -> "MaintenanceWindow":
+        try:
+            start = datetime.fromisoformat(self.start_time.replace("Z", "+00:00"))
+            end = datetime.fromisoformat(self.end_time.replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(f"startTime/endTime must be RFC 3339 timestamps, got {self.start_time!r}, {self.end_time!r}") from None
+        if start.tzinfo is None or end.tzinfo is None:
+            raise ValueError("startTime/endTime need a UTC offset (e.g. 2026-01-03T01:00:00Z)")
+        if end - start < timedelta(hours=4):
+            raise ValueError(f"window {self.start_time}..{self.end_time} is shorter than GKE's 4-hour minimum")
+        if end - start > timedelta(hours=24):
+            raise ValueError(f"window {self.start_time}..{self.end_time} is longer than 24 hours")
+        by_day = self.recurrence.partition(";BYDAY=")[2]
+        days = by_day.split(",") if by_day else []
+        unknown = [d for d in days if d not in _WEEKDAYS]
+        if unknown or len(set(days)) != len(days):
+            raise ValueError(f"recurrence: BYDAY must list distinct days of {list(_WEEKDAYS)}, got {by_day!r}")
+        # GKE rejects a policy with less than 48 h of maintenance availability in any
+        # 32-day window; in the worst case 32 days hold each weekday 4 times.
+        per_32_days = 32 if self.recurrence.startswith("FREQ=DAILY") else 4 * max(1, len(days))
+        hours = per_32_days * (end - start) / timedelta(hours=1)
+        if hours < 48:
+            raise ValueError(
+                f"recurrence: {self.recurrence} with a {(end - start) / timedelta(hours=1):g} h window gives "
+                f"{hours:g} h per 32 days; GKE needs at least 48 h (longer windows or more days)"
+            )
+        return self
+
+
+class GkeConfig(ConfigModel):
+    """``print-platform:gke``, the inputs of :class:`GkeCluster`: the few safe knobs of the Autopilot cluster.
+
+    Attributes:
+        release_channel: ``REGULAR`` | ``STABLE`` | ``EXTENDED``.
+        master_authorized_networks: at least one :class:`AuthorizedNetwork`; the only
+            sources (besides Google-internal ones) that reach the control plane.
+        maintenance_window: :class:`MaintenanceWindow`.
+        dns_endpoint: also enable the control plane's DNS-based endpoint
+            (``gke-<id>.<region>.gke.goog``), authorised by IAM
+            (``container.clusters.connect``) instead of source IP, and use it in the
+            kubeconfig — for CI runners without fixed egress IPs. Default false.
+    """
+
+    release_channel: ReleaseChannel
+    master_authorized_networks: list[AuthorizedNetwork] = Field(
+        min_length=1, description="`cidrBlock`: IPv4 CIDR, no prefix shorter than /8 (never `0.0.0.0/0`)")
+    maintenance_window: MaintenanceWindow
+    dns_endpoint: bool = Field(
+        default=False, description="enable the IAM-authorised DNS endpoint and use it in the kubeconfig")
 
 
 @dataclass(frozen=True)
-class MaintenanceWindowArgs:
-    """RFC 3339 ``start_time``/``end_time`` and RFC 5545 ``recurrence`` of the GKE maintenance window."""
-
-    start_time: str
-    end_time: str
-    recurrence: str
-
-
-@dataclass(frozen=True)
-class GkeClusterArgs:
-    """Inputs of :class:`GkeCluster`.
+class GkeClusterContext:
+    """What :class:`GkeCluster` takes besides its :class:`GkeConfig`.
 
     Attributes:
         project, region: where the regional cluster lives.
         cluster_name: cluster name. node_service_account_id: account id of the node SA.
         network_id, subnetwork_id: from :class:`infra.network.Network`.
         pods_range_name, services_range_name: the subnet's secondary range names.
-        release_channel: ``REGULAR`` | ``STABLE`` | ``EXTENDED``.
-        authorized_networks: the only external sources allowed to the control plane.
-        maintenance_window: :class:`MaintenanceWindowArgs`.
         namespace: name of the services' namespace.
         protect: Pulumi ``protect`` + GKE ``deletion_protection`` (prod).
-        dns_endpoint: enable the IAM-authorised DNS endpoint and put it in the
-            kubeconfig (else the IP endpoint with the cluster CA).
         labels: resource labels.
     """
 
@@ -87,20 +169,9 @@ class GkeClusterArgs:
     subnetwork_id: pulumi.Input[str]
     pods_range_name: str
     services_range_name: str
-    release_channel: str
-    authorized_networks: Sequence[AuthorizedNetworkArgs]
-    maintenance_window: MaintenanceWindowArgs
     namespace: str
     protect: bool
-    dns_endpoint: bool = False
     labels: Mapping[str, str] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if not self.authorized_networks:
-            raise ValueError("gke: authorized_networks: at least one network is required")
-        for net in self.authorized_networks:
-            if net.cidr_block.endswith("/0"):
-                raise ValueError(f"gke: authorized_networks: {net.cidr_block} opens the control plane to everyone")
 
 
 def kubeconfig_for(cluster_name: str, endpoint: str, ca_certificate: Optional[str]) -> str:
@@ -169,15 +240,15 @@ class GkeCluster(pulumi.ComponentResource):
             ingress and egress; the releases' own policies allow what they need).
     """
 
-    def __init__(self, name: str, args: GkeClusterArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
+    def __init__(self, name: str, config: GkeConfig, context: GkeClusterContext, opts: Optional[pulumi.ResourceOptions] = None) -> None:
         super().__init__("print-platform:gke:GkeCluster", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
 
         # Why a dedicated node SA: the Compute Engine default SA has Editor on the project.
         self.node_service_account = gcp.serviceaccount.Account(
             "nodes",
-            account_id=args.node_service_account_id,
-            project=args.project,
+            account_id=context.node_service_account_id,
+            project=context.project,
             display_name="GKE nodes (print-platform)",
             description="Node service account of the GKE cluster: logs, metrics, image pulls only.",
             opts=child,
@@ -186,7 +257,7 @@ class GkeCluster(pulumi.ComponentResource):
         node_roles = [
             gcp.projects.IAMMember(
                 f"nodes-{role.split('/')[-1]}",
-                project=args.project,
+                project=context.project,
                 role=role,
                 member=self.node_service_account.member,
                 opts=child,
@@ -194,22 +265,22 @@ class GkeCluster(pulumi.ComponentResource):
             for role in NODE_SA_ROLES
         ]
 
-        window = args.maintenance_window
+        window = config.maintenance_window
         self.cluster = gcp.container.Cluster(
             "cluster",
-            name=args.cluster_name,
-            project=args.project,
+            name=context.cluster_name,
+            project=context.project,
             # Why a region (not a zone): the control plane and nodes span three zones.
-            location=args.region,
+            location=context.region,
             # Why Autopilot: see the module docstring; it enforces Shielded nodes,
             # Secure Boot, Workload Identity and auto-upgrades (not settable off).
             enable_autopilot=True,
-            network=args.network_id,
-            subnetwork=args.subnetwork_id,
+            network=context.network_id,
+            subnetwork=context.subnetwork_id,
             networking_mode="VPC_NATIVE",
             ip_allocation_policy=gcp.container.ClusterIpAllocationPolicyArgs(
-                cluster_secondary_range_name=args.pods_range_name,
-                services_secondary_range_name=args.services_range_name,
+                cluster_secondary_range_name=context.pods_range_name,
+                services_secondary_range_name=context.services_range_name,
             ),
             # Why private nodes: nodes get no external IPs; egress goes through Cloud NAT.
             # The public endpoint stays, restricted to the authorized networks below.
@@ -224,13 +295,13 @@ class GkeCluster(pulumi.ComponentResource):
                     gcp.container.ClusterMasterAuthorizedNetworksConfigCidrBlockArgs(
                         cidr_block=net.cidr_block, display_name=net.display_name
                     )
-                    for net in args.authorized_networks
+                    for net in config.master_authorized_networks
                 ],
                 gcp_public_cidrs_access_enabled=False,
             ),
             # Why a channel (never a pinned "latest" version): Google rolls tested
             # versions within the maintenance window; the channel is per stack.
-            release_channel=gcp.container.ClusterReleaseChannelArgs(channel=args.release_channel),
+            release_channel=gcp.container.ClusterReleaseChannelArgs(channel=config.release_channel.value),
             # Optional DNS endpoint: every request is authorised by IAM, whatever its
             # source IP; the IP endpoint keeps the authorized-networks restriction.
             control_plane_endpoints_config=gcp.container.ClusterControlPlaneEndpointsConfigArgs(
@@ -238,12 +309,12 @@ class GkeCluster(pulumi.ComponentResource):
                     allow_external_traffic=True,
                 ),
             )
-            if args.dns_endpoint
+            if config.dns_endpoint
             else None,
             # Why explicit although Autopilot's default: pods authenticate as Google
             # service accounts via the metadata server, never with keys.
             workload_identity_config=gcp.container.ClusterWorkloadIdentityConfigArgs(
-                workload_pool=f"{args.project}.svc.id.goog",
+                workload_pool=f"{context.project}.svc.id.goog",
             ),
             datapath_provider=DATAPLANE_V2,
             gateway_api_config=gcp.container.ClusterGatewayApiConfigArgs(channel=GATEWAY_API_CHANNEL),
@@ -264,9 +335,9 @@ class GkeCluster(pulumi.ComponentResource):
                     oauth_scopes=[CLOUD_PLATFORM_SCOPE],
                 ),
             ),
-            deletion_protection=args.protect,
-            resource_labels=dict(args.labels),
-            opts=pulumi.ResourceOptions(parent=self, protect=args.protect, depends_on=node_roles),
+            deletion_protection=context.protect,
+            resource_labels=dict(context.labels),
+            opts=pulumi.ResourceOptions(parent=self, protect=context.protect, depends_on=node_roles),
         )
         self.cluster_name = self.cluster.name
         self.endpoint = self.cluster.endpoint
@@ -274,7 +345,7 @@ class GkeCluster(pulumi.ComponentResource):
             lambda cfg: cfg["workload_pool"] if isinstance(cfg, dict) else cfg.workload_pool
         )
 
-        if args.dns_endpoint:
+        if config.dns_endpoint:
             server = self.cluster.control_plane_endpoints_config.apply(_dns_endpoint)
             ca_certificate: pulumi.Input[Optional[str]] = None
         else:
@@ -293,7 +364,7 @@ class GkeCluster(pulumi.ComponentResource):
             kubeconfig=self.kubeconfig,
             # Why: the provider is replaced (and with it every Kubernetes object) only
             # when the cluster identity changes, not when its endpoint or CA rotates.
-            cluster_identifier=args.cluster_name,
+            cluster_identifier=context.cluster_name,
             opts=child,
         )
 
@@ -302,7 +373,7 @@ class GkeCluster(pulumi.ComponentResource):
         self.namespace_resource = k8s.core.v1.Namespace(
             "services",
             metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=args.namespace,
+                name=context.namespace,
                 labels={
                     "pod-security.kubernetes.io/enforce": POD_SECURITY_LEVEL,
                     "pod-security.kubernetes.io/audit": POD_SECURITY_LEVEL,

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import stat
 import tempfile
@@ -35,6 +36,10 @@ from typing import Mapping, Optional, Sequence
 
 import pulumi
 import pulumi_docker_build as docker_build
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from infra.config import ConfigModel
+from infra.services import SERVICES
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Where the staged build contexts live, relative to the repository root (git-ignored ``build/``).
@@ -186,12 +191,59 @@ def stage_context(service: str, root: Path = ROOT, staging: Optional[Path] = Non
     return target
 
 
+#: An image digest as Artifact Registry reports it.
+_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+
+class ImageConfig(ConfigModel):
+    """One service image pinned by ``digest`` (``sha256:<64 hex>``) instead of built by the program.
+
+    The digest must name an image already in the stack's Artifact Registry
+    repository (a rollback to an earlier build, committed in the stack file);
+    the program then builds no image for that service (docs/infra.md, "Images").
+    """
+
+    digest: str = Field(description="`sha256:<64 hex>` of an image already in the stack's repository")
+
+    @field_validator("digest")
+    @classmethod
+    def _digest(cls, v: str) -> str:
+        if not _DIGEST.match(v):
+            raise ValueError(f"{v!r} is not an image digest 'sha256:<64 lower-case hex>'")
+        return v
+
+
+class ImagesConfig(BaseModel):
+    """``print-platform:images``, the inputs of :class:`Images`: optional pins ``{files-api: {digest}, extractor: {digest}}``.
+
+    A service without an entry (the default) runs the image the program builds
+    from ``apps/<service>/Dockerfile`` (:class:`Images`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    files_api: Optional[ImageConfig] = Field(default=None, alias="files-api")
+    extractor: Optional[ImageConfig] = None
+
+    def digest(self, service: str) -> Optional[str]:
+        """The pinned digest of ``service`` (one of :data:`SERVICES`) or None (the program builds it).
+
+        Raises:
+            KeyError: ``service`` is not one of :data:`SERVICES`.
+        """
+        images = {"files-api": self.files_api, "extractor": self.extractor}
+        image = images[service]
+        return image.digest if image else None
+
+    def unpinned(self) -> list[str]:
+        """The services of :data:`infra.services.SERVICES` without a pin: the ones the program builds."""
+        return [service for service in SERVICES if self.digest(service) is None]
+
+
 @dataclass(frozen=True)
-class ImagesArgs:
-    """Inputs of :class:`Images`.
+class ImagesContext:
+    """What :class:`Images` takes besides its :class:`ImagesConfig` (which services are pinned, not built).
 
     Attributes:
-        services: the services to build (a pinned service is left out by the program).
         repository_url: ``<region>-docker.pkg.dev/<project>/<repo>`` (Output of infra/registry.py).
         cache_repository_url: the build-cache repository's URL.
         registry_host: ``<region>-docker.pkg.dev``.
@@ -200,18 +252,12 @@ class ImagesArgs:
         labels: OCI labels put on every image (plain strings).
     """
 
-    services: Sequence[str]
     repository_url: pulumi.Input[str]
     cache_repository_url: pulumi.Input[str]
     registry_host: str
     access_token: pulumi.Input[str]
     root: Path = ROOT
     labels: Mapping[str, str] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        unknown = [s for s in self.services if s not in IMAGES]
-        if unknown:
-            raise ImageSourceError(f"images: services {unknown} have no entry in infra.images.IMAGES")
 
 
 class Images(pulumi.ComponentResource):
@@ -225,26 +271,26 @@ class Images(pulumi.ComponentResource):
         refs: service -> Output ``<repo>/<service>:<tag>@<digest>``.
     """
 
-    def __init__(self, name: str, args: ImagesArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
+    def __init__(self, name: str, config: ImagesConfig, context: ImagesContext, opts: Optional[pulumi.ResourceOptions] = None) -> None:
         super().__init__("print-platform:images:Images", name, None, opts)
         cwd = os.getcwd()
         self.images: dict[str, docker_build.Image] = {}
         self.tags: dict[str, str] = {}
-        for service in args.services:
+        for service in config.unpinned():
             source = IMAGES[service]
-            tag = source_tag(service, args.root)
-            context = stage_context(service, args.root)
+            tag = source_tag(service, context.root)
+            staged = stage_context(service, context.root)
             self.tags[service] = tag
-            cache_ref = pulumi.Output.concat(args.cache_repository_url, "/", service, ":", CACHE_TAG)
+            cache_ref = pulumi.Output.concat(context.cache_repository_url, "/", service, ":", CACHE_TAG)
             self.images[service] = docker_build.Image(
                 service,
                 push=True,
-                tags=[pulumi.Output.concat(args.repository_url, "/", service, ":", tag)],
+                tags=[pulumi.Output.concat(context.repository_url, "/", service, ":", tag)],
                 platforms=[PLATFORM],
                 # Relative to the directory Pulumi runs the program in (the project root),
                 # so the inputs are the same on every machine (an absolute path would diff).
-                context=docker_build.BuildContextArgs(location=os.path.relpath(context, cwd)),
-                dockerfile=docker_build.DockerfileArgs(location=os.path.relpath(args.root / source.dockerfile, cwd)),
+                context=docker_build.BuildContextArgs(location=os.path.relpath(staged, cwd)),
+                dockerfile=docker_build.DockerfileArgs(location=os.path.relpath(context.root / source.dockerfile, cwd)),
                 cache_from=[docker_build.CacheFromArgs(registry=docker_build.CacheFromRegistryArgs(ref=cache_ref))],
                 cache_to=[docker_build.CacheToArgs(registry=docker_build.CacheToRegistryArgs(
                     ref=cache_ref, mode=docker_build.CacheMode.MAX,
@@ -252,13 +298,13 @@ class Images(pulumi.ComponentResource):
                     image_manifest=True, oci_media_types=True,
                 ))],
                 registries=[docker_build.RegistryArgs(
-                    address=args.registry_host, username=REGISTRY_USERNAME,
-                    password=pulumi.Output.secret(args.access_token),
+                    address=context.registry_host, username=REGISTRY_USERNAME,
+                    password=pulumi.Output.secret(context.access_token),
                 )],
                 # Why no build on preview: a preview must not need a push or change the
                 # cache; the digest of an image that would be rebuilt shows as computed.
                 build_on_preview=False,
-                labels={**dict(args.labels), "org.opencontainers.image.title": service,
+                labels={**dict(context.labels), "org.opencontainers.image.title": service,
                         "org.opencontainers.image.version": tag},
                 opts=pulumi.ResourceOptions(parent=self),
             )

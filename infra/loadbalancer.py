@@ -48,14 +48,15 @@ SSL policies (https://cloud.google.com/load-balancing/docs/ssl-policies-concepts
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, fields
-from typing import Any, Mapping, Optional
+from dataclasses import dataclass, field
+from typing import Any, Literal, Mapping, Optional
 
 import pulumi
 import pulumi_gcp as gcp
 import pulumi_kubernetes as k8s
+from pydantic import Field, SecretStr, field_validator, model_validator
 
-from infra.settings import HOSTNAME_PATTERN
+from infra.config import EMAIL_PATTERN, HOSTNAME_PATTERN, ConfigModel, not_bool
 
 # --- Facts taken from vendor documentation (one place each) -------------------
 
@@ -91,13 +92,11 @@ MIN_TLS_VERSION = "TLS_1_2"
 #: The role that lets a principal through IAP to a web backend
 #: (https://cloud.google.com/iap/docs/managing-access#roles).
 IAP_ACCESSOR_ROLE = "roles/iap.httpsResourceAccessor"
-#: IAM principals IAP may admit (infra.settings validates the stack's list the same way).
-_IAP_MEMBER = re.compile(r"^(group|user|serviceAccount):[^@\s:]+@[^@\s]+\.[^@\s]+$")
 
 # Compute Engine resource names (RFC 1035 label, at most 63 characters).
 _GCE_NAME = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
 # A fully qualified DNS host name, no wildcard, no trailing dot, lower case (the stack
-# config's rule, infra/settings.py).
+# config's rule, :class:`LoadBalancerConfig`).
 _DOMAIN = HOSTNAME_PATTERN
 # Kubernetes object names / namespace (RFC 1123 label).
 _K8S_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
@@ -114,9 +113,14 @@ def _check(condition: bool, field_name: str, message: str) -> None:
         raise LoadBalancerArgsError(f"loadbalancer: {field_name}: {message}")
 
 
-@dataclass(frozen=True)
-class CloudArmorArgs:
-    """Cloud Armor settings for the files-api backend.
+#: IAM principals IAP may admit (https://cloud.google.com/iam/docs/principal-identifiers):
+#: ``group:``, ``user:`` and ``serviceAccount:`` followed by an e-mail address. No
+#: ``domain:``, ``allUsers`` or ``allAuthenticatedUsers``: whoever uses the app is named.
+IAP_MEMBER_KINDS = ("group", "user", "serviceAccount")
+
+
+class ArmorConfig(ConfigModel):
+    """``print-platform:loadBalancer.armor``: Cloud Armor for the files-api backend.
 
     Attributes:
         rate_limit_requests: requests one client IP may send per
@@ -135,57 +139,124 @@ class CloudArmorArgs:
             (https://cloud.google.com/armor/docs/adaptive-protection-overview).
 
     Raises:
-        LoadBalancerArgsError: any value outside the ranges above.
+        pydantic.ValidationError: any value outside the ranges above.
     """
 
-    rate_limit_requests: int
-    rate_limit_interval_sec: int
-    ban_duration_sec: int
-    waf_sensitivity: int = 1
-    waf_preview: bool = False
+    rate_limit_requests: int = Field(description=f"1–{ARMOR_BAN_MAX_REQUESTS} per client IP and interval")
+    rate_limit_interval_sec: int = Field(description=f"one of {ARMOR_INTERVALS_SEC}")
+    ban_duration_sec: int = Field(description="1–86400 s")
+    waf_sensitivity: int = Field(default=1, description=f"one of {WAF_SENSITIVITIES}")
+    waf_preview: bool = Field(default=False, description="WAF rules only log instead of denying")
     adaptive_protection: bool = True
 
-    @classmethod
-    def from_config(cls, armor: Any) -> "CloudArmorArgs":
-        """The args of the stack's ``loadBalancer.armor`` (``infra.settings.ArmorConfig``,
-        same field names); raises :class:`LoadBalancerArgsError` like the constructor."""
-        return cls(**{f.name: getattr(armor, f.name) for f in fields(cls)})
+    _not_bool = field_validator("rate_limit_requests", "rate_limit_interval_sec", "ban_duration_sec",
+                                "waf_sensitivity", mode="before")(not_bool)
 
-    def __post_init__(self) -> None:
-        _check(isinstance(self.rate_limit_requests, int) and not isinstance(self.rate_limit_requests, bool)
-               and 1 <= self.rate_limit_requests <= ARMOR_BAN_MAX_REQUESTS, "armor.rate_limit_requests",
-               f"must be an integer in 1..{ARMOR_BAN_MAX_REQUESTS}, got {self.rate_limit_requests!r}")
-        _check(self.rate_limit_interval_sec in ARMOR_INTERVALS_SEC, "armor.rate_limit_interval_sec",
-               f"must be one of {ARMOR_INTERVALS_SEC}, got {self.rate_limit_interval_sec!r}")
-        _check(isinstance(self.ban_duration_sec, int) and 1 <= self.ban_duration_sec <= 86400,
-               "armor.ban_duration_sec", f"must be an integer in 1..86400 seconds, got {self.ban_duration_sec!r}")
-        _check(self.waf_sensitivity in WAF_SENSITIVITIES, "armor.waf_sensitivity",
-               f"must be one of {WAF_SENSITIVITIES}, got {self.waf_sensitivity!r}")
+    @field_validator("rate_limit_requests")
+    @classmethod
+    def _requests(cls, v: int) -> int:
+        if not 1 <= v <= ARMOR_BAN_MAX_REQUESTS:
+            raise ValueError(f"must be an integer in 1..{ARMOR_BAN_MAX_REQUESTS}, got {v!r}")
+        return v
+
+    @field_validator("rate_limit_interval_sec")
+    @classmethod
+    def _interval(cls, v: int) -> int:
+        if v not in ARMOR_INTERVALS_SEC:
+            raise ValueError(f"must be one of {ARMOR_INTERVALS_SEC}, got {v!r}")
+        return v
+
+    @field_validator("ban_duration_sec")
+    @classmethod
+    def _ban(cls, v: int) -> int:
+        if not 1 <= v <= 86400:
+            raise ValueError(f"must be an integer in 1..86400 seconds, got {v!r}")
+        return v
+
+    @field_validator("waf_sensitivity")
+    @classmethod
+    def _sensitivity(cls, v: int) -> int:
+        if v not in WAF_SENSITIVITIES:
+            raise ValueError(f"must be one of {WAF_SENSITIVITIES}, got {v!r}")
+        return v
+
+
+class IapConfig(ConfigModel):
+    """``print-platform:loadBalancer.iap``: who may pass Identity-Aware Proxy, and with which OAuth client.
+
+    Attributes:
+        enabled: IAP on the files-api backend.
+        members: IAM principals granted ``roles/iap.httpsResourceAccessor``
+            (``group:<email>``, ``user:<email>``, ``serviceAccount:<email>``);
+            required (non-empty) when ``enabled``, distinct.
+        oauth_client_id / oauth_client_secret (secret): a custom OAuth client,
+            set together or not at all; without them IAP uses its
+            Google-managed client, which admits browsers only (programmatic
+            clients need a custom client, docs/edge.md).
+    """
+
+    enabled: bool = False
+    members: list[str] = Field(default_factory=list, description="`group:`/`user:`/`serviceAccount:<email>`, distinct; "
+                               "required when `enabled`")
+    oauth_client_id: Optional[str] = Field(default=None, description="with `oauthClientSecret`, or neither")
+    oauth_client_secret: Optional[SecretStr] = None
+
+    @field_validator("members")
+    @classmethod
+    def _members(cls, v: list[str]) -> list[str]:
+        for index, member in enumerate(v):
+            kind, _, email = member.partition(":") if isinstance(member, str) else ("", "", "")
+            if kind not in IAP_MEMBER_KINDS or not EMAIL_PATTERN.match(email):
+                raise ValueError(
+                    f"[{index}] {member!r} is not an IAM principal "
+                    f"{' | '.join(k + ':<email>' for k in IAP_MEMBER_KINDS)}")
+        if len(set(v)) != len(v):
+            raise ValueError(f"duplicate members in {v}")
+        return v
+
+    @model_validator(mode="after")
+    def _pair(self) -> "IapConfig":
+        if (self.oauth_client_id is None) != (self.oauth_client_secret is None):
+            raise ValueError("oauthClientSecret: oauthClientId and oauthClientSecret must be set together")
+        # Why: IAP on with nobody granted roles/iap.httpsResourceAccessor locks everyone out.
+        if self.enabled and not self.members:
+            raise ValueError("members: required when IAP is enabled (who may use the app: "
+                             "group:<email>, user:<email> or serviceAccount:<email>)")
+        return self
+
+
+class LoadBalancerConfig(ConfigModel):
+    """``print-platform:loadBalancer``: ``domain`` (FQDN served over HTTPS), ``sslProfile``
+    (``MODERN`` | ``RESTRICTED``), ``iap`` (:class:`IapConfig`), ``armor`` (:class:`ArmorConfig`)."""
+
+    domain: str = Field(description="lower-case fully qualified host name")
+    ssl_profile: Literal[SSL_PROFILES] = "MODERN"
+    iap: IapConfig = IapConfig()
+    armor: ArmorConfig
+
+    @field_validator("domain")
+    @classmethod
+    def _domain(cls, v: str) -> str:
+        if not HOSTNAME_PATTERN.match(v):
+            raise ValueError(f"{v!r} is not a lower-case fully qualified host name")
+        return v
 
 
 @dataclass(frozen=True)
-class LoadBalancerArgs:
-    """Inputs of :class:`LoadBalancer`.
+class LoadBalancerContext:
+    """What :class:`LoadBalancer` takes besides its :class:`LoadBalancerConfig`.
 
     Attributes:
         name_prefix: prefix of every Google Cloud resource name (e.g.
             ``print-platform-dev``); a lower-case RFC 1035 label short enough
             that ``<prefix>-certmap-entry`` fits 63 characters.
-        domain: the public host name served over HTTPS (e.g. ``files.example.com``),
-            lower case, no wildcard, no trailing dot. The managed certificate is
-            issued for it and the URL output is ``https://<domain>``.
         namespace: Kubernetes namespace of the Gateway and its redirect route (the
             stack's namespace; pass the Namespace resource's ``metadata.name`` so
             the objects wait for it). The files-api HTTPRoute lives in the same
             namespace, so the listeners' default ``allowedRoutes: Same`` suffices.
         k8s_provider: the Kubernetes provider of the stack's GKE cluster.
-        armor: Cloud Armor settings (:class:`CloudArmorArgs`).
         project: project id (defaults to the provider's project).
         gateway_name: name of the Gateway object (RFC 1123 label).
-        ssl_profile: ``MODERN`` (default) or ``RESTRICTED``; TLS >= 1.2 either way.
-        iap_members: when IAP guards the backend, the IAM principals
-            (``group:``/``user:``/``serviceAccount:<email>``) granted
-            :data:`IAP_ACCESSOR_ROLE`; empty grants nobody (IAP off).
         labels: Google Cloud labels for the resources that take labels.
 
     Raises:
@@ -193,36 +264,21 @@ class LoadBalancerArgs:
     """
 
     name_prefix: str
-    domain: str
     namespace: pulumi.Input[str]
     k8s_provider: pulumi.ProviderResource
-    armor: CloudArmorArgs
     project: Optional[pulumi.Input[str]] = None
     gateway_name: str = "external"
-    ssl_profile: str = "MODERN"
-    iap_members: tuple[str, ...] = ()
     labels: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for member in self.iap_members:
-            _check(isinstance(member, str) and bool(_IAP_MEMBER.match(member)), "iap_members",
-                   f"must be group:/user:/serviceAccount:<email>, got {member!r}")
-        _check(len(set(self.iap_members)) == len(self.iap_members), "iap_members",
-               f"duplicate members in {list(self.iap_members)}")
         _check(isinstance(self.name_prefix, str) and bool(_GCE_NAME.match(self.name_prefix))
                and len(self.name_prefix) + _LONGEST_SUFFIX <= 63, "name_prefix",
                f"must be a lower-case RFC 1035 label of at most {63 - _LONGEST_SUFFIX} characters, got {self.name_prefix!r}")
-        _check(isinstance(self.domain, str) and bool(_DOMAIN.match(self.domain)), "domain",
-               f"must be a lower-case fully qualified host name without wildcard or trailing dot, got {self.domain!r}")
         _check(isinstance(self.gateway_name, str) and bool(_K8S_NAME.match(self.gateway_name)), "gateway_name",
                f"must be an RFC 1123 label, got {self.gateway_name!r}")
         if isinstance(self.namespace, str):
             _check(bool(_K8S_NAME.match(self.namespace)), "namespace",
                    f"must be an RFC 1123 label, got {self.namespace!r}")
-        _check(self.ssl_profile in SSL_PROFILES, "ssl_profile",
-               f"must be one of {SSL_PROFILES}, got {self.ssl_profile!r}")
-        _check(isinstance(self.armor, CloudArmorArgs), "armor",
-               f"must be a CloudArmorArgs, got {type(self.armor).__name__}")
         _check(isinstance(self.k8s_provider, pulumi.ProviderResource), "k8s_provider",
                f"must be a pulumi ProviderResource, got {type(self.k8s_provider).__name__}")
 
@@ -249,27 +305,30 @@ class LoadBalancer(pulumi.ComponentResource):
             (Output[str]), or None without IAP.
     """
 
-    def __init__(self, name: str, args: LoadBalancerArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
+    def __init__(self, name: str, config: LoadBalancerConfig, context: LoadBalancerContext,
+                 opts: Optional[pulumi.ResourceOptions] = None) -> None:
         super().__init__("print-platform:edge:LoadBalancer", name, None, opts)
+        # IAP members while IAP is on; members listed while it is off grant nothing.
+        iap_members = tuple(config.iap.members) if config.iap.enabled else ()
         gcp_opts = pulumi.ResourceOptions(parent=self)
-        k8s_opts = pulumi.ResourceOptions(parent=self, provider=args.k8s_provider)
-        prefix = args.name_prefix
-        labels = dict(args.labels)
+        k8s_opts = pulumi.ResourceOptions(parent=self, provider=context.k8s_provider)
+        prefix = context.name_prefix
+        labels = dict(context.labels)
 
-        self.domain = args.domain
-        self.url = f"https://{args.domain}"
-        self.gateway_name = args.gateway_name
-        self.gateway_namespace = pulumi.Output.from_input(args.namespace)
+        self.domain = config.domain
+        self.url = f"https://{config.domain}"
+        self.gateway_name = context.gateway_name
+        self.gateway_namespace = pulumi.Output.from_input(context.namespace)
         self.https_section_name = HTTPS_LISTENER
 
         # The static IP: global, external, IPv4 (the Gateway names it in spec.addresses).
         self.address = gcp.compute.GlobalAddress(
             "address",
             name=f"{prefix}-ip",
-            project=args.project,
+            project=context.project,
             address_type="EXTERNAL",
             ip_version="IPV4",
-            description=f"Static IP of the public Gateway serving {args.domain}",
+            description=f"Static IP of the public Gateway serving {config.domain}",
             labels=labels,
             opts=gcp_opts,
         )
@@ -280,27 +339,27 @@ class LoadBalancer(pulumi.ComponentResource):
         self.certificate = gcp.certificatemanager.Certificate(
             "certificate",
             name=f"{prefix}-cert",
-            project=args.project,
+            project=context.project,
             scope="DEFAULT",
-            description=f"Google-managed certificate for {args.domain}",
-            managed=gcp.certificatemanager.CertificateManagedArgs(domains=[args.domain]),
+            description=f"Google-managed certificate for {config.domain}",
+            managed=gcp.certificatemanager.CertificateManagedArgs(domains=[config.domain]),
             labels=labels,
             opts=gcp_opts,
         )
         self.certificate_map = gcp.certificatemanager.CertificateMap(
             "certificate-map",
             name=f"{prefix}-certmap",
-            project=args.project,
-            description=f"Certificates served by the public Gateway ({args.domain})",
+            project=context.project,
+            description=f"Certificates served by the public Gateway ({config.domain})",
             labels=labels,
             opts=gcp_opts,
         )
         self.certificate_map_entry = gcp.certificatemanager.CertificateMapEntry(
             "certificate-map-entry",
             name=f"{prefix}-certmap-entry",
-            project=args.project,
+            project=context.project,
             map=self.certificate_map.name,
-            hostname=args.domain,
+            hostname=config.domain,
             certificates=[self.certificate.id],
             labels=labels,
             opts=gcp_opts,
@@ -311,8 +370,8 @@ class LoadBalancer(pulumi.ComponentResource):
         self.ssl_policy = gcp.compute.SSLPolicy(
             "ssl-policy",
             name=f"{prefix}-ssl",
-            project=args.project,
-            profile=args.ssl_profile,
+            project=context.project,
+            profile=config.ssl_profile,
             min_tls_version=MIN_TLS_VERSION,
             description="TLS 1.2+ for the public Gateway",
             opts=gcp_opts,
@@ -322,14 +381,14 @@ class LoadBalancer(pulumi.ComponentResource):
         self.armor_policy = gcp.compute.SecurityPolicy(
             "armor",
             name=f"{prefix}-armor",
-            project=args.project,
+            project=context.project,
             type="CLOUD_ARMOR",
             description="Cloud Armor for the files-api backend: OWASP sqli/xss rules, per-IP rate-based ban",
-            rules=armor_rules(args.armor),
+            rules=armor_rules(config.armor),
             adaptive_protection_config=gcp.compute.SecurityPolicyAdaptiveProtectionConfigArgs(
                 layer7_ddos_defense_config=gcp.compute.SecurityPolicyAdaptiveProtectionConfigLayer7DdosDefenseConfigArgs(
                     enable=True, rule_visibility="STANDARD"),
-            ) if args.armor.adaptive_protection else None,
+            ) if config.armor.adaptive_protection else None,
             # JSON bodies are parsed so the WAF rules inspect their values, not the raw text
             # (https://cloud.google.com/armor/docs/security-policy-overview#json-parsing).
             advanced_options_config=gcp.compute.SecurityPolicyAdvancedOptionsConfigArgs(
@@ -344,8 +403,8 @@ class LoadBalancer(pulumi.ComponentResource):
             api_version=GATEWAY_API_VERSION,
             kind="Gateway",
             metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=args.gateway_name,
-                namespace=args.namespace,
+                name=context.gateway_name,
+                namespace=context.namespace,
                 annotations={CERTMAP_ANNOTATION: self.certificate_map.name},
             ),
             spec=gateway_spec(self.address.name),
@@ -357,10 +416,10 @@ class LoadBalancer(pulumi.ComponentResource):
             "gateway-policy",
             api_version=GKE_POLICY_API_VERSION,
             kind="GCPGatewayPolicy",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=f"{args.gateway_name}-tls", namespace=args.namespace),
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=f"{context.gateway_name}-tls", namespace=context.namespace),
             spec={
                 "default": {"sslPolicy": self.ssl_policy.name},
-                "targetRef": {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": args.gateway_name},
+                "targetRef": {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": context.gateway_name},
             },
             opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[self.gateway])),
         )
@@ -368,33 +427,33 @@ class LoadBalancer(pulumi.ComponentResource):
             "http-redirect",
             api_version=GATEWAY_API_VERSION,
             kind="HTTPRoute",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=f"{args.gateway_name}-http-redirect", namespace=args.namespace),
-            spec=http_redirect_route_spec(args.gateway_name),
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=f"{context.gateway_name}-http-redirect", namespace=context.namespace),
+            spec=http_redirect_route_spec(context.gateway_name),
             opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[self.gateway])),
         )
 
-        self.url_map_name_regex = pulumi.Output.from_input(args.namespace).apply(
-            lambda ns: url_map_name_regex(ns, args.gateway_name))
+        self.url_map_name_regex = pulumi.Output.from_input(context.namespace).apply(
+            lambda ns: url_map_name_regex(ns, context.gateway_name))
 
         # IAP access: who may pass IAP, confined to this stack's host (module docstring says
         # why the compute web type and not the backend service the Gateway controller creates).
         self.iap_access: dict[str, gcp.iap.WebTypeComputeIamMember] = {}
         self.iap_audience: Optional[pulumi.Output[str]] = None
-        if args.iap_members:
-            for member in args.iap_members:
+        if iap_members:
+            for member in iap_members:
                 self.iap_access[member] = gcp.iap.WebTypeComputeIamMember(
                     f"iap-accessor-{_member_key(member)}",
-                    project=args.project,
+                    project=context.project,
                     role=IAP_ACCESSOR_ROLE,
                     member=member,
                     condition=gcp.iap.WebTypeComputeIamMemberConditionArgs(
-                        title=f"only {args.domain}"[:100],
+                        title=f"only {config.domain}"[:100],
                         description="IAP access to this stack's app only (its host name)",
-                        expression=iap_host_condition(args.domain),
+                        expression=iap_host_condition(config.domain),
                     ),
                     opts=gcp_opts,
                 )
-            project = gcp.organizations.get_project_output(project_id=args.project)
+            project = gcp.organizations.get_project_output(project_id=context.project)
             self.iap_audience = project.number.apply(iap_audience_pattern)
 
         self.register_outputs({
@@ -439,7 +498,7 @@ def _member_key(member: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", member.lower().replace("@", "-at-")).strip("-")
 
 
-def armor_rules(armor: CloudArmorArgs) -> list[gcp.compute.SecurityPolicyRuleArgs]:
+def armor_rules(armor: ArmorConfig) -> list[gcp.compute.SecurityPolicyRuleArgs]:
     """The Cloud Armor rules, evaluated in ascending priority.
 
     - 1000, 1001: ``deny(403)`` on ``evaluatePreconfiguredWaf('<set>', {'sensitivity': N})``

@@ -33,19 +33,21 @@ Besides the policies, :class:`Monitoring` creates log-based counter metrics
 structured log lines: ``logging.googleapis.com/user/<stack>-<name>``.
 
 Thresholds, durations, windows and severities are data (``environments/<stack>/alerts.yaml``,
-read by ``infra/settings.py`` and mapped onto :class:`MonitoringArgs` in ``infra/program.py``);
+validated by :class:`AlertsConfig`, the component's config beside :class:`AlertingConfig`);
 this module holds only the metric definitions.
 """
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Sequence
 
 import pulumi
 import pulumi_gcp as gcp
+from pydantic import Field, field_validator
 
-from infra.settings import EMAIL_PATTERN, HOSTNAME_PATTERN
+from infra.budget import MAX_CHANNELS as BUDGET_MAX_CHANNELS
+from infra.config import EMAIL_PATTERN, ConfigModel
 
 #: Alert policy severities the Cloud Monitoring API accepts
 #: (https://cloud.google.com/monitoring/api/ref_v3/rest/v3/projects.alertPolicies#severity).
@@ -53,7 +55,7 @@ SEVERITIES = ("CRITICAL", "ERROR", "WARNING")
 #: Uptime check periods the API accepts, seconds
 #: (https://cloud.google.com/monitoring/api/ref_v3/rest/v3/projects.uptimeCheckConfigs#UptimeCheckConfig.FIELDS.period).
 UPTIME_PERIODS_SEC = (60, 300, 600, 900)
-#: The signals an alert policy is created for (keys of ``MonitoringArgs.alerts``).
+#: The signals an alert policy is created for (keys of ``AlertsConfig.alerts``).
 SIGNALS = (
     "lb_5xx_ratio",
     "lb_latency_p95",
@@ -89,13 +91,10 @@ HEALTH_JSON_PATH = "$.status"
 HEALTH_JSON_VALUE = "ok"
 #: Signals whose threshold is a utilisation or ratio and must lie in [0, 1].
 #: Signals that watch the public endpoint: their policies (and the uptime check)
-#: wait for ``MonitoringArgs.edge_depends_on`` (the releases).
+#: wait for ``MonitoringContext.edge_depends_on`` (the releases).
 EDGE_SIGNALS = ("lb_5xx_ratio", "uptime")
 FRACTION_SIGNALS = ("lb_5xx_ratio", "sql_cpu", "sql_memory", "sql_disk")
 
-# The stack config's own rules (infra/settings.py), so valid stack config never fails here.
-_EMAIL = EMAIL_PATTERN
-_HOST = HOSTNAME_PATTERN
 
 
 class MonitoringArgsError(ValueError):
@@ -107,72 +106,156 @@ def _check(condition: bool, field_name: str, message: str) -> None:
         raise MonitoringArgsError(f"monitoring: {field_name}: {message}")
 
 
-@dataclass(frozen=True)
-class AlertSpec:
-    """Threshold and timing of one alert policy.
+class AlertThreshold(ConfigModel):
+    """Threshold and timing of one alert policy (an ``alerts.<signal>`` entry of
+    ``environments/<stack>/alerts.yaml``).
 
     Attributes:
         threshold: the value the aligned series is compared with (``COMPARISON_GT``:
-            the policy fires when the series is *above* it). Unit per signal, see
-            the module table (fractions for ratios/utilisations, ms, s, counts).
-            ``dead_letter`` must be 0 ("any message").
+            the policy fires when the series is *above* it), >= 0. Unit per signal, see
+            the module table (fractions in (0, 1] for :data:`FRACTION_SIGNALS`, ms, s,
+            counts); ``dead_letter`` must be 0 ("any message"), ``uptime`` a whole
+            number of failing checker regions >= 1 (checked by :func:`signal_problems`).
         duration_seconds: how long the condition must hold before an incident
             opens (``condition_threshold.duration``), 0..86400, multiple of 60
-            unless 0 (API constraint for metric thresholds).
+            (API constraint for metric thresholds).
         severity: ``CRITICAL``, ``ERROR`` or ``WARNING``.
         window_seconds: alignment period (the window each point aggregates),
             60..86400 seconds. For ``container_restarts`` this is the window the
             restarts are counted in.
-
-    Raises:
-        MonitoringArgsError: a value outside those ranges.
     """
 
-    threshold: float
-    duration_seconds: int
-    severity: str
-    window_seconds: int = 60
+    threshold: float = Field(description=f"≥ 0; in (0, 1] for {', '.join(FRACTION_SIGNALS)}; 0 for dead_letter; "
+                                         "a whole number ≥ 1 for uptime")
+    duration_seconds: int = Field(description="multiple of 60 in 0–86400")
+    severity: str = Field(description=f"one of {' | '.join(SEVERITIES)}")
+    window_seconds: int = Field(default=60, description="60–86400")
 
+    @field_validator("threshold", mode="before")
     @classmethod
-    def from_config(cls, alert: Any) -> "AlertSpec":
-        """The spec of one ``alerts.<signal>`` entry of ``environments/<stack>/alerts.yaml``
-        (``infra.settings.AlertThreshold``, same field names); not yet validated."""
-        return cls(**{f.name: getattr(alert, f.name) for f in fields(cls)})
+    def _number(cls, v: Any) -> Any:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
+            raise ValueError(f"must be a non-negative number, got {v!r}")
+        return v
 
-    def validate(self, signal: str) -> None:
-        """Check the spec for ``signal``; raise :class:`MonitoringArgsError` naming ``alerts.<signal>.<field>``."""
-        where = f"alerts.{signal}"
-        _check(isinstance(self.threshold, (int, float)) and not isinstance(self.threshold, bool)
-               and self.threshold >= 0, f"{where}.threshold",
-               f"must be a non-negative number, got {self.threshold!r}")
-        if signal in FRACTION_SIGNALS:
-            _check(0 < self.threshold <= 1, f"{where}.threshold",
-                   f"is a fraction and must be in (0, 1], got {self.threshold!r}")
-        if signal == "dead_letter":
-            _check(self.threshold == 0, f"{where}.threshold",
-                   f"must be 0 (alert on any dead-lettered message), got {self.threshold!r}")
-        if signal == "uptime":
-            _check(float(self.threshold).is_integer() and self.threshold >= 1, f"{where}.threshold",
-                   f"is a number of failing checker regions and must be an integer >= 1, got {self.threshold!r}")
-        _check(isinstance(self.duration_seconds, int) and 0 <= self.duration_seconds <= 86400
-               and self.duration_seconds % 60 == 0, f"{where}.duration_seconds",
-               f"must be a multiple of 60 in 0..86400, got {self.duration_seconds!r}")
-        _check(self.severity in SEVERITIES, f"{where}.severity",
-               f"must be one of {SEVERITIES}, got {self.severity!r}")
-        _check(isinstance(self.window_seconds, int) and 60 <= self.window_seconds <= 86400,
-               f"{where}.window_seconds", f"must be an integer in 60..86400, got {self.window_seconds!r}")
+    @field_validator("duration_seconds")
+    @classmethod
+    def _duration(cls, v: int) -> int:
+        if not (0 <= v <= 86400 and v % 60 == 0):
+            raise ValueError(f"must be a multiple of 60 in 0..86400, got {v!r}")
+        return v
+
+    @field_validator("severity")
+    @classmethod
+    def _severity(cls, v: str) -> str:
+        if v not in SEVERITIES:
+            raise ValueError(f"must be one of {SEVERITIES}, got {v!r}")
+        return v
+
+    @field_validator("window_seconds")
+    @classmethod
+    def _window(cls, v: int) -> int:
+        if not 60 <= v <= 86400:
+            raise ValueError(f"must be an integer in 60..86400, got {v!r}")
+        return v
+
+
+def signal_problems(alerts: Mapping[str, AlertThreshold]) -> list[str]:
+    """What is wrong with ``alerts`` as the policies of :data:`SIGNALS`: one ``<signal>[.threshold]: <problem>`` each.
+
+    Exactly the signals of :data:`SIGNALS`, and the thresholds whose unit depends on
+    the signal (fractions, ``dead_letter`` 0, ``uptime`` a region count). [] when fine.
+    """
+    found: list[str] = []
+    missing = [s for s in SIGNALS if s not in alerts]
+    unknown = [s for s in alerts if s not in SIGNALS]
+    if missing:
+        found.append(f"missing signal(s) {missing} (need {list(SIGNALS)})")
+    if unknown:
+        found.append(f"unknown signal(s) {unknown} (need {list(SIGNALS)})")
+    for signal, spec in alerts.items():
+        t = spec.threshold
+        if signal in FRACTION_SIGNALS and not 0 < t <= 1:
+            found.append(f"{signal}.threshold: is a fraction and must be in (0, 1], got {t!r}")
+        if signal == "dead_letter" and t != 0:
+            found.append(f"{signal}.threshold: must be 0 (alert on any dead-lettered message), got {t!r}")
+        if signal == "uptime" and not (float(t).is_integer() and t >= 1):
+            found.append(f"{signal}.threshold: is a number of failing checker regions and must be an integer >= 1, got {t!r}")
+    return found
+
+
+class AlertingConfig(ConfigModel):
+    """``print-platform:alerting``: ``notificationEmails``: non-empty list of distinct addresses."""
+
+    notification_emails: list[str] = Field(
+        min_length=1, description=f"distinct e-mail addresses; with a `budget` at most {BUDGET_MAX_CHANNELS}")
+
+    @field_validator("notification_emails")
+    @classmethod
+    def _emails(cls, v: list[str]) -> list[str]:
+        for address in v:
+            if not EMAIL_PATTERN.match(address):
+                raise ValueError(f"{address!r} is not an e-mail address")
+        if len(set(v)) != len(v):
+            raise ValueError(f"duplicate addresses in {v}")
+        return v
+
+
+class UptimeConfig(ConfigModel):
+    """``uptime`` of ``environments/<stack>/alerts.yaml``: the uptime check's ``periodSeconds``,
+    ``timeoutSeconds`` and ``healthPath`` (the path it GETs over HTTPS)."""
+
+    period_seconds: int = Field(default=60, description=f"one of {UPTIME_PERIODS_SEC}")
+    timeout_seconds: int = Field(default=10, description="1–60")
+    health_path: str = Field(default="/healthz", description="starts with `/`")
+
+    @field_validator("period_seconds")
+    @classmethod
+    def _period(cls, v: int) -> int:
+        if v not in UPTIME_PERIODS_SEC:
+            raise ValueError(f"must be one of {UPTIME_PERIODS_SEC}, got {v!r}")
+        return v
+
+    @field_validator("timeout_seconds")
+    @classmethod
+    def _timeout(cls, v: int) -> int:
+        if not 1 <= v <= 60:
+            raise ValueError(f"must be an integer in 1..60, got {v!r}")
+        return v
+
+    @field_validator("health_path")
+    @classmethod
+    def _path(cls, v: str) -> str:
+        if not v.startswith("/"):
+            raise ValueError(f"must start with '/', got {v!r}")
+        return v
+
+
+class AlertsConfig(ConfigModel):
+    """``environments/<stack>/alerts.yaml``: ``uptime`` (:class:`UptimeConfig`) and
+    ``alerts`` (``{signal: AlertThreshold}`` for exactly the signals of :data:`SIGNALS`)."""
+
+    uptime: UptimeConfig = UptimeConfig()
+    alerts: dict[str, AlertThreshold]
+
+    @field_validator("alerts")
+    @classmethod
+    def _signals(cls, v: dict[str, AlertThreshold]) -> dict[str, AlertThreshold]:
+        found = signal_problems(v)
+        if found:
+            # One line per problem; infra.config.problems reports each under alerts.<...>.
+            raise ValueError("\n".join(found))
+        return v
 
 
 @dataclass(frozen=True)
-class MonitoringArgs:
-    """Inputs of :class:`Monitoring`.
+class MonitoringContext:
+    """What :class:`Monitoring` takes besides its config (:class:`AlertingConfig`, :class:`AlertsConfig`).
 
     Attributes:
         stack: stack name, used in display names and user labels (``dev``, ``prod``).
-        notification_emails: one e-mail notification channel per address
-            (at least one; duplicates rejected).
-        alerts: one :class:`AlertSpec` per signal; exactly the keys in ``SIGNALS``.
-        domain: host name of the public endpoint the uptime check probes over HTTPS.
+        domain: host name of the public endpoint the uptime check probes over HTTPS
+            (``LoadBalancerConfig.domain``).
         url_map_name_regex: RE2 regex matching the load balancer's URL map name
             (``LoadBalancer.url_map_name_regex``), scoping the LB metrics.
         extractor_subscription: Pub/Sub subscription id (short name) of the extractor.
@@ -181,9 +264,6 @@ class MonitoringArgs:
         cluster_name: GKE cluster name (container restarts are scoped to it).
         namespace: Kubernetes namespace of the services (restarts are scoped to it).
         project: project id (defaults to the provider's project).
-        health_path: path the uptime check GETs (default ``/healthz``).
-        uptime_period_seconds: uptime check period, one of ``UPTIME_PERIODS_SEC``.
-        uptime_timeout_seconds: uptime check timeout, 1..60 seconds.
         iap_enabled: when IAP guards the backend, an unauthenticated probe is
             answered by IAP (302 to sign-in / 401) rather than by files-api; the
             uptime check then accepts those codes and checks DNS, certificate,
@@ -198,8 +278,6 @@ class MonitoringArgs:
     """
 
     stack: str
-    notification_emails: Sequence[str]
-    alerts: Mapping[str, AlertSpec]
     domain: str
     url_map_name_regex: pulumi.Input[str]
     extractor_subscription: pulumi.Input[str]
@@ -208,9 +286,6 @@ class MonitoringArgs:
     cluster_name: pulumi.Input[str]
     namespace: pulumi.Input[str]
     project: Optional[pulumi.Input[str]] = None
-    health_path: str = "/healthz"
-    uptime_period_seconds: int = 60
-    uptime_timeout_seconds: int = 10
     iap_enabled: bool = False
     labels: Mapping[str, str] = field(default_factory=dict)
     edge_depends_on: Sequence[pulumi.Resource] = ()
@@ -218,27 +293,6 @@ class MonitoringArgs:
     def __post_init__(self) -> None:
         _check(isinstance(self.stack, str) and bool(re.match(r"^[a-z][a-z0-9-]*$", self.stack)), "stack",
                f"must be a lower-case name, got {self.stack!r}")
-        emails = list(self.notification_emails) if not isinstance(self.notification_emails, str) else None
-        _check(bool(emails), "notification_emails", f"must be a non-empty list of addresses, got {self.notification_emails!r}")
-        for i, email in enumerate(emails):
-            _check(isinstance(email, str) and bool(_EMAIL.match(email)), f"notification_emails[{i}]",
-                   f"is not an e-mail address: {email!r}")
-        _check(len(set(emails)) == len(emails), "notification_emails", f"has duplicates: {emails!r}")
-        missing = [s for s in SIGNALS if s not in self.alerts]
-        unknown = [s for s in self.alerts if s not in SIGNALS]
-        _check(not missing, "alerts", f"missing signals {missing} (need exactly {list(SIGNALS)})")
-        _check(not unknown, "alerts", f"unknown signals {unknown} (need exactly {list(SIGNALS)})")
-        for signal, spec in self.alerts.items():
-            _check(isinstance(spec, AlertSpec), f"alerts.{signal}", f"must be an AlertSpec, got {type(spec).__name__}")
-            spec.validate(signal)
-        _check(isinstance(self.domain, str) and bool(_HOST.match(self.domain)), "domain",
-               f"must be a lower-case fully qualified host name, got {self.domain!r}")
-        _check(isinstance(self.health_path, str) and self.health_path.startswith("/"), "health_path",
-               f"must start with '/', got {self.health_path!r}")
-        _check(self.uptime_period_seconds in UPTIME_PERIODS_SEC, "uptime_period_seconds",
-               f"must be one of {UPTIME_PERIODS_SEC}, got {self.uptime_period_seconds!r}")
-        _check(isinstance(self.uptime_timeout_seconds, int) and 1 <= self.uptime_timeout_seconds <= 60,
-               "uptime_timeout_seconds", f"must be an integer in 1..60, got {self.uptime_timeout_seconds!r}")
 
 
 class Monitoring(pulumi.ComponentResource):
@@ -250,10 +304,11 @@ class Monitoring(pulumi.ComponentResource):
         uptime_check: the ``UptimeCheckConfig``.
     """
 
-    def __init__(self, name: str, args: MonitoringArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
+    def __init__(self, name: str, alerting: AlertingConfig, alerts: AlertsConfig, context: MonitoringContext,
+                 opts: Optional[pulumi.ResourceOptions] = None) -> None:
         super().__init__("print-platform:monitoring:Monitoring", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        project = args.project if args.project is not None else pulumi.Config("gcp").get("project")
+        project = context.project if context.project is not None else pulumi.Config("gcp").get("project")
         if project is None:
             raise MonitoringArgsError("monitoring: project: not given and gcp:project is not set in the stack config "
                                       "(the uptime check's monitored resource needs it)")
@@ -263,48 +318,48 @@ class Monitoring(pulumi.ComponentResource):
         self.channels = [
             gcp.monitoring.NotificationChannel(
                 f"email-{email}",
-                project=args.project,
+                project=context.project,
                 type="email",
-                display_name=f"{args.stack}: {email}",
+                display_name=f"{context.stack}: {email}",
                 labels={"email_address": email},
-                user_labels={**args.labels, "stack": args.stack},
+                user_labels={**context.labels, "stack": context.stack},
                 opts=child,
             )
-            for email in args.notification_emails
+            for email in alerting.notification_emails
         ]
         channel_names = [c.name for c in self.channels]
 
-        edge = pulumi.ResourceOptions(parent=self, depends_on=list(args.edge_depends_on))
+        edge = pulumi.ResourceOptions(parent=self, depends_on=list(context.edge_depends_on))
         self.uptime_check = gcp.monitoring.UptimeCheckConfig(
             "uptime",
-            project=args.project,
-            display_name=f"{args.stack}: https://{args.domain}{args.health_path}",
-            period=f"{args.uptime_period_seconds}s",
-            timeout=f"{args.uptime_timeout_seconds}s",
+            project=context.project,
+            display_name=f"{context.stack}: https://{context.domain}{alerts.uptime.health_path}",
+            period=f"{alerts.uptime.period_seconds}s",
+            timeout=f"{alerts.uptime.timeout_seconds}s",
             http_check=gcp.monitoring.UptimeCheckConfigHttpCheckArgs(
                 request_method="GET",
-                path=args.health_path,
+                path=alerts.uptime.health_path,
                 port=443,
                 use_ssl=True,
                 validate_ssl=True,  # an expired or wrong certificate fails the check
-                accepted_response_status_codes=uptime_accepted_codes(args.iap_enabled),
+                accepted_response_status_codes=uptime_accepted_codes(context.iap_enabled),
             ),
-            content_matchers=uptime_content_matchers(args.iap_enabled),
+            content_matchers=uptime_content_matchers(context.iap_enabled),
             monitored_resource=gcp.monitoring.UptimeCheckConfigMonitoredResourceArgs(
-                type="uptime_url", labels={"host": args.domain, "project_id": project}),
-            user_labels={**args.labels, "stack": args.stack},
+                type="uptime_url", labels={"host": context.domain, "project_id": project}),
+            user_labels={**context.labels, "stack": context.stack},
             opts=edge,
         )
 
-        filters = signal_filters(args, self.uptime_check.uptime_check_id)
+        filters = signal_filters(context, self.uptime_check.uptime_check_id)
         self.policies: dict[str, gcp.monitoring.AlertPolicy] = {}
         for signal in SIGNALS:
-            spec = args.alerts[signal]
+            spec = alerts.alerts[signal]
             definition = SIGNAL_DEFINITIONS[signal]
             self.policies[signal] = gcp.monitoring.AlertPolicy(
                 signal.replace("_", "-"),
-                project=args.project,
-                display_name=f"{args.stack}: {definition.title}",
+                project=context.project,
+                display_name=f"{context.stack}: {definition.title}",
                 combiner="OR",
                 severity=spec.severity,
                 notification_channels=channel_names,
@@ -312,15 +367,15 @@ class Monitoring(pulumi.ComponentResource):
                     display_name=definition.condition(spec),
                     condition_threshold=threshold_condition(
                         signal, spec, filters[signal],
-                        denominator_filter=lb_requests_filter(args.url_map_name_regex)
+                        denominator_filter=lb_requests_filter(context.url_map_name_regex)
                         if signal == "lb_5xx_ratio" else None),
                 )],
                 documentation=gcp.monitoring.AlertPolicyDocumentationArgs(
                     mime_type="text/markdown",
-                    subject=f"[{args.stack}] {definition.title}",
-                    content=definition.documentation(args.stack, spec),
+                    subject=f"[{context.stack}] {definition.title}",
+                    content=definition.documentation(context.stack, spec),
                 ),
-                user_labels={**args.labels, "stack": args.stack, "signal": signal.replace("_", "-")},
+                user_labels={**context.labels, "stack": context.stack, "signal": signal.replace("_", "-")},
                 opts=edge if signal in EDGE_SIGNALS else child,
             )
 
@@ -328,12 +383,12 @@ class Monitoring(pulumi.ComponentResource):
         for metric, (message, description) in LOG_METRICS.items():
             self.log_metrics[metric] = gcp.logging.Metric(
                 f"log-{metric}",
-                project=args.project,
-                name=f"{args.stack}-{metric}",
+                project=context.project,
+                name=f"{context.stack}-{metric}",
                 description=description,
-                filter=log_metric_filter(args.namespace, message),
+                filter=log_metric_filter(context.namespace, message),
                 metric_descriptor=gcp.logging.MetricMetricDescriptorArgs(
-                    metric_kind="DELTA", value_type="INT64", unit="1", display_name=f"{args.stack}: {metric}"),
+                    metric_kind="DELTA", value_type="INT64", unit="1", display_name=f"{context.stack}: {metric}"),
                 opts=child,
             )
         self.register_outputs({
@@ -346,7 +401,7 @@ class Monitoring(pulumi.ComponentResource):
 
 @dataclass(frozen=True)
 class SignalDefinition:
-    """How one signal is measured and explained (the code half of an alert; the data half is :class:`AlertSpec`).
+    """How one signal is measured and explained (the code half of an alert; the data half is :class:`AlertThreshold`).
 
     Attributes:
         title: policy display name (after the stack prefix).
@@ -364,11 +419,11 @@ class SignalDefinition:
     group_by: tuple[str, ...]
     runbook: str
 
-    def condition(self, spec: AlertSpec) -> str:
+    def condition(self, spec: AlertThreshold) -> str:
         """Condition display name, e.g. ``> 0.05 (fraction) for 300s``."""
         return f"{self.title} > {spec.threshold:g} {self.unit} for {spec.duration_seconds}s"
 
-    def documentation(self, stack: str, spec: AlertSpec) -> str:
+    def documentation(self, stack: str, spec: AlertThreshold) -> str:
         """Markdown shown in the incident: what fired, the threshold and the runbook."""
         return (
             f"## {self.title} ({stack})\n\n"
@@ -437,40 +492,40 @@ SIGNAL_DEFINITIONS: dict[str, SignalDefinition] = {
 }
 
 
-def signal_filters(args: MonitoringArgs, uptime_check_id: pulumi.Input[str]) -> dict[str, pulumi.Output[str]]:
+def signal_filters(context: MonitoringContext, uptime_check_id: pulumi.Input[str]) -> dict[str, pulumi.Output[str]]:
     """Cloud Monitoring filter per signal (an ``Output[str]``, since resource ids are Outputs).
 
     ``lb_5xx_ratio`` is the numerator; its denominator is :func:`lb_requests_filter`.
     Filter syntax: https://cloud.google.com/monitoring/api/v3/filters.
     """
     fmt = pulumi.Output.format
-    lb_requests = lb_requests_filter(args.url_map_name_regex)
+    lb_requests = lb_requests_filter(context.url_map_name_regex)
     subscription = 'resource.type = "pubsub_subscription" AND resource.labels.subscription_id = "{0}"'
     sql = 'resource.type = "cloudsql_database" AND resource.labels.database_id = "{0}" AND metric.type = "cloudsql.googleapis.com/database/{1}/utilization"'
     return {
         "lb_5xx_ratio": lb_requests.apply(lambda f: f"{f} AND metric.labels.response_code_class = 500"),
         "lb_latency_p95": fmt(
             'resource.type = "https_lb_rule" AND resource.labels.url_map_name = monitoring.regex.full_match("{0}")'
-            ' AND metric.type = "loadbalancing.googleapis.com/https/total_latencies"', args.url_map_name_regex),
+            ' AND metric.type = "loadbalancing.googleapis.com/https/total_latencies"', context.url_map_name_regex),
         "uptime": fmt(
             'resource.type = "uptime_url" AND metric.type = "monitoring.googleapis.com/uptime_check/check_passed"'
             ' AND metric.labels.check_id = "{0}"', uptime_check_id),
         "pubsub_oldest_unacked": fmt(
             subscription + ' AND metric.type = "pubsub.googleapis.com/subscription/oldest_unacked_message_age"',
-            args.extractor_subscription),
+            context.extractor_subscription),
         "dead_letter": fmt(
             subscription + ' AND metric.type = "pubsub.googleapis.com/subscription/num_undelivered_messages"',
-            args.dead_letter_subscription),
-        "sql_cpu": fmt(sql, args.sql_database_id, "cpu"),
-        "sql_memory": fmt(sql, args.sql_database_id, "memory"),
-        "sql_disk": fmt(sql, args.sql_database_id, "disk"),
+            context.dead_letter_subscription),
+        "sql_cpu": fmt(sql, context.sql_database_id, "cpu"),
+        "sql_memory": fmt(sql, context.sql_database_id, "memory"),
+        "sql_disk": fmt(sql, context.sql_database_id, "disk"),
         "pending_age": fmt(
             'resource.type = "prometheus_target" AND resource.labels.namespace = "{0}"'
-            ' AND metric.type = "prometheus.googleapis.com/pipeline_pending_oldest_age_seconds/gauge"', args.namespace),
+            ' AND metric.type = "prometheus.googleapis.com/pipeline_pending_oldest_age_seconds/gauge"', context.namespace),
         "container_restarts": fmt(
             'resource.type = "k8s_container" AND resource.labels.cluster_name = "{0}"'
             ' AND resource.labels.namespace_name = "{1}" AND metric.type = "kubernetes.io/container/restart_count"',
-            args.cluster_name, args.namespace),
+            context.cluster_name, context.namespace),
     }
 
 
@@ -489,7 +544,7 @@ def lb_requests_filter(url_map_name_regex: pulumi.Input[str]) -> pulumi.Output[s
         ' AND metric.type = "loadbalancing.googleapis.com/https/request_count"', url_map_name_regex)
 
 
-def threshold_condition(signal: str, spec: AlertSpec, filter_: pulumi.Input[str],
+def threshold_condition(signal: str, spec: AlertThreshold, filter_: pulumi.Input[str],
                         denominator_filter: Optional[pulumi.Input[str]] = None,
                         ) -> gcp.monitoring.AlertPolicyConditionConditionThresholdArgs:
     """The ``condition_threshold`` of ``signal``: ``COMPARISON_GT`` against ``spec.threshold``,

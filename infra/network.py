@@ -15,6 +15,9 @@ from typing import Mapping, Optional
 
 import pulumi
 import pulumi_gcp as gcp
+from pydantic import Field, field_validator, model_validator
+
+from infra.config import ConfigModel, private_network
 
 #: Source ranges of Google Cloud load-balancer health checks and GFE proxies.
 HEALTH_CHECK_RANGES = ("35.191.0.0/16", "130.211.0.0/22")
@@ -27,15 +30,77 @@ SERVICES_RANGE = "services"
 SERVICE_NETWORKING = "servicenetworking.googleapis.com"
 
 
+class NetworkConfig(ConfigModel):
+    """``print-platform:network``, the inputs of :class:`Network`: the VPC's address plan (all private IPv4 CIDR blocks, non-overlapping).
+
+    Attributes:
+        subnet_cidr: primary range of the regional subnet (nodes, internal LBs), /8../29.
+        pods_cidr: secondary range for GKE pods (/8../21; Autopilot wants >= /21 per
+            https://cloud.google.com/kubernetes-engine/docs/concepts/alias-ips#cluster_sizing).
+        services_cidr: secondary range for GKE services (/8../27).
+        private_service_access_cidr: range reserved for Private Service Access
+            (Cloud SQL private IP), /8../24 (https://cloud.google.com/vpc/docs/configure-private-services-access).
+    """
+
+    subnet_cidr: str = Field(description="private IPv4 CIDR, /8–/29")
+    pods_cidr: str = Field(description="private IPv4 CIDR, /8–/21")
+    services_cidr: str = Field(description="private IPv4 CIDR, /8–/27")
+    private_service_access_cidr: str = Field(
+        description="private IPv4 CIDR, /8–/24; the four ranges must not overlap")
+
+    @field_validator("subnet_cidr")
+    @classmethod
+    def _subnet(cls, v: str) -> str:
+        private_network(v, min_prefix=8, max_prefix=29)
+        return v
+
+    @field_validator("pods_cidr")
+    @classmethod
+    def _pods(cls, v: str) -> str:
+        private_network(v, min_prefix=8, max_prefix=21)
+        return v
+
+    @field_validator("services_cidr")
+    @classmethod
+    def _services(cls, v: str) -> str:
+        private_network(v, min_prefix=8, max_prefix=27)
+        return v
+
+    @field_validator("private_service_access_cidr")
+    @classmethod
+    def _psa(cls, v: str) -> str:
+        private_network(v, min_prefix=8, max_prefix=24)
+        return v
+
+    @model_validator(mode="after")
+    def _no_overlap(self) -> "NetworkConfig":
+        ranges = {
+            "subnetCidr": self.subnet_cidr,
+            "podsCidr": self.pods_cidr,
+            "servicesCidr": self.services_cidr,
+            "privateServiceAccessCidr": self.private_service_access_cidr,
+        }
+        items = list(ranges.items())
+        for i, (ka, va) in enumerate(items):
+            for kb, vb in items[i + 1:]:
+                if ipaddress.IPv4Network(va).overlaps(ipaddress.IPv4Network(vb)):
+                    raise ValueError(f"{kb}: {vb} overlaps {ka} {va}")
+        return self
+
+    @property
+    def private_service_access(self) -> ipaddress.IPv4Network:
+        """The PSA range as a network (address + prefix length for ``GlobalAddress``)."""
+        return ipaddress.IPv4Network(self.private_service_access_cidr)
+
+
 @dataclass(frozen=True)
-class NetworkArgs:
-    """Inputs of :class:`Network`.
+class NetworkContext:
+    """What :class:`Network` takes besides its :class:`NetworkConfig`: where it lives and the physical names.
 
     Attributes:
         project: project id. region: region of the subnet, router and NAT.
-        network_name, subnetwork_name, router_name, nat_name, psa_range_name: physical names.
-        subnet_cidr, pods_cidr, services_cidr, psa_cidr: validated private IPv4 CIDR blocks
-            (``infra.settings.NetworkConfig``).
+        network_name, subnetwork_name, router_name, nat_name, psa_range_name: physical names
+            (``infra.settings.Names``).
         labels: labels for the resources that take labels.
     """
 
@@ -46,10 +111,6 @@ class NetworkArgs:
     router_name: str
     nat_name: str
     psa_range_name: str
-    subnet_cidr: str
-    pods_cidr: str
-    services_cidr: str
-    psa_cidr: str
     labels: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -63,7 +124,7 @@ class Network(pulumi.ComponentResource):
         private_service_access: the ``servicenetworking.Connection`` (Cloud SQL depends on it).
     """
 
-    def __init__(self, name: str, args: NetworkArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
+    def __init__(self, name: str, config: NetworkConfig, context: NetworkContext, opts: Optional[pulumi.ResourceOptions] = None) -> None:
         super().__init__("print-platform:network:Network", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
 
@@ -71,8 +132,8 @@ class Network(pulumi.ComponentResource):
         # fixed ranges that collide with peered ranges; we own the address plan.
         self.vpc = gcp.compute.Network(
             "vpc",
-            name=args.network_name,
-            project=args.project,
+            name=context.network_name,
+            project=context.project,
             auto_create_subnetworks=False,
             routing_mode="REGIONAL",
             description="print-platform VPC (managed by Pulumi)",
@@ -85,15 +146,15 @@ class Network(pulumi.ComponentResource):
         # Why flow logs: network forensics; sampled at 50% to bound cost.
         self.subnetwork = gcp.compute.Subnetwork(
             "nodes",
-            name=args.subnetwork_name,
-            project=args.project,
-            region=args.region,
+            name=context.subnetwork_name,
+            project=context.project,
+            region=context.region,
             network=self.vpc.id,
-            ip_cidr_range=args.subnet_cidr,
+            ip_cidr_range=config.subnet_cidr,
             private_ip_google_access=True,
             secondary_ip_ranges=[
-                gcp.compute.SubnetworkSecondaryIpRangeArgs(range_name=PODS_RANGE, ip_cidr_range=args.pods_cidr),
-                gcp.compute.SubnetworkSecondaryIpRangeArgs(range_name=SERVICES_RANGE, ip_cidr_range=args.services_cidr),
+                gcp.compute.SubnetworkSecondaryIpRangeArgs(range_name=PODS_RANGE, ip_cidr_range=config.pods_cidr),
+                gcp.compute.SubnetworkSecondaryIpRangeArgs(range_name=SERVICES_RANGE, ip_cidr_range=config.services_cidr),
             ],
             log_config=gcp.compute.SubnetworkLogConfigArgs(
                 aggregation_interval="INTERVAL_5_MIN",
@@ -110,17 +171,17 @@ class Network(pulumi.ComponentResource):
         # (e.g. third-party endpoints) goes through NAT, never through node IPs.
         self.router = gcp.compute.Router(
             "router",
-            name=args.router_name,
-            project=args.project,
-            region=args.region,
+            name=context.router_name,
+            project=context.project,
+            region=context.region,
             network=self.vpc.id,
             opts=child,
         )
         self.nat = gcp.compute.RouterNat(
             "nat",
-            name=args.nat_name,
-            project=args.project,
-            region=args.region,
+            name=context.nat_name,
+            project=context.project,
+            region=context.region,
             router=self.router.name,
             nat_ip_allocate_option="AUTO_ONLY",
             source_subnetwork_ip_ranges_to_nat="LIST_OF_SUBNETWORKS",
@@ -136,11 +197,11 @@ class Network(pulumi.ComponentResource):
 
         # Why Private Service Access: Cloud SQL gets a private IP only (no public
         # IPv4); it lives in Google's producer VPC, peered through this reserved range.
-        psa = ipaddress.IPv4Network(args.psa_cidr)
+        psa = ipaddress.IPv4Network(config.private_service_access_cidr)
         self.private_service_access_range = gcp.compute.GlobalAddress(
             "private-service-access",
-            name=args.psa_range_name,
-            project=args.project,
+            name=context.psa_range_name,
+            project=context.project,
             purpose="VPC_PEERING",
             address_type="INTERNAL",
             address=str(psa.network_address),
@@ -166,8 +227,8 @@ class Network(pulumi.ComponentResource):
         # deny (65535) is not logged; anything not allowed above shows up in logs.
         self.deny_all_ingress = gcp.compute.Firewall(
             "deny-all-ingress",
-            name=f"{args.network_name}-deny-all-ingress",
-            project=args.project,
+            name=f"{context.network_name}-deny-all-ingress",
+            project=context.project,
             network=self.vpc.id,
             direction="INGRESS",
             priority=65534,
@@ -180,13 +241,13 @@ class Network(pulumi.ComponentResource):
         # from Google's health-check / proxy ranges, and only on the files-api port.
         self.allow_health_checks = gcp.compute.Firewall(
             "allow-lb-health-checks",
-            name=f"{args.network_name}-allow-lb-health-checks",
-            project=args.project,
+            name=f"{context.network_name}-allow-lb-health-checks",
+            project=context.project,
             network=self.vpc.id,
             direction="INGRESS",
             priority=1000,
             source_ranges=list(HEALTH_CHECK_RANGES),
-            destination_ranges=[args.pods_cidr],
+            destination_ranges=[config.pods_cidr],
             allows=[gcp.compute.FirewallAllowArgs(protocol="tcp", ports=[str(FILES_API_PORT)])],
             log_config=gcp.compute.FirewallLogConfigArgs(metadata="EXCLUDE_ALL_METADATA"),
             opts=child,

@@ -74,17 +74,30 @@ def settings_from_engine(stack: Optional[str] = None, root: Optional[Path] = Non
     Reads every ``gcp:*`` and ``print-platform:*`` key of the running stack (so
     ``pulumi config set`` values count; secrets arrive decrypted) and
     ``environments/<stack>/alerts.yaml``, and validates them with the same model as
-    :func:`infra.settings.load_stack_settings`.
+    :func:`infra.settings.load_stack_settings`; checks the services' environment
+    values files (:func:`infra.releases.environment_problems`) too.
 
     Raises:
-        ConfigError: naming the stack file and the key.
+        ConfigError: every problem, one line each naming the file and the key.
     """
     from pulumi.runtime import config as runtime_config
 
     stack = stack or pulumi.get_stack()
     keys = set(runtime_config.CONFIG.get()) | set(runtime_config.get_config_env())
     raw = {key: runtime_config.get_config(key) for key in sorted(keys)}
-    return parse_stack_settings(stack, raw, read_alerts_file(stack, root))
+    found: list[str] = []
+    settings: Optional[StackSettings] = None
+    try:
+        settings = parse_stack_settings(stack, raw, read_alerts_file(stack, root))
+    except ConfigError as exc:
+        found += exc.problems
+    # The services' Helm values (environments/<stack>/<service>.yaml) are config too:
+    # their problems are reported with the stack file's, before any resource.
+    found += apps.environment_problems(stack, root)
+    if found:
+        raise ConfigError(found)
+    assert settings is not None
+    return settings
 
 
 def build(settings: StackSettings) -> Platform:
@@ -101,7 +114,8 @@ def build(settings: StackSettings) -> Platform:
 
     net = network.Network(
         "network",
-        network.NetworkArgs(
+        cfg.network,
+        network.NetworkContext(
             project=settings.project,
             region=settings.region,
             network_name=names.network,
@@ -109,17 +123,14 @@ def build(settings: StackSettings) -> Platform:
             router_name=names.router,
             nat_name=names.nat,
             psa_range_name=names.private_service_access_range,
-            subnet_cidr=cfg.network.subnet_cidr,
-            pods_cidr=cfg.network.pods_cidr,
-            services_cidr=cfg.network.services_cidr,
-            psa_cidr=cfg.network.private_service_access_cidr,
             labels=labels,
         ),
     )
 
     cluster = gke.GkeCluster(
         "gke",
-        gke.GkeClusterArgs(
+        cfg.gke,
+        gke.GkeClusterContext(
             project=settings.project,
             region=settings.region,
             cluster_name=names.cluster,
@@ -128,19 +139,8 @@ def build(settings: StackSettings) -> Platform:
             subnetwork_id=net.subnetwork_id,
             pods_range_name=net.pods_range_name,
             services_range_name=net.services_range_name,
-            release_channel=cfg.gke.release_channel.value,
-            authorized_networks=[
-                gke.AuthorizedNetworkArgs(cidr_block=n.cidr_block, display_name=n.display_name)
-                for n in cfg.gke.master_authorized_networks
-            ],
-            maintenance_window=gke.MaintenanceWindowArgs(
-                start_time=cfg.gke.maintenance_window.start_time,
-                end_time=cfg.gke.maintenance_window.end_time,
-                recurrence=cfg.gke.maintenance_window.recurrence,
-            ),
             namespace=names.namespace,
             protect=settings.protect,
-            dns_endpoint=cfg.gke.dns_endpoint,
             labels=labels,
         ),
     )
@@ -159,25 +159,24 @@ def build(settings: StackSettings) -> Platform:
 
     topics = pubsub.PubSub(
         "pubsub",
-        pubsub.PubSubArgs(
+        cfg.pubsub,
+        pubsub.PubSubContext(
             project=settings.project,
             uploads_topic=names.uploads_topic,
             extractor_subscription=names.extractor_subscription,
             dead_letter_topic=names.dead_letter_topic,
             dead_letter_subscription=names.dead_letter_subscription,
-            # ack deadline, max delivery attempts, retention, backoff (same field names)
-            **settings.pubsub.model_dump(),
             labels=labels,
         ),
     )
 
     uploads = storage.Storage(
         "storage",
-        storage.StorageArgs(
+        cfg.storage,
+        storage.StorageContext(
             project=settings.project,
             location=settings.region,
             bucket_name=names.uploads_bucket,
-            noncurrent_version_retention_days=cfg.storage.noncurrent_version_retention_days,
             uploads_topic_id=topics.uploads_topic_id,
             uploads_topic_name=topics.uploads_topic_name,
             protect=settings.protect,
@@ -201,18 +200,12 @@ def build(settings: StackSettings) -> Platform:
 
     db = database.Database(
         "database",
-        database.DatabaseArgs(
+        cfg.database,
+        database.DatabaseContext(
             project=settings.project,
             region=settings.region,
             instance_name=names.sql_instance,
             database_name=names.database_name,
-            tier=cfg.database.tier,
-            edition=cfg.database.edition.value,
-            availability=cfg.database.availability.value,
-            disk_size_gb=cfg.database.disk_size_gb,
-            backup_start_time=cfg.database.backup_start_time,
-            maintenance_day=cfg.database.maintenance_window.day,
-            maintenance_hour=cfg.database.maintenance_window.hour,
             network_id=net.network_id,
             private_service_access=net.private_service_access,
             service_account_emails=accounts.emails,
@@ -268,8 +261,7 @@ def build(settings: StackSettings) -> Platform:
 def _images(platform: Platform) -> Optional[builds.Images]:
     """The service images built from this checkout and pushed to the stack's repository (pinned services excepted)."""
     s = platform.settings
-    to_build = [svc for svc in SERVICES if s.config.images.digest(svc) is None]
-    if not to_build:
+    if not s.config.images.unpinned():
         return None
     reg = platform.registry
     # The deploying identity's own short-lived OAuth token authenticates the push
@@ -278,8 +270,8 @@ def _images(platform: Platform) -> Optional[builds.Images]:
     token = gcp.organizations.get_client_config_output().access_token
     return builds.Images(
         "images",
-        builds.ImagesArgs(
-            services=to_build,
+        s.config.images,
+        builds.ImagesContext(
             repository_url=reg.url,
             cache_repository_url=reg.cache_url,
             registry_host=reg.host,
@@ -299,18 +291,14 @@ def _image_digests(platform: Platform) -> dict[str, Any]:
 def _load_balancer(platform: Platform) -> edge.LoadBalancer:
     """The edge: static IP, certificate, SSL policy, Cloud Armor and the Gateway in the services' namespace."""
     s = platform.settings
-    lb = s.config.load_balancer
     return edge.LoadBalancer(
         "edge",
-        edge.LoadBalancerArgs(
+        s.config.load_balancer,
+        edge.LoadBalancerContext(
             name_prefix=s.names.prefix,
-            domain=lb.domain,
             namespace=platform.cluster.namespace,
             k8s_provider=platform.cluster.k8s_provider,
             project=s.project,
-            ssl_profile=lb.ssl_profile,
-            armor=edge.CloudArmorArgs.from_config(lb.armor),
-            iap_members=tuple(lb.iap.members) if lb.iap.enabled else (),
             labels=labels_for(s),
         ),
     )
@@ -366,14 +354,13 @@ def _releases(platform: Platform) -> apps.Releases:
 def _monitoring(platform: Platform) -> alerting.Monitoring:
     """Notification channels, alert policies (thresholds from environments/<stack>/alerts.yaml), uptime check."""
     s = platform.settings
-    uptime = s.alerts.uptime
     return alerting.Monitoring(
         "monitoring",
-        alerting.MonitoringArgs(
+        s.config.alerting,
+        s.alerts,
+        alerting.MonitoringContext(
             stack=s.stack,
             project=s.project,
-            notification_emails=list(s.config.alerting.notification_emails),
-            alerts={signal: alerting.AlertSpec.from_config(a) for signal, a in s.alerts.alerts.items()},
             domain=s.config.load_balancer.domain,
             url_map_name_regex=platform.load_balancer.url_map_name_regex,
             extractor_subscription=platform.pubsub.extractor_subscription_name,
@@ -381,9 +368,6 @@ def _monitoring(platform: Platform) -> alerting.Monitoring:
             sql_database_id=pulumi.Output.concat(s.project, ":", platform.database.instance_name),
             cluster_name=platform.cluster.cluster_name,
             namespace=platform.cluster.namespace,
-            health_path=uptime.health_path,
-            uptime_period_seconds=uptime.period_seconds,
-            uptime_timeout_seconds=uptime.timeout_seconds,
             iap_enabled=s.config.load_balancer.iap.enabled,
             labels=labels_for(s),
             edge_depends_on=list(platform.releases.releases.values()),
@@ -399,11 +383,10 @@ def _budget(platform: Platform) -> Optional[billing.Budget]:
         return None
     return billing.Budget(
         "budget",
-        billing.BudgetArgs(
+        config,
+        billing.BudgetContext(
             stack=s.stack,
             project=s.project,
-            billing_account=config.billing_account,
-            amount_usd=config.amount_usd,
             notification_channels=[c.name for c in platform.monitoring.channels],
         ),
     )

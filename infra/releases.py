@@ -31,17 +31,18 @@ import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence, Union
 
 import jsonschema
 import pulumi
 import pulumi_gcp as gcp
 import pulumi_kubernetes as k8s
 import yaml
+from pydantic import Field, field_validator
 
-from infra.settings import RECONCILER
-from infra.settings import SERVICES as _SETTINGS_SERVICES
-from infra.settings import cron_schedule
+from infra.config import ConfigModel
+from infra.services import RECONCILER
+from infra.services import SERVICES as _SETTINGS_SERVICES
 
 ROOT = Path(__file__).resolve().parent.parent
 #: The one chart of the small Flask services (see docs/chart.md for why one).
@@ -89,7 +90,17 @@ _GSA_EMAIL = re.compile(r"^[a-z][-a-z0-9]{4,28}[a-z0-9]@[-a-z0-9.]+\.iam\.gservi
 
 
 class ReleaseValuesError(ValueError):
-    """A value given to the releases is malformed; the message names the service and the field."""
+    """A value given to the releases is malformed; the message names the service and the field.
+
+    An environment file's problems are all reported at once: ``str()`` has one line
+    each (``releases: <file>: <key>: <what is wrong>``) and ``problems`` the same lines
+    without the ``releases: `` prefix.
+    """
+
+    def __init__(self, lines: Union[str, Sequence[str]]) -> None:
+        self.lines = [lines] if isinstance(lines, str) else list(lines)
+        self.problems = [line.removeprefix("releases: ") for line in self.lines]
+        super().__init__("\n".join(self.lines))
 
 
 def _check(condition: bool, where: str, message: str) -> None:
@@ -138,40 +149,80 @@ class IapSettings:
     audience: Optional[pulumi.Input[str]] = None
 
 
-@dataclass(frozen=True)
-class ReconcileValues:
-    """The reconciliation CronJobs' settings (plain data from ``infra.settings``, docs/extractor.md).
+class ReconcileConfig(ConfigModel):
+    """``print-platform:reconcile``: the reconciler and the sweep (docs/extractor.md, "Reconciliation").
 
     Attributes:
+        pending_bound_seconds: a stored file still ``pending`` this long after
+            its upload finished (or its last re-drive) gets its notification
+            re-driven (``PENDING_BOUND_SECONDS``), 30..86400.
+        max_redrives: re-drives before the file is marked ``failed`` (``MAX_REDRIVES``), 0..20.
+        interval_seconds: how often the reconciler runs: the CronJob's schedule
+            (``*/<interval/60> * * * *``, so a multiple of 60 dividing 3600 when
+            at least 60) and the local platform's loop; 10..3600.
+        sweep_interval_seconds: how often ``files-api-sweep`` runs (same rules).
+        unfinished_upload_age_seconds: the sweep removes upload rows without a
+            generation (and their objects) older than this; it must exceed the
+            longest upload (files-api's gunicorn timeout, 300 s), 360..604800.
+
+    Derived: :attr:`final_bound_seconds`, within which every file answered
+    201 ends ``processed`` or ``failed``.
+    """
+
+    pending_bound_seconds: int = Field(default=300, ge=30, le=86400)
+    max_redrives: int = Field(default=3, ge=0, le=20)
+    interval_seconds: int = Field(default=300, ge=10, le=3600,
+                                  description="≥ 60: a multiple of 60 dividing 3600 (the CronJob's `*/N` minutes)")
+    sweep_interval_seconds: int = Field(default=900, ge=10, le=3600, description="as `intervalSeconds`")
+    unfinished_upload_age_seconds: int = Field(default=3600, ge=360, le=604800)
+
+    @field_validator("interval_seconds", "sweep_interval_seconds")
+    @classmethod
+    def _cron_expressible(cls, v: int) -> int:
+        if v >= 60 and (v % 60 or 3600 % v):
+            raise ValueError(f"{v} is not expressible as a */N-minute schedule: use a divisor of 3600 that is a "
+                             "multiple of 60 (60, 120, 180, 240, 300, 600, 900, 1200, 1800, 3600)")
+        return v
+
+    @property
+    def final_bound_seconds(self) -> int:
+        """Seconds within which a file answered 201 ends ``processed`` or ``failed``:
+        the first wait plus one wait per re-drive, plus one reconciler period of lateness."""
+        return self.pending_bound_seconds * (self.max_redrives + 1) + self.interval_seconds
+
+
+def cron_schedule(interval_seconds: int) -> str:
+    """A Kubernetes CronJob schedule running every ``interval_seconds`` (at least one minute: cron's resolution)."""
+    minutes = max(1, interval_seconds // 60)
+    return "* * * * *" if minutes == 1 else ("0 * * * *" if minutes == 60 else f"*/{minutes} * * * *")
+
+
+@dataclass(frozen=True)
+class ReconcileValues:
+    """The reconciliation CronJobs' inputs: the stack's :class:`ReconcileConfig` and the names the program computes
+    (docs/extractor.md).
+
+    Attributes:
+        config: ``print-platform:reconcile`` (``PENDING_BOUND_SECONDS``, ``MAX_REDRIVES``, the
+            schedules from ``intervalSeconds`` / ``sweepIntervalSeconds``, the sweep's
+            ``--older-than-seconds`` from ``unfinishedUploadAgeSeconds``).
         uploads_topic: the uploads topic id (short) the reconciler republishes to.
         dead_letter_subscription: the dead-letter subscription id (short) it re-drives.
-        pending_bound_seconds, max_redrives: ``print-platform:reconcile`` (``PENDING_BOUND_SECONDS``, ``MAX_REDRIVES``).
-        schedule: the reconciler CronJob's schedule (from ``intervalSeconds``).
-        sweep_schedule: the files-api sweep CronJob's schedule (from ``sweepIntervalSeconds``).
-        unfinished_upload_age_seconds: the sweep's ``--older-than-seconds``.
         max_delivery_attempts: the extractor subscription's dead-letter
             ``maxDeliveryAttempts`` (``MAX_DELIVERY_ATTEMPTS``: the extractor counts
             the nacks that dead-letter a message).
     """
 
+    config: ReconcileConfig
     uploads_topic: str
     dead_letter_subscription: str
-    pending_bound_seconds: int
-    max_redrives: int
-    schedule: str
-    sweep_schedule: str
-    unfinished_upload_age_seconds: int
     max_delivery_attempts: Optional[int] = None
 
     @classmethod
     def from_settings(cls, settings: Any) -> "ReconcileValues":
-        """From ``infra.settings.StackSettings`` (``names`` and ``config.reconcile``)."""
-        r = settings.config.reconcile
-        return cls(uploads_topic=settings.names.uploads_topic,
+        """The stack's (``infra.settings.StackSettings``): its ``config.reconcile`` with the names it derives."""
+        return cls(config=settings.config.reconcile, uploads_topic=settings.names.uploads_topic,
                    dead_letter_subscription=settings.names.dead_letter_subscription,
-                   pending_bound_seconds=r.pending_bound_seconds, max_redrives=r.max_redrives,
-                   schedule=cron_schedule(r.interval_seconds), sweep_schedule=cron_schedule(r.sweep_interval_seconds),
-                   unfinished_upload_age_seconds=r.unfinished_upload_age_seconds,
                    max_delivery_attempts=settings.pubsub.max_delivery_attempts)
 
 
@@ -213,7 +264,7 @@ class StackOutputs:
             by NodeLocal DNSCache); NetworkPolicy egress on 53.
         reconcile: the reconciliation CronJobs' settings; None renders none.
             The reconciler's identity is ``service_account_emails`` /
-            ``database_users`` under :data:`infra.settings.RECONCILER`.
+            ``database_users`` under :data:`infra.services.RECONCILER`.
     """
 
     project_id: str
@@ -261,7 +312,7 @@ class ReleasesArgs:
             ``files-api-migrate`` (the service's own KSA is bound by infra/iam.py).
         reconcile: the reconciliation CronJobs' settings (:class:`ReconcileValues`);
             they render only when ``service_account_emails`` also holds the
-            reconciler's (:data:`infra.settings.RECONCILER`) account.
+            reconciler's (:data:`infra.services.RECONCILER`) account.
         protect: Pulumi ``protect`` on the releases (default False: a release
             holds no state and Helm rolls back a failed upgrade; the program
             keeps ``protect`` for the stack's stateful resources).
@@ -406,12 +457,12 @@ def computed_values(service: str, outputs: StackOutputs, checksum: str) -> dict[
             "enabled": True, "gcpServiceAccount": reconciler_email,
             "databaseUser": outputs.database_users.get(RECONCILER) or iam_database_user(reconciler_email),
             "uploadsTopic": rec.uploads_topic, "deadLetterSubscription": rec.dead_letter_subscription,
-            "schedule": rec.schedule, "pendingBoundSeconds": rec.pending_bound_seconds,
-            "maxRedrives": rec.max_redrives,
+            "schedule": cron_schedule(rec.config.interval_seconds),
+            "pendingBoundSeconds": rec.config.pending_bound_seconds, "maxRedrives": rec.config.max_redrives,
         }
     if rec is not None and service == "files-api":
-        values["sweep"] = {"enabled": True, "schedule": rec.sweep_schedule,
-                           "olderThanSeconds": rec.unfinished_upload_age_seconds}
+        values["sweep"] = {"enabled": True, "schedule": cron_schedule(rec.config.sweep_interval_seconds),
+                           "olderThanSeconds": rec.config.unfinished_upload_age_seconds}
         # /readyz checks the bucket's notification to this topic (files_api.notifications).
         values["app"]["extraEnv"] = {"UPLOADS_TOPIC": rec.uploads_topic}
     if service == MIGRATIONS_SERVICE:
@@ -519,7 +570,9 @@ def _stack_owned_paths(service: str) -> set[tuple[str, ...]]:
         instance_connection_name="p:r:i", gateway=GatewayRef("g", "n", "https", "h.example.com"),
         armor_policy_name="armor", iap=IapSettings("client", None, "aud"), cloudsql_private_cidrs=("10.0.0.0/20",),
         cluster_dns_cidrs=("10.1.0.0/20",),
-        reconcile=ReconcileValues("topic", "dead-sub", 60, 1, "* * * * *", "* * * * *", 600, 5),
+        reconcile=ReconcileValues(ReconcileConfig(pending_bound_seconds=60, max_redrives=1, interval_seconds=60,
+                                                  sweep_interval_seconds=60, unfinished_upload_age_seconds=600),
+                                  "topic", "dead-sub", 5),
     )
     sample = dataclasses.replace(sample, service_account_emails={
         **sample.service_account_emails, RECONCILER: "sample-rec@sample-project.iam.gserviceaccount.com"})
@@ -541,17 +594,19 @@ def _read_values_file(path: Path, shown: str, service: str) -> dict[str, Any]:
     _check(isinstance(data, dict), shown, f"must be a mapping of Helm values, got {type(data).__name__}")
     schema = _strip_required(json.loads((CHART_DIR / "values.schema.json").read_text()))
     errors = sorted(jsonschema.Draft7Validator(schema).iter_errors(data), key=lambda e: list(e.absolute_path))
-    if errors:
-        first = errors[0]
-        where = ".".join(str(p) for p in first.absolute_path) or "(top level)"
-        raise ReleaseValuesError(f"releases: {shown}: {where}: {first.message}")
+    # Every problem of the file at once, one line each.
+    lines = [f"releases: {shown}: {'.'.join(str(p) for p in error.absolute_path) or '(top level)'}: {error.message}"
+             for error in errors]
     owned = _stack_owned_paths(service)
     for path_ in sorted(_leaf_paths(data)):
         for owned_path in owned:
             if path_[: len(owned_path)] == owned_path or owned_path[: len(path_)] == path_:
-                raise ReleaseValuesError(
+                lines.append(
                     f"releases: {shown}: {'.'.join(path_)}: is set by the stack (infra/releases.py "
                     "computed_values), not by the environment file; remove it")
+                break
+    if lines:
+        raise ReleaseValuesError(lines)
     return data
 
 
@@ -654,13 +709,35 @@ def load_environment_values(stack: str, service: str, root: Optional[Path] = Non
     defaults = yaml.safe_load((CHART_DIR / "values.yaml").read_text()) or {}
     layers: list[tuple[str, Mapping[str, Any]]] = [(f"charts/{CHART_DIR.name}/values.yaml", defaults)]
     merged: dict[str, Any] = {}
+    lines: list[str] = []
     for layer in (COMMON_ENVIRONMENT, stack):
         shown = f"environments/{layer}/{service}.yaml"
-        data = _read_values_file(environment_file(layer, service, root), shown, service)
+        try:
+            data = _read_values_file(environment_file(layer, service, root), shown, service)
+        except ReleaseValuesError as exc:
+            lines += exc.lines
+            continue
         layers.append((shown, data))
         merged = deep_merge(merged, data)
+    if lines:
+        raise ReleaseValuesError(lines)
     check_tmp_capacity(layers)
     return merged
+
+
+def environment_problems(stack: str, root: Optional[Path] = None) -> list[str]:
+    """Every problem of the services' environment files of ``stack``, one line each
+    (``environments/<stack>/<service>.yaml: <key>: <what is wrong>``); [] when all load.
+
+    The program reports them with the stack file's problems, before any resource.
+    """
+    found: list[str] = []
+    for service in SERVICES:
+        try:
+            load_environment_values(stack, service, root)
+        except ReleaseValuesError as exc:
+            found += [p for p in exc.problems if p not in found]
+    return found
 
 
 def stack_outputs_from_settings(settings: Any, project_number: Optional[str] = None) -> StackOutputs:

@@ -1,6 +1,10 @@
 """Typed, validated stack settings: the only reader of ``Pulumi.<stack>.yaml`` and ``environments/<stack>/``.
 
-Pure Python (pydantic), no Pulumi engine needed. Three entry points:
+What is stack-wide lives here: project and region, protection, the derived
+:class:`Names`, reading the stack file and reporting its problems. Each concern's
+model lives beside its component (``infra.network.NetworkConfig``,
+``infra.database.DatabaseConfig``, ...) and is that component's config argument;
+:class:`StackConfig` composes them. Three entry points:
 
 - :func:`load_stack_settings` reads the stack file and ``environments/<stack>/alerts.yaml``
   from disk (offline preview, chart renderer, local platform, tests);
@@ -12,630 +16,50 @@ Pure Python (pydantic), no Pulumi engine needed. Three entry points:
   values replaced by :data:`SECRET_PLACEHOLDER`, so an encrypted value never breaks
   offline loading).
 
-Every problem raises :class:`ConfigError` with one message naming the file and the
-key, e.g. ``Pulumi.prod.yaml: print-platform:database.availability: ...``, before
-the program registers any resource.
+Every problem of the stack file and the alert data is collected into one
+:class:`ConfigError`, one line each naming the file and the key, e.g.
+``Pulumi.prod.yaml: print-platform:database.availability: ...`` (an unknown key with
+the closest known one: ``did you mean `backupStartTime`?``), before the program
+registers any resource.
 
 Config reference (all keys, types, defaults): docs/infra.md.
 """
 from __future__ import annotations
 
-import ipaddress
 import json
-import re
-from datetime import datetime, timedelta
-from enum import Enum
 from pathlib import Path
-from typing import Any, Literal, Mapping, Optional
+from typing import Any, Mapping, Optional
 
 import yaml
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    SecretStr,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
-from pydantic.alias_generators import to_camel
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+# The per-concern models live beside their components; this module composes them.
+from infra.budget import MAX_CHANNELS as BUDGET_MAX_CHANNELS
+from infra.budget import BudgetConfig
+from infra.config import KNOWN_REGIONS, ConfigError  # noqa: F401 (ConfigError: re-exported)
+from infra.config import PROJECT_ID_PATTERN as _PROJECT_ID
+from infra.config import STACK_PATTERN as _STACK
+from infra.config import problems as _problems
+from infra.database import Availability, DatabaseConfig
+from infra.gke import GkeConfig
+from infra.images import ImagesConfig
+from infra.loadbalancer import LoadBalancerConfig
+from infra.monitoring import AlertingConfig, AlertsConfig
+from infra.network import NetworkConfig
+from infra.pubsub import PubSubConfig
+from infra.releases import ReconcileConfig, cron_schedule  # noqa: F401 (cron_schedule: re-exported)
+from infra.services import RECONCILER, RECONCILER_KSA, SERVICES  # noqa: F401 (re-exported)
+from infra.storage import StorageConfig
 
 #: The Pulumi project name (``Pulumi.yaml`` ``name``); also the config namespace.
 PROJECT = "print-platform"
-#: The services deployed on the platform; each gets a Google service account,
-#: a Kubernetes service account and an IAM database user.
-SERVICES: tuple[str, ...] = ("files-api", "extractor")
-#: The reconciler (``extractor-reconcile``, CronJobs of the extractor release) is no service of
-#: its own but has its own identity: a Google service account, the Kubernetes ServiceAccount
-#: ``extractor-reconciler`` (the chart's ``<fullname>-reconciler``) and an IAM database user.
-RECONCILER = "reconciler"
-RECONCILER_KSA = "extractor-reconciler"
 #: What an encrypted (``secure:``) stack-file value becomes when read offline.
 SECRET_PLACEHOLDER = "[secret]"
 #: Repository root (this file is ``<root>/infra/settings.py``).
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
-#: Google Cloud regions (https://cloud.google.com/about/locations, checked 2025).
-#: A region outside this list is rejected as a typo rather than failing at `pulumi up`.
-KNOWN_REGIONS = frozenset(
-    {
-        "africa-south1",
-        "asia-east1", "asia-east2",
-        "asia-northeast1", "asia-northeast2", "asia-northeast3",
-        "asia-south1", "asia-south2",
-        "asia-southeast1", "asia-southeast2", "asia-southeast3",
-        "australia-southeast1", "australia-southeast2",
-        "europe-central2", "europe-north1", "europe-north2", "europe-southwest1",
-        "europe-west1", "europe-west2", "europe-west3", "europe-west4", "europe-west6",
-        "europe-west8", "europe-west9", "europe-west10", "europe-west12",
-        "me-central1", "me-central2", "me-west1",
-        "northamerica-northeast1", "northamerica-northeast2", "northamerica-south1",
-        "southamerica-east1", "southamerica-west1",
-        "us-central1", "us-east1", "us-east4", "us-east5", "us-south1",
-        "us-west1", "us-west2", "us-west3", "us-west4",
-    }
-)
-
-# Project ids: 6-30 chars, lower-case letters, digits, hyphens, start with a letter
-# (https://cloud.google.com/resource-manager/docs/creating-managing-projects#before_you_begin).
-_PROJECT_ID = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
-# Stack names become part of resource names (service account ids have at most 30 chars).
-_STACK = re.compile(r"^[a-z][a-z0-9]{1,11}$")
-_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
-_DURATION = re.compile(r"^([0-9]+)s$")
-_HHMM = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
-#: An e-mail address (notification channels); also used by infra/monitoring.py.
-EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-#: A lower-case fully qualified host name, no wildcard, no trailing dot (the public
-#: domain); also used by infra/loadbalancer.py and infra/monitoring.py.
-HOSTNAME_PATTERN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
-# Cloud SQL Enterprise Plus machine types (https://cloud.google.com/sql/docs/postgres/machine-series-overview).
-_ENTERPRISE_PLUS_TIER = re.compile(r"^db-perf-optimized-N-(2|4|8|16|32|48|64|80|96|128)$")
-# Enterprise edition machine types: shared-core and custom (db-custom-<vCPU>-<MiB>).
-_ENTERPRISE_TIER = re.compile(r"^(db-f1-micro|db-g1-small|db-custom-[0-9]+-[0-9]+)$")
-
-
-class ConfigError(ValueError):
-    """A missing or malformed stack setting.
-
-    The message is one line: ``<file>: <key>: <what is wrong>``, where ``<file>`` is
-    the stack file (``Pulumi.prod.yaml``) or the environment file
-    (``environments/prod/alerts.yaml``) and ``<key>`` the full config key path
-    (``print-platform:database.availability``).
-    """
-
 
 # --------------------------------------------------------------------------- models
-
-
-class _Model(BaseModel):
-    """Base of the config models: camelCase keys as in the stack file, unknown keys rejected."""
-
-    model_config = ConfigDict(
-        alias_generator=to_camel,
-        populate_by_name=True,
-        extra="forbid",
-        frozen=True,
-    )
-
-
-def _private_network(value: str, *, min_prefix: int, max_prefix: int) -> ipaddress.IPv4Network:
-    try:
-        net = ipaddress.IPv4Network(value, strict=True)
-    except ValueError as exc:
-        raise ValueError(f"{value!r} is not an IPv4 CIDR block ({exc})") from None
-    if not net.is_private:
-        raise ValueError(f"{value} is not a private (RFC 1918 / RFC 6598) range")
-    if not (min_prefix <= net.prefixlen <= max_prefix):
-        raise ValueError(f"{value}: prefix length must be between /{min_prefix} and /{max_prefix}")
-    return net
-
-
-def _duration_seconds(value: str) -> int:
-    match = _DURATION.match(value) if isinstance(value, str) else None
-    if not match:
-        raise ValueError(f"{value!r} is not a duration in seconds like '600s'")
-    return int(match.group(1))
-
-
-class NetworkConfig(_Model):
-    """``print-platform:network``: the VPC's address plan (all private IPv4 CIDR blocks, non-overlapping).
-
-    Attributes:
-        subnet_cidr: primary range of the regional subnet (nodes, internal LBs), /8../29.
-        pods_cidr: secondary range for GKE pods (/8../21; Autopilot wants >= /21 per
-            https://cloud.google.com/kubernetes-engine/docs/concepts/alias-ips#cluster_sizing).
-        services_cidr: secondary range for GKE services (/8../27).
-        private_service_access_cidr: range reserved for Private Service Access
-            (Cloud SQL private IP), /8../24 (https://cloud.google.com/vpc/docs/configure-private-services-access).
-    """
-
-    subnet_cidr: str
-    pods_cidr: str
-    services_cidr: str
-    private_service_access_cidr: str
-
-    @field_validator("subnet_cidr")
-    @classmethod
-    def _subnet(cls, v: str) -> str:
-        _private_network(v, min_prefix=8, max_prefix=29)
-        return v
-
-    @field_validator("pods_cidr")
-    @classmethod
-    def _pods(cls, v: str) -> str:
-        _private_network(v, min_prefix=8, max_prefix=21)
-        return v
-
-    @field_validator("services_cidr")
-    @classmethod
-    def _services(cls, v: str) -> str:
-        _private_network(v, min_prefix=8, max_prefix=27)
-        return v
-
-    @field_validator("private_service_access_cidr")
-    @classmethod
-    def _psa(cls, v: str) -> str:
-        _private_network(v, min_prefix=8, max_prefix=24)
-        return v
-
-    @model_validator(mode="after")
-    def _no_overlap(self) -> "NetworkConfig":
-        ranges = {
-            "subnetCidr": self.subnet_cidr,
-            "podsCidr": self.pods_cidr,
-            "servicesCidr": self.services_cidr,
-            "privateServiceAccessCidr": self.private_service_access_cidr,
-        }
-        items = list(ranges.items())
-        for i, (ka, va) in enumerate(items):
-            for kb, vb in items[i + 1:]:
-                if ipaddress.IPv4Network(va).overlaps(ipaddress.IPv4Network(vb)):
-                    raise ValueError(f"{kb}: {vb} overlaps {ka} {va}")
-        return self
-
-    @property
-    def private_service_access(self) -> ipaddress.IPv4Network:
-        """The PSA range as a network (address + prefix length for ``GlobalAddress``)."""
-        return ipaddress.IPv4Network(self.private_service_access_cidr)
-
-
-class ReleaseChannel(str, Enum):
-    """GKE release channels a stack may pin. RAPID (no SLA for new versions) and
-    UNSPECIFIED (no channel: manual versions) are deliberately not offered
-    (https://cloud.google.com/kubernetes-engine/docs/concepts/release-channels)."""
-
-    REGULAR = "REGULAR"
-    STABLE = "STABLE"
-    EXTENDED = "EXTENDED"
-
-
-class AuthorizedNetwork(_Model):
-    """One control-plane authorized network: ``cidrBlock`` (IPv4 CIDR, never 0.0.0.0/0) and ``displayName``."""
-
-    cidr_block: str
-    display_name: str = Field(min_length=1, max_length=60)
-
-    @field_validator("cidr_block")
-    @classmethod
-    def _cidr(cls, v: str) -> str:
-        try:
-            net = ipaddress.IPv4Network(v, strict=True)
-        except ValueError as exc:
-            raise ValueError(f"{v!r} is not an IPv4 CIDR block ({exc})") from None
-        # Why: an authorized network of /0 (or anything this wide) opens the
-        # control plane to the internet, which the authorized-networks list exists to prevent.
-        if net.prefixlen < 8:
-            raise ValueError(f"{v} would open the control plane to a /{net.prefixlen}; use specific ranges")
-        return v
-
-
-#: RFC 5545 weekday codes (``BYDAY``).
-_WEEKDAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
-
-
-class MaintenanceWindow(_Model):
-    """GKE recurring maintenance window (RFC 3339 ``startTime``/``endTime`` in UTC, RFC 5545 ``recurrence``).
-
-    GKE needs windows of at least 4 hours and 48 h of availability in any 32 days
-    (https://cloud.google.com/kubernetes-engine/docs/concepts/maintenance-windows-and-exclusions);
-    both are checked here, so the cluster update cannot fail on them.
-    """
-
-    start_time: str
-    end_time: str
-    recurrence: str = Field(pattern=r"^FREQ=(DAILY|WEEKLY)(;BYDAY=[A-Z,]+)?$")
-
-    @model_validator(mode="after")
-    def _window(self) -> "MaintenanceWindow":
-        try:
-            start = datetime.fromisoformat(self.start_time.replace("Z", "+00:00"))
-            end = datetime.fromisoformat(self.end_time.replace("Z", "+00:00"))
-        except ValueError:
-            raise ValueError(f"startTime/endTime must be RFC 3339 timestamps, got {self.start_time!r}, {self.end_time!r}") from None
-        if start.tzinfo is None or end.tzinfo is None:
-            raise ValueError("startTime/endTime need a UTC offset (e.g. 2026-01-03T01:00:00Z)")
-        if end - start < timedelta(hours=4):
-            raise ValueError(f"window {self.start_time}..{self.end_time} is shorter than GKE's 4-hour minimum")
-        if end - start > timedelta(hours=24):
-            raise ValueError(f"window {self.start_time}..{self.end_time} is longer than 24 hours")
-        by_day = self.recurrence.partition(";BYDAY=")[2]
-        days = by_day.split(",") if by_day else []
-        unknown = [d for d in days if d not in _WEEKDAYS]
-        if unknown or len(set(days)) != len(days):
-            raise ValueError(f"recurrence: BYDAY must list distinct days of {list(_WEEKDAYS)}, got {by_day!r}")
-        # GKE rejects a policy with less than 48 h of maintenance availability in any
-        # 32-day window; in the worst case 32 days hold each weekday 4 times.
-        per_32_days = 32 if self.recurrence.startswith("FREQ=DAILY") else 4 * max(1, len(days))
-        hours = per_32_days * (end - start) / timedelta(hours=1)
-        if hours < 48:
-            raise ValueError(
-                f"recurrence: {self.recurrence} with a {(end - start) / timedelta(hours=1):g} h window gives "
-                f"{hours:g} h per 32 days; GKE needs at least 48 h (longer windows or more days)"
-            )
-        return self
-
-
-class GkeConfig(_Model):
-    """``print-platform:gke``: the few safe knobs of the Autopilot cluster.
-
-    Attributes:
-        release_channel: ``REGULAR`` | ``STABLE`` | ``EXTENDED``.
-        master_authorized_networks: at least one :class:`AuthorizedNetwork`; the only
-            sources (besides Google-internal ones) that reach the control plane.
-        maintenance_window: :class:`MaintenanceWindow`.
-        dns_endpoint: also enable the control plane's DNS-based endpoint
-            (``gke-<id>.<region>.gke.goog``), authorised by IAM
-            (``container.clusters.connect``) instead of source IP, and use it in the
-            kubeconfig — for CI runners without fixed egress IPs. Default false.
-    """
-
-    release_channel: ReleaseChannel
-    master_authorized_networks: list[AuthorizedNetwork] = Field(min_length=1)
-    maintenance_window: MaintenanceWindow
-    dns_endpoint: bool = False
-
-
-class Edition(str, Enum):
-    """Cloud SQL editions (https://cloud.google.com/sql/docs/editions-intro)."""
-
-    ENTERPRISE = "ENTERPRISE"
-    ENTERPRISE_PLUS = "ENTERPRISE_PLUS"
-
-
-class Availability(str, Enum):
-    """Cloud SQL availability type: ``REGIONAL`` is the HA configuration (standby in a second zone)."""
-
-    ZONAL = "ZONAL"
-    REGIONAL = "REGIONAL"
-
-
-class SqlMaintenanceWindow(_Model):
-    """Cloud SQL maintenance window: ``day`` 1 (Monday) .. 7 (Sunday), ``hour`` 0..23 UTC."""
-
-    day: int = Field(ge=1, le=7)
-    hour: int = Field(ge=0, le=23)
-
-
-class DatabaseConfig(_Model):
-    """``print-platform:database``: size and availability of the Cloud SQL instance.
-
-    Attributes:
-        tier: machine type; must belong to ``edition`` (``db-perf-optimized-N-*``
-            for ENTERPRISE_PLUS; ``db-f1-micro``, ``db-g1-small`` or ``db-custom-<cpu>-<MiB>``
-            for ENTERPRISE).
-        edition: ``ENTERPRISE`` | ``ENTERPRISE_PLUS`` (set explicitly: Postgres 16
-            defaults to Enterprise Plus, which rejects the Enterprise tiers).
-        availability: ``ZONAL`` | ``REGIONAL``.
-        disk_size_gb: initial SSD size, GB (>= 10; grows automatically).
-        backup_start_time: ``HH:MM`` UTC start of the daily backup window.
-        maintenance_window: :class:`SqlMaintenanceWindow`.
-    """
-
-    edition: Edition = Edition.ENTERPRISE
-    tier: str
-    availability: Availability
-    disk_size_gb: int = Field(ge=10, le=65536)
-    backup_start_time: str = "02:00"
-    maintenance_window: SqlMaintenanceWindow = SqlMaintenanceWindow(day=7, hour=3)
-
-    @field_validator("backup_start_time")
-    @classmethod
-    def _hhmm(cls, v: str) -> str:
-        if not _HHMM.match(v):
-            raise ValueError(f"{v!r} is not a time of day HH:MM")
-        return v
-
-    @model_validator(mode="after")
-    def _tier_matches_edition(self) -> "DatabaseConfig":
-        pattern = _ENTERPRISE_PLUS_TIER if self.edition is Edition.ENTERPRISE_PLUS else _ENTERPRISE_TIER
-        if not pattern.match(self.tier):
-            raise ValueError(f"tier: {self.tier!r} is not a machine type of edition {self.edition.value}")
-        return self
-
-
-class StorageConfig(_Model):
-    """``print-platform:storage``: ``noncurrentVersionRetentionDays`` (1..3650): days a
-    replaced or deleted object version is kept before the lifecycle rule deletes it."""
-
-    noncurrent_version_retention_days: int = Field(default=30, ge=1, le=3650)
-
-
-class PubSubConfig(_Model):
-    """``print-platform:pubsub``: the extractor subscription's delivery settings.
-
-    Ranges are the Pub/Sub API's (https://cloud.google.com/pubsub/docs/reference/rest/v1/projects.subscriptions):
-    ack deadline 10..600 s, max delivery attempts 5..100, message retention
-    600s..604800s (10 min..7 days), backoff 0..600 s with minimum <= maximum.
-    """
-
-    ack_deadline_seconds: int = Field(ge=10, le=600)
-    max_delivery_attempts: int = Field(ge=5, le=100)
-    message_retention_duration: str = "604800s"
-    minimum_backoff: str = "10s"
-    maximum_backoff: str = "600s"
-
-    @field_validator("message_retention_duration")
-    @classmethod
-    def _retention(cls, v: str) -> str:
-        if not 600 <= _duration_seconds(v) <= 604800:
-            raise ValueError(f"{v} is outside 600s..604800s")
-        return v
-
-    @field_validator("minimum_backoff", "maximum_backoff")
-    @classmethod
-    def _backoff(cls, v: str) -> str:
-        if not 0 <= _duration_seconds(v) <= 600:
-            raise ValueError(f"{v} is outside 0s..600s")
-        return v
-
-    @model_validator(mode="after")
-    def _ordered(self) -> "PubSubConfig":
-        if _duration_seconds(self.minimum_backoff) > _duration_seconds(self.maximum_backoff):
-            raise ValueError(f"minimumBackoff: {self.minimum_backoff} exceeds maximumBackoff {self.maximum_backoff}")
-        return self
-
-
-#: IAM principals IAP may admit (https://cloud.google.com/iam/docs/principal-identifiers):
-#: ``group:``, ``user:`` and ``serviceAccount:`` followed by an e-mail address. No
-#: ``domain:``, ``allUsers`` or ``allAuthenticatedUsers``: whoever uses the app is named.
-IAP_MEMBER_KINDS = ("group", "user", "serviceAccount")
-
-
-class IapConfig(_Model):
-    """``loadBalancer.iap``: who may pass Identity-Aware Proxy, and with which OAuth client.
-
-    Attributes:
-        enabled: IAP on the files-api backend.
-        members: IAM principals granted ``roles/iap.httpsResourceAccessor``
-            (``group:<email>``, ``user:<email>``, ``serviceAccount:<email>``);
-            required (non-empty) when ``enabled``, distinct.
-        oauth_client_id / oauth_client_secret (secret): a custom OAuth client,
-            set together or not at all; without them IAP uses its
-            Google-managed client, which admits browsers only (programmatic
-            clients need a custom client, docs/edge.md).
-    """
-
-    enabled: bool = False
-    members: list[str] = Field(default_factory=list)
-    oauth_client_id: Optional[str] = None
-    oauth_client_secret: Optional[SecretStr] = None
-
-    @field_validator("members")
-    @classmethod
-    def _members(cls, v: list[str]) -> list[str]:
-        for index, member in enumerate(v):
-            kind, _, email = member.partition(":") if isinstance(member, str) else ("", "", "")
-            if kind not in IAP_MEMBER_KINDS or not EMAIL_PATTERN.match(email):
-                raise ValueError(
-                    f"[{index}] {member!r} is not an IAM principal "
-                    f"{' | '.join(k + ':<email>' for k in IAP_MEMBER_KINDS)}")
-        if len(set(v)) != len(v):
-            raise ValueError(f"duplicate members in {v}")
-        return v
-
-    @model_validator(mode="after")
-    def _pair(self) -> "IapConfig":
-        if (self.oauth_client_id is None) != (self.oauth_client_secret is None):
-            raise ValueError("oauthClientSecret: oauthClientId and oauthClientSecret must be set together")
-        # Why: IAP on with nobody granted roles/iap.httpsResourceAccessor locks everyone out.
-        if self.enabled and not self.members:
-            raise ValueError("members: required when IAP is enabled (who may use the app: "
-                             "group:<email>, user:<email> or serviceAccount:<email>)")
-        return self
-
-
-class ArmorConfig(_Model):
-    """``loadBalancer.armor``: Cloud Armor per-client-IP rate-based ban and WAF sensitivity.
-
-    Attributes:
-        rate_limit_requests: requests per ``rate_limit_interval_sec`` per client IP.
-        rate_limit_interval_sec: one of Cloud Armor's accepted intervals.
-        ban_duration_sec: ban length once the threshold is exceeded, seconds.
-        waf_sensitivity: 1..4. adaptive_protection: bool. waf_preview: bool (log only).
-    Ranges are checked by ``infra.loadbalancer.CloudArmorArgs`` (one place).
-    """
-
-    rate_limit_requests: int
-    rate_limit_interval_sec: int
-    ban_duration_sec: int
-    waf_sensitivity: int = 1
-    waf_preview: bool = False
-    adaptive_protection: bool = True
-
-
-class LoadBalancerConfig(_Model):
-    """``print-platform:loadBalancer``: ``domain`` (FQDN served over HTTPS), ``sslProfile``
-    (``MODERN`` | ``RESTRICTED``), ``iap`` (:class:`IapConfig`), ``armor`` (:class:`ArmorConfig`)."""
-
-    domain: str
-    ssl_profile: Literal["MODERN", "RESTRICTED"] = "MODERN"
-    iap: IapConfig = IapConfig()
-    armor: ArmorConfig
-
-    @field_validator("domain")
-    @classmethod
-    def _domain(cls, v: str) -> str:
-        if not HOSTNAME_PATTERN.match(v):
-            raise ValueError(f"{v!r} is not a lower-case fully qualified host name")
-        return v
-
-
-class ReconcileConfig(_Model):
-    """``print-platform:reconcile``: the reconciler and the sweep (docs/extractor.md, "Reconciliation").
-
-    Attributes:
-        pending_bound_seconds: a stored file still ``pending`` this long after
-            its upload finished (or its last re-drive) gets its notification
-            re-driven (``PENDING_BOUND_SECONDS``), 30..86400.
-        max_redrives: re-drives before the file is marked ``failed`` (``MAX_REDRIVES``), 0..20.
-        interval_seconds: how often the reconciler runs: the CronJob's schedule
-            (``*/<interval/60> * * * *``, so a multiple of 60 dividing 3600 when
-            at least 60) and the local platform's loop; 10..3600.
-        sweep_interval_seconds: how often ``files-api-sweep`` runs (same rules).
-        unfinished_upload_age_seconds: the sweep removes upload rows without a
-            generation (and their objects) older than this; it must exceed the
-            longest upload (files-api's gunicorn timeout, 300 s), 360..604800.
-
-    Derived: :attr:`final_bound_seconds`, within which every file answered
-    201 ends ``processed`` or ``failed``.
-    """
-
-    pending_bound_seconds: int = Field(default=300, ge=30, le=86400)
-    max_redrives: int = Field(default=3, ge=0, le=20)
-    interval_seconds: int = Field(default=300, ge=10, le=3600)
-    sweep_interval_seconds: int = Field(default=900, ge=10, le=3600)
-    unfinished_upload_age_seconds: int = Field(default=3600, ge=360, le=604800)
-
-    @field_validator("interval_seconds", "sweep_interval_seconds")
-    @classmethod
-    def _cron_expressible(cls, v: int) -> int:
-        if v >= 60 and (v % 60 or 3600 % v):
-            raise ValueError(f"{v} is not expressible as a */N-minute schedule: use a divisor of 3600 that is a "
-                             "multiple of 60 (60, 120, 180, 240, 300, 600, 900, 1200, 1800, 3600)")
-        return v
-
-    @property
-    def final_bound_seconds(self) -> int:
-        """Seconds within which a file answered 201 ends ``processed`` or ``failed``:
-        the first wait plus one wait per re-drive, plus one reconciler period of lateness."""
-        return self.pending_bound_seconds * (self.max_redrives + 1) + self.interval_seconds
-
-
-def cron_schedule(interval_seconds: int) -> str:
-    """A Kubernetes CronJob schedule running every ``interval_seconds`` (at least one minute: cron's resolution)."""
-    minutes = max(1, interval_seconds // 60)
-    return "* * * * *" if minutes == 1 else ("0 * * * *" if minutes == 60 else f"*/{minutes} * * * *")
-
-
-class AlertingConfig(_Model):
-    """``print-platform:alerting``: ``notificationEmails``: non-empty list of distinct addresses."""
-
-    notification_emails: list[str] = Field(min_length=1)
-
-    @field_validator("notification_emails")
-    @classmethod
-    def _emails(cls, v: list[str]) -> list[str]:
-        for address in v:
-            if not EMAIL_PATTERN.match(address):
-                raise ValueError(f"{address!r} is not an e-mail address")
-        if len(set(v)) != len(v):
-            raise ValueError(f"duplicate addresses in {v}")
-        return v
-
-
-class ImageConfig(_Model):
-    """One service image pinned by ``digest`` (``sha256:<64 hex>``) instead of built by the program.
-
-    The digest must name an image already in the stack's Artifact Registry
-    repository (a rollback to an earlier build, committed in the stack file);
-    the program then builds no image for that service (docs/infra.md, "Images").
-    """
-
-    digest: str
-
-    @field_validator("digest")
-    @classmethod
-    def _digest(cls, v: str) -> str:
-        if not _DIGEST.match(v):
-            raise ValueError(f"{v!r} is not an image digest 'sha256:<64 lower-case hex>'")
-        return v
-
-
-class ImagesConfig(BaseModel):
-    """``print-platform:images``: optional pins ``{files-api: {digest}, extractor: {digest}}``.
-
-    A service without an entry (the default) runs the image the program builds
-    from ``apps/<service>/Dockerfile`` (infra/images.py)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-    files_api: Optional[ImageConfig] = Field(default=None, alias="files-api")
-    extractor: Optional[ImageConfig] = None
-
-    def digest(self, service: str) -> Optional[str]:
-        """The pinned digest of ``service`` (one of :data:`SERVICES`) or None (the program builds it).
-
-        Raises:
-            KeyError: ``service`` is not one of :data:`SERVICES`.
-        """
-        images = {"files-api": self.files_api, "extractor": self.extractor}
-        image = images[service]
-        return image.digest if image else None
-
-
-#: A Cloud Billing account id: three groups of six upper-case hex digits
-#: (https://cloud.google.com/billing/docs/how-to/find-billing-account-id).
-_BILLING_ACCOUNT = re.compile(r"^[0-9A-F]{6}-[0-9A-F]{6}-[0-9A-F]{6}$")
-
-
-class BudgetConfig(_Model):
-    """``print-platform:budget``: the stack's Cloud Billing budget (infra/budget.py).
-
-    Attributes:
-        billing_account: the billing account id ``XXXXXX-XXXXXX-XXXXXX`` (upper-case
-            hex) that pays for the stack's project; the budget is created on it.
-        amount_usd: monthly budget in US dollars, a whole number 1..1,000,000; alerts
-            go to the stack's notification channels at 50, 90 and 100 % of it, and
-            ``make cost`` / ``make preview`` warn when the estimate exceeds it.
-    """
-
-    billing_account: str
-    amount_usd: int = Field(ge=1, le=1_000_000)
-
-    @field_validator("billing_account")
-    @classmethod
-    def _billing_account(cls, v: str) -> str:
-        if not _BILLING_ACCOUNT.match(v):
-            raise ValueError(f"{v!r} is not a billing account id like '01A2B3-C4D5E6-F7A8B9' (upper-case hex)")
-        return v
-
-
-class AlertThreshold(_Model):
-    """One alert policy's data: ``threshold`` (unit per signal, see infra/monitoring.py),
-    ``durationSeconds``, ``severity``, ``windowSeconds``. Ranges are checked by
-    ``infra.monitoring.AlertSpec.validate`` (one place)."""
-
-    threshold: float
-    duration_seconds: int
-    severity: str
-    window_seconds: int = 60
-
-
-class UptimeConfig(_Model):
-    """The uptime check: ``periodSeconds``, ``timeoutSeconds``, ``healthPath``."""
-
-    period_seconds: int = 60
-    timeout_seconds: int = 10
-    health_path: str = "/healthz"
-
-
-class AlertsConfig(_Model):
-    """``environments/<stack>/alerts.yaml``: ``uptime`` (:class:`UptimeConfig`) and
-    ``alerts`` (``{signal: AlertThreshold}`` for every signal of ``infra.monitoring.SIGNALS``)."""
-
-    uptime: UptimeConfig = UptimeConfig()
-    alerts: dict[str, AlertThreshold]
 
 
 class StackConfig(BaseModel):
@@ -643,9 +67,10 @@ class StackConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    project: str = Field(alias="gcp:project")
-    region: str = Field(alias="gcp:region")
-    protect: bool = Field(alias="print-platform:protect")
+    project: str = Field(alias="gcp:project", description="project id: 6–30 chars `[a-z][a-z0-9-]*[a-z0-9]`")
+    region: str = Field(alias="gcp:region", description="a known Google Cloud region")
+    protect: bool = Field(alias="print-platform:protect",
+                          description="protects cluster, SQL instance and database, bucket; needs a REGIONAL database")
     network: NetworkConfig = Field(alias="print-platform:network")
     gke: GkeConfig = Field(alias="print-platform:gke")
     database: DatabaseConfig = Field(alias="print-platform:database")
@@ -764,28 +189,6 @@ class Names(BaseModel):
         return f"{self.service_accounts[service]}@{project}.iam.gserviceaccount.com"
 
 
-class PubSubSettings(BaseModel):
-    """Pub/Sub delivery settings in API form (durations as ``"<seconds>s"`` strings).
-
-    Attributes:
-        ack_deadline_seconds: int. max_delivery_attempts: int.
-        message_retention_duration, minimum_backoff, maximum_backoff: e.g. ``"600s"``.
-    """
-
-    model_config = ConfigDict(frozen=True)
-
-    ack_deadline_seconds: int
-    max_delivery_attempts: int
-    message_retention_duration: str
-    minimum_backoff: str
-    maximum_backoff: str
-
-    @staticmethod
-    def seconds(duration: str) -> int:
-        """``"600s"`` -> 600."""
-        return _duration_seconds(duration)
-
-
 class StackSettings(BaseModel):
     """Everything the program, the preview, the chart renderer and the local platform need for one stack.
 
@@ -794,7 +197,7 @@ class StackSettings(BaseModel):
         protect: True for stacks whose stateful resources are protected (prod).
         config: the validated :class:`StackConfig` (all keys).
         alerts: the validated :class:`AlertsConfig`.
-        names: :class:`Names`. pubsub: :class:`PubSubSettings`.
+        names: :class:`Names`. pubsub: the stack's :class:`infra.pubsub.PubSubConfig` (same as ``config.pubsub``).
         source: the stack file name used in error messages (``Pulumi.<stack>.yaml``).
     """
 
@@ -807,7 +210,7 @@ class StackSettings(BaseModel):
     config: StackConfig
     alerts: AlertsConfig
     names: Names
-    pubsub: PubSubSettings
+    pubsub: PubSubConfig
     source: str
 
 
@@ -880,79 +283,25 @@ def read_alerts_file(stack: str, root: Path | None = None) -> Any:
     return _read_yaml(root / shown, shown)
 
 
-def _key_path(loc: tuple[Any, ...], aliases: Mapping[str, str]) -> str:
-    """Turn a pydantic error location into a config key path (``print-platform:gke.releaseChannel``)."""
-    parts: list[str] = []
-    for item in loc:
-        if isinstance(item, int):
-            parts.append(f"[{item}]")
-        else:
-            name = aliases.get(str(item), str(item)) if not parts else str(item)
-            parts.append(("." if parts else "") + name)
-    return "".join(parts)
-
-
 _GCP_KEYS = ("gcp:project", "gcp:region")
-_NAMED_MESSAGE = re.compile(r"^([a-z][A-Za-z]*): (.*)$", re.S)
 
 
-def _first_error(exc: ValidationError, source: str, model: type[BaseModel]) -> ConfigError:
-    aliases = {
-        name: (info.alias or name) for name, info in model.model_fields.items()
-    }
-    errors = exc.errors(include_url=False)
-    first = errors[0]
-    key = _key_path(tuple(first["loc"]), aliases) or "(top level)"
-    message = first["msg"]
-    if message.startswith("Value error, "):
-        message = message[len("Value error, "):]
-        # Model-level (cross-field) checks name the offending field first: "podsCidr: ...".
-        named = _NAMED_MESSAGE.match(message)
-        if named:
-            key = f"{key}.{named.group(1)}"
-            message = named.group(2)
-    elif "input" in first and not isinstance(first["input"], (dict, list)):
-        message = f"{message}, got {first['input']!r}"
-    if first["type"] == "missing":
-        message = "missing (required key)"
-    elif first["type"] == "extra_forbidden":
-        message = "unknown key (not part of the config schema; see docs/infra.md)"
-    more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
-    return ConfigError(f"{source}: {key}: {message}{more}")
-
-
-def _check_edge(config: StackConfig, alerts: AlertsConfig, source: str, alerts_source: str) -> None:
-    """Validate the load balancer and alert data with the edge components' own Args checks.
-
-    Imported lazily: those modules import the Pulumi SDK, which the rest of this
-    module does not need.
-    """
-    from infra import loadbalancer as lb
-    from infra import monitoring as mon
-
-    try:
-        lb.CloudArmorArgs.from_config(config.load_balancer.armor)
-    except lb.LoadBalancerArgsError as exc:
-        # "loadbalancer: armor.<field>: message" -> camelCase key
-        field, _, detail = str(exc).removeprefix("loadbalancer: ").partition(": ")
-        field = to_camel(field.removeprefix("armor."))
-        raise ConfigError(f"{source}: print-platform:loadBalancer.armor.{field}: {detail}") from None
-    missing = [s for s in mon.SIGNALS if s not in alerts.alerts]
-    unknown = [s for s in alerts.alerts if s not in mon.SIGNALS]
-    if missing:
-        raise ConfigError(f"{alerts_source}: alerts: missing signal(s) {missing} (need {list(mon.SIGNALS)})")
-    if unknown:
-        raise ConfigError(f"{alerts_source}: alerts: unknown signal(s) {unknown} (need {list(mon.SIGNALS)})")
-    for signal, spec in alerts.alerts.items():
-        try:
-            mon.AlertSpec.from_config(spec).validate(signal)
-        except mon.MonitoringArgsError as exc:
-            # "monitoring: alerts.<signal>.<field>: message" -> camelCase key
-            text = str(exc).removeprefix("monitoring: ")
-            key, _, detail = text.partition(": ")
-            parts = key.split(".")
-            key = ".".join(parts[:2] + [to_camel(p) for p in parts[2:]])
-            raise ConfigError(f"{alerts_source}: {key}: {detail}") from None
+def _cross_key_problems(stack_config: StackConfig, source: str) -> list[str]:
+    """Rules across two concerns of the stack file ("an HA setting that contradicts another"), one line each."""
+    found: list[str] = []
+    # Why: a protected (production) stack must survive a zone outage; a ZONAL
+    # database there would be a single point of failure behind protected resources.
+    if stack_config.protect and stack_config.database.availability is not Availability.REGIONAL:
+        found.append(
+            f"{source}: print-platform:database.availability: is {stack_config.database.availability.value} "
+            "but print-platform:protect is true; a protected stack needs REGIONAL (high availability)")
+    # Why: the budget alerts the stack's notification channels, and the Budget API
+    # takes at most BUDGET_MAX_CHANNELS (5); more would fail at `pulumi up`.
+    if stack_config.budget is not None and len(stack_config.alerting.notification_emails) > BUDGET_MAX_CHANNELS:
+        found.append(
+            f"{source}: print-platform:alerting.notificationEmails: {len(stack_config.alerting.notification_emails)} "
+            "addresses, but print-platform:budget alerts every channel and a Cloud Billing budget takes at most 5")
+    return found
 
 
 def parse_stack_settings(stack: str, config: Mapping[str, Any], alerts: Any) -> StackSettings:
@@ -965,7 +314,7 @@ def parse_stack_settings(stack: str, config: Mapping[str, Any], alerts: Any) -> 
         alerts: the parsed ``environments/<stack>/alerts.yaml``.
 
     Raises:
-        ConfigError: the first problem, naming the file and the key.
+        ConfigError: every problem found, one line each, naming the file and the key.
     """
     source = stack_file_name(stack)
     alerts_source = alerts_file_name(stack)
@@ -976,39 +325,31 @@ def parse_stack_settings(stack: str, config: Mapping[str, Any], alerts: Any) -> 
     # only gcp:project / gcp:region are ours; the rest (gcp:impersonateServiceAccount,
     # kubernetes:*, pulumi:*) configure providers, which validate them themselves.
     ours = {k: v for k, v in decoded.items() if k.startswith(f"{PROJECT}:") or k in _GCP_KEYS}
+    found: list[str] = []
+    stack_config: Optional[StackConfig] = None
+    alerts_config: Optional[AlertsConfig] = None
     try:
         stack_config = StackConfig.model_validate(ours)
     except ValidationError as exc:
-        raise _first_error(exc, source, StackConfig) from None
+        found += _problems(exc, source, StackConfig)
     try:
         alerts_config = AlertsConfig.model_validate(alerts if alerts is not None else {})
     except ValidationError as exc:
-        raise _first_error(exc, alerts_source, AlertsConfig) from None
-
-    # Cross-key rules ("an HA setting that contradicts another").
-    # Why: a protected (production) stack must survive a zone outage; a ZONAL
-    # database there would be a single point of failure behind protected resources.
-    if stack_config.protect and stack_config.database.availability is not Availability.REGIONAL:
-        raise ConfigError(
-            f"{source}: print-platform:database.availability: is {stack_config.database.availability.value} "
-            "but print-platform:protect is true; a protected stack needs REGIONAL (high availability)"
-        )
-    # Why: the budget alerts the stack's notification channels, and the Budget API
-    # takes at most 5 (infra/budget.py MAX_CHANNELS); more would fail at `pulumi up`.
-    if stack_config.budget is not None and len(stack_config.alerting.notification_emails) > 5:
-        raise ConfigError(
-            f"{source}: print-platform:alerting.notificationEmails: {len(stack_config.alerting.notification_emails)} "
-            "addresses, but print-platform:budget alerts every channel and a Cloud Billing budget takes at most 5"
-        )
-    _check_edge(stack_config, alerts_config, source, alerts_source)
-    # Why: below the first re-drive bound the alert pages for files the reconciler has not tried yet.
-    reconcile = stack_config.reconcile
-    pending_alert = alerts_config.alerts["pending_age"]
-    if pending_alert.threshold < reconcile.pending_bound_seconds:
-        raise ConfigError(
-            f"{alerts_source}: alerts.pending_age.threshold: {pending_alert.threshold:g} s is below "
-            f"print-platform:reconcile.pendingBoundSeconds ({reconcile.pending_bound_seconds} s in {source}); "
-            f"use the bound every file is final within: {reconcile.final_bound_seconds} s")
+        found += _problems(exc, alerts_source, AlertsConfig)
+    if stack_config is not None:
+        found += _cross_key_problems(stack_config, source)
+    if stack_config is not None and alerts_config is not None:
+        # Why: below the first re-drive bound the alert pages for files the reconciler has not tried yet.
+        reconcile = stack_config.reconcile
+        pending_alert = alerts_config.alerts["pending_age"]
+        if pending_alert.threshold < reconcile.pending_bound_seconds:
+            found.append(
+                f"{alerts_source}: alerts.pending_age.threshold: {pending_alert.threshold:g} s is below "
+                f"print-platform:reconcile.pendingBoundSeconds ({reconcile.pending_bound_seconds} s in {source}); "
+                f"use the bound every file is final within: {reconcile.final_bound_seconds} s")
+    if found:
+        raise ConfigError(found)
+    assert stack_config is not None and alerts_config is not None
 
     return StackSettings(
         stack=stack,
@@ -1018,7 +359,7 @@ def parse_stack_settings(stack: str, config: Mapping[str, Any], alerts: Any) -> 
         config=stack_config,
         alerts=alerts_config,
         names=Names.derive(stack_config.project, stack),
-        pubsub=PubSubSettings(**stack_config.pubsub.model_dump()),
+        pubsub=stack_config.pubsub,
         source=source,
     )
 

@@ -14,6 +14,9 @@ from typing import Mapping, Optional
 
 import pulumi
 import pulumi_gcp as gcp
+from pydantic import Field
+
+from infra.config import ConfigModel
 
 #: The only event the extractor consumes: a new object (generation) finished uploading.
 NOTIFICATION_EVENTS = ("OBJECT_FINALIZE",)
@@ -21,14 +24,20 @@ NOTIFICATION_EVENTS = ("OBJECT_FINALIZE",)
 PAYLOAD_FORMAT = "JSON_API_V1"
 
 
+class StorageConfig(ConfigModel):
+    """``print-platform:storage``, the inputs of :class:`Storage`: ``noncurrentVersionRetentionDays`` (1..3650): days a
+    replaced or deleted object version is kept before the lifecycle rule deletes it."""
+
+    noncurrent_version_retention_days: int = Field(default=30, ge=1, le=3650)
+
+
 @dataclass(frozen=True)
-class StorageArgs:
-    """Inputs of :class:`Storage`.
+class StorageContext:
+    """What :class:`Storage` takes besides its :class:`StorageConfig`.
 
     Attributes:
         project, location: project id and bucket location (the stack's region).
         bucket_name: globally unique bucket name.
-        noncurrent_version_retention_days: days before a noncurrent version is deleted.
         uploads_topic_id: full id of the uploads topic (``projects/<p>/topics/<t>``).
         uploads_topic_name: short name of that topic (for the IAM grant).
         protect: Pulumi ``protect`` and ``force_destroy`` off (prod).
@@ -38,7 +47,6 @@ class StorageArgs:
     project: str
     location: str
     bucket_name: str
-    noncurrent_version_retention_days: int
     uploads_topic_id: pulumi.Input[str]
     uploads_topic_name: pulumi.Input[str]
     protect: bool
@@ -54,15 +62,15 @@ class Storage(pulumi.ComponentResource):
         service_agent_email: the project's Cloud Storage service agent (Output[str]).
     """
 
-    def __init__(self, name: str, args: StorageArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
+    def __init__(self, name: str, config: StorageConfig, context: StorageContext, opts: Optional[pulumi.ResourceOptions] = None) -> None:
         super().__init__("print-platform:storage:Storage", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
 
         self.bucket = gcp.storage.Bucket(
             "uploads",
-            name=args.bucket_name,
-            project=args.project,
-            location=args.location,
+            name=context.bucket_name,
+            project=context.project,
+            location=context.location,
             storage_class="STANDARD",
             # Why: IAM only (no per-object ACLs) and never public, whatever IAM says.
             uniform_bucket_level_access=True,
@@ -74,24 +82,24 @@ class Storage(pulumi.ComponentResource):
                 gcp.storage.BucketLifecycleRuleArgs(
                     action=gcp.storage.BucketLifecycleRuleActionArgs(type="Delete"),
                     condition=gcp.storage.BucketLifecycleRuleConditionArgs(
-                        days_since_noncurrent_time=args.noncurrent_version_retention_days,
+                        days_since_noncurrent_time=config.noncurrent_version_retention_days,
                         with_state="ARCHIVED",
                     ),
                 ),
             ],
             # Why: in prod, `pulumi destroy` must never empty the bucket.
-            force_destroy=not args.protect,
-            labels=dict(args.labels),
-            opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
+            force_destroy=not context.protect,
+            labels=dict(context.labels),
+            opts=pulumi.ResourceOptions(parent=self, protect=context.protect),
         )
         self.bucket_name = self.bucket.name
 
-        gcs_agent = gcp.storage.get_project_service_account_output(project=args.project)
+        gcs_agent = gcp.storage.get_project_service_account_output(project=context.project)
         self.service_agent_email = gcs_agent.email_address
         self.agent_publisher = gcp.pubsub.TopicIAMMember(
             "gcs-agent-publishes-uploads",
-            project=args.project,
-            topic=args.uploads_topic_name,
+            project=context.project,
+            topic=context.uploads_topic_name,
             role="roles/pubsub.publisher",
             member=pulumi.Output.concat("serviceAccount:", gcs_agent.email_address),
             opts=child,
@@ -100,7 +108,7 @@ class Storage(pulumi.ComponentResource):
         self.notification = gcp.storage.Notification(
             "uploads-finalize",
             bucket=self.bucket.name,
-            topic=args.uploads_topic_id,
+            topic=context.uploads_topic_id,
             payload_format=PAYLOAD_FORMAT,
             event_types=list(NOTIFICATION_EVENTS),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.agent_publisher]),

@@ -105,7 +105,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         capture = run_stack(args.stack, root=args.root)
     if capture.error is not None:
         if isinstance(capture.error, ConfigError):
-            print(f"error: {capture.error}", file=sys.stderr)
+            # One line per problem (a bad stack file reports every problem at once).
+            for problem in capture.error.problems:
+                print(f"error: {problem}", file=sys.stderr)
             return 2
         print(f"error: the program failed: {type(capture.error).__name__}: {capture.error}", file=sys.stderr)
         return 1

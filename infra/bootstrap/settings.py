@@ -1,7 +1,7 @@
 """Validated config of the bootstrap program (``infra/bootstrap/Pulumi.<stack>.yaml``).
 
 Same style as :mod:`infra.settings`: pydantic models with camelCase keys, unknown keys
-rejected, and every problem raised as one :class:`infra.settings.ConfigError` line naming
+rejected, and every problem reported in one :class:`infra.config.ConfigError`, one line each naming
 the file and the key — ``infra/bootstrap/Pulumi.bootstrap.yaml:
 print-platform-bootstrap:github.repository: ...`` — before any resource is registered.
 
@@ -27,19 +27,11 @@ from typing import Any, Mapping, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from infra.settings import (
-    KNOWN_REGIONS,
-    REPO_ROOT,
-    ConfigError,
-    StackSettings,
-    _first_error,
-    _PROJECT_ID,
-    _read_yaml,
-    _replace_secure,
-    _STACK,
-    _Model,
-    load_stack_settings,
-)
+from infra.config import KNOWN_REGIONS, ConfigError, problems
+from infra.config import ConfigModel as _Model
+from infra.config import PROJECT_ID_PATTERN as _PROJECT_ID
+from infra.config import STACK_PATTERN as _STACK
+from infra.settings import REPO_ROOT, StackSettings, _read_yaml, _replace_secure, load_stack_settings
 
 #: The bootstrap program's Pulumi project name (``infra/bootstrap/Pulumi.yaml``); also its config namespace.
 PROJECT = "print-platform-bootstrap"
@@ -63,7 +55,7 @@ class GithubConfig(_Model):
             repository only (``assertion.repository``). No wildcards.
     """
 
-    repository: str
+    repository: str = Field(description="`owner/name`, no wildcard")
 
     @field_validator("repository")
     @classmethod
@@ -84,7 +76,7 @@ class StackCiConfig(_Model):
             matches a prefix: ``refs/tags/v*``). At least one.
     """
 
-    deploy_refs: list[str] = Field(min_length=1)
+    deploy_refs: list[str] = Field(min_length=1, description="`refs/heads/<branch>` or `refs/tags/<prefix>*`")
 
     @field_validator("deploy_refs")
     @classmethod
@@ -116,10 +108,12 @@ class BootstrapConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    project: str = Field(alias="gcp:project")
-    region: str = Field(alias="gcp:region")
+    project: str = Field(alias="gcp:project", description="the seed project; not a stack's project")
+    region: str = Field(alias="gcp:region", description="a known region (state bucket and key ring)")
     github: GithubConfig = Field(alias=f"{PROJECT}:github")
-    stacks: dict[str, StackCiConfig] = Field(alias=f"{PROJECT}:stacks", min_length=1)
+    stacks: dict[str, StackCiConfig] = Field(
+        alias=f"{PROJECT}:stacks", min_length=1,
+        description="`{<platform stack>: {deployRefs: [...]}}`; each needs a valid `Pulumi.<stack>.yaml`")
     state: StateConfig = Field(default=StateConfig(), alias=f"{PROJECT}:state")
     kms: KmsConfig = Field(default=KmsConfig(), alias=f"{PROJECT}:kms")
 
@@ -253,25 +247,29 @@ def parse_bootstrap_settings(stack: str, config: Mapping[str, Any], root: Option
     try:
         parsed = BootstrapConfig.model_validate(raw)
     except ValidationError as exc:
-        raise _first_error(exc, source, BootstrapConfig) from None
+        raise ConfigError(problems(exc, source, BootstrapConfig)) from None
+    found: list[str] = []
     platform: dict[str, StackSettings] = {}
     for name in parsed.stacks:
         try:
             platform[name] = load_stack_settings(name, root)
         except ConfigError as exc:
-            raise ConfigError(f"{source}: {PROJECT}:stacks.{name}: the platform stack is invalid: {exc}") from None
+            found += [f"{source}: {PROJECT}:stacks.{name}: the platform stack is invalid: {problem}"
+                      for problem in exc.problems]
     owners: dict[str, str] = {}
     for name, stack_settings in platform.items():
         # Why: the seed holds every stack's state and CI identities; a stack's `pulumi
         # destroy` or its deploy account's project roles must never reach it. One project
         # per stack: the CI roles and the custom role are per project.
         if stack_settings.project == parsed.project:
-            raise ConfigError(f"{source}: gcp:project: {parsed.project!r} is also stack {name}'s project; use a separate seed project")
+            found.append(f"{source}: gcp:project: {parsed.project!r} is also stack {name}'s project; use a separate seed project")
         if stack_settings.project in owners:
-            raise ConfigError(
+            found.append(
                 f"{source}: {PROJECT}:stacks.{name}: project {stack_settings.project!r} is also stack {owners[stack_settings.project]}'s"
             )
         owners[stack_settings.project] = name
+    if found:
+        raise ConfigError(found)
     return BootstrapSettings(
         stack=stack,
         project=parsed.project,

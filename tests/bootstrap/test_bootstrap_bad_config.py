@@ -109,3 +109,21 @@ def test_preview_exits_2_with_one_line(tmp_path: Path, capsys: pytest.CaptureFix
     assert preview.main(["--stack", "bootstrap", "--root", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith(f"error: {FILE}: {PROJECT}:github.repository: ")
+
+
+def test_every_problem_at_once_with_the_closest_key():
+    """A typo'd key, a bad region and a bad ref: three lines in one run, the typo with its closest key."""
+    def three(c):
+        c[f"{PROJECT}:kms"] = {"rotationPeriodDay": 30}
+        c["gcp:region"] = "mars-north1"
+        c[f"{PROJECT}:stacks"]["dev"]["deployRefs"] = ["main"]
+    config = copy.deepcopy(_config())
+    three(config)
+    capture = run_bootstrap_stack(config_override=config)
+    assert isinstance(capture.error, ConfigError), capture.error
+    assert [r for r in capture.registrations if r.type != "pulumi:pulumi:Stack"] == []
+    lines = str(capture.error).split("\n")
+    assert lines == capture.error.problems and len(lines) == 3, lines
+    keys = sorted(line.split(": ")[1] for line in lines)
+    assert keys == ["gcp:region", f"{PROJECT}:kms.rotationPeriodDay", f"{PROJECT}:stacks.dev.deployRefs"]
+    assert any("did you mean `rotationPeriodDays`?" in line for line in lines), lines

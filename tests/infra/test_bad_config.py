@@ -218,3 +218,72 @@ def test_iap_members_while_off_grant_nothing():
     capture = _iap("dev", members=["group:devs@example.com"])
     assert capture.error is None, capture.error
     assert not capture.of_type("gcp:iap/webTypeComputeIamMember:WebTypeComputeIamMember")
+
+
+def test_three_mistakes_are_three_lines_one_with_did_you_mean():
+    """A typo'd key, a bad CIDR and a wrong enum: every problem at once, one line each, before any resource."""
+    def three(c):
+        database = c["print-platform:database"]
+        database["backupStartTme"] = database.pop("backupStartTime", "02:00")
+        c["print-platform:network"]["podsCidr"] = "10.112.0.0/33"
+        c["print-platform:gke"]["releaseChannel"] = "RAPID"
+    capture = _run_with("prod", three)
+    assert isinstance(capture.error, ConfigError), repr(capture.error)
+    lines = str(capture.error).split("\n")
+    assert lines == capture.error.problems
+    assert len(lines) == 3, lines
+    by_key = {line.split(": ")[1]: line for line in lines}
+    assert set(by_key) == {"print-platform:database.backupStartTme", "print-platform:network.podsCidr",
+                           "print-platform:gke.releaseChannel"}
+    assert all(line.startswith("Pulumi.prod.yaml: ") for line in lines)
+    assert "did you mean `backupStartTime`?" in by_key["print-platform:database.backupStartTme"]
+    assert "10.112.0.0/33" in by_key["print-platform:network.podsCidr"]
+    assert "RAPID" in by_key["print-platform:gke.releaseChannel"]
+    assert [r.urn for r in capture.registrations if r.type != STACK_TYPE] == []
+
+
+def test_typo_of_a_required_key_names_the_typo_and_the_missing_key():
+    def typo(c):
+        c["print-platform:database"]["teir"] = c["print-platform:database"].pop("tier")
+    capture = _run_with("dev", typo)
+    assert capture.error.problems == [
+        "Pulumi.dev.yaml: print-platform:database.tier: missing (required key)",
+        "Pulumi.dev.yaml: print-platform:database.teir: unknown key; did you mean `tier`? (see docs/infra.md)",
+    ]
+
+
+def test_typo_of_a_top_level_key_names_the_closest_key():
+    capture = _run_with("dev", lambda c: c.update({"print-platform:databse": {"tier": "db-f1-micro"}}))
+    assert "did you mean `print-platform:database`?" in str(capture.error)
+
+
+def test_preview_cli_prints_every_problem_on_its_own_line(repo_copy: Path):
+    path = repo_copy / "Pulumi.dev.yaml"
+    text = path.read_text().replace("gcp:region: europe-west1", "gcp:region: mars-north1")
+    path.write_text(text.replace("releaseChannel: REGULAR", "releaseChannel: RAPID"))
+    done = subprocess.run(
+        [sys.executable, "-m", "tools.preview", "--stack", "dev", "--root", str(repo_copy)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 2
+    lines = done.stderr.strip().split("\n")
+    assert len(lines) == 2, lines
+    assert lines[0].startswith("error: Pulumi.dev.yaml: gcp:region: unknown region 'mars-north1'")
+    assert lines[1].startswith("error: Pulumi.dev.yaml: print-platform:gke.releaseChannel: ")
+
+
+def test_environment_values_problems_are_reported_with_the_stack_file_before_any_resource(repo_copy: Path):
+    """A typo'd key and a stack-owned key in environments/dev/extractor.yaml, a wrong enum in the stack file:
+    three lines, one run, nothing registered."""
+    values = repo_copy / "environments" / "dev" / "extractor.yaml"
+    values.write_text(values.read_text() + "replicaCont: 2\nimage:\n  digest: sha256:" + "c" * 64 + "\n")
+    stack_file = repo_copy / "Pulumi.dev.yaml"
+    stack_file.write_text(stack_file.read_text().replace("releaseChannel: REGULAR", "releaseChannel: RAPID"))
+    capture = run_stack("dev", root=repo_copy)
+    assert isinstance(capture.error, ConfigError), repr(capture.error)
+    lines = capture.error.problems
+    assert len(lines) == 3, lines
+    assert lines[0].startswith("Pulumi.dev.yaml: print-platform:gke.releaseChannel: ")
+    assert lines[1].startswith("environments/dev/extractor.yaml: (top level): Additional properties are not allowed ('replicaCont'")
+    assert lines[2].startswith("environments/dev/extractor.yaml: image.digest: is set by the stack")
+    assert [r.urn for r in capture.registrations if r.type != STACK_TYPE] == []

@@ -99,18 +99,25 @@ def test_bad_budget_config_fails_before_any_resource(mutate, key, fragment):
 
 
 @pytest.mark.parametrize(
-    ("changes", "fragment"),
+    ("changes", "field_name"),
     [
-        ({"billing_account": "0000-0000"}, "billing_account"),
-        ({"amount_usd": 0}, "amount_usd"),
-        ({"amount_usd": True}, "amount_usd"),
-        ({"notification_channels": []}, "notification_channels"),
-        ({"notification_channels": [f"c{i}" for i in range(6)]}, "notification_channels"),
+        ({"billingAccount": "0000-0000"}, "billingAccount"),
+        ({"amountUsd": 0}, "amountUsd"),
+        ({"amountUsd": True}, "amountUsd"),
     ],
 )
-def test_budget_args_reject_malformed_values(changes, fragment):
-    args = {"stack": "dev", "project": "print-platform-dev", "billing_account": "01A2B3-C4D5E6-F7A8B9",
-            "amount_usd": 150, "notification_channels": ["projects/p/notificationChannels/1"]}
-    args.update(changes)
-    with pytest.raises(billing.BudgetArgsError, match=f"^budget: {fragment}: "):
-        billing.BudgetArgs(**args)
+def test_budget_config_rejects_malformed_values(changes, field_name):
+    """The budget model (infra/budget.py) is the component's config: it refuses the value, naming the key."""
+    from pydantic import ValidationError
+
+    config = {"billingAccount": "01A2B3-C4D5E6-F7A8B9", "amountUsd": 150}
+    config.update(changes)
+    with pytest.raises(ValidationError) as info:
+        billing.BudgetConfig.model_validate(config)
+    assert [e["loc"] for e in info.value.errors()] == [(field_name,)]
+
+
+@pytest.mark.parametrize("channels", [[], [f"c{i}" for i in range(6)]], ids=["none", "six"])
+def test_budget_context_rejects_a_channel_count_the_api_refuses(channels):
+    with pytest.raises(billing.BudgetArgsError, match="^budget: notification_channels: "):
+        billing.BudgetContext(stack="dev", project="print-platform-dev", notification_channels=channels)

@@ -29,24 +29,17 @@ def _mocks(stack: str) -> PlatformMocks:
 
 def _network(s) -> network.Network:
     n = s.names
-    return network.Network("network", network.NetworkArgs(
+    return network.Network("network", s.config.network, network.NetworkContext(
         project=s.project, region=s.region, network_name=n.network, subnetwork_name=n.subnetwork,
-        router_name=n.router, nat_name=n.nat, psa_range_name=n.private_service_access_range,
-        subnet_cidr=s.config.network.subnet_cidr, pods_cidr=s.config.network.pods_cidr,
-        services_cidr=s.config.network.services_cidr, psa_cidr=s.config.network.private_service_access_cidr))
+        router_name=n.router, nat_name=n.nat, psa_range_name=n.private_service_access_range))
 
 
 def _cluster(s, net: network.Network, dns_endpoint: bool = False) -> gke.GkeCluster:
-    g = s.config.gke
-    return gke.GkeCluster("gke", gke.GkeClusterArgs(
+    return gke.GkeCluster("gke", s.config.gke.model_copy(update={"dns_endpoint": dns_endpoint}), gke.GkeClusterContext(
         project=s.project, region=s.region, cluster_name=s.names.cluster,
         node_service_account_id=s.names.node_service_account, network_id=net.network_id,
         subnetwork_id=net.subnetwork_id, pods_range_name=net.pods_range_name,
-        services_range_name=net.services_range_name, release_channel=g.release_channel.value,
-        authorized_networks=[gke.AuthorizedNetworkArgs(n.cidr_block, n.display_name) for n in g.master_authorized_networks],
-        maintenance_window=gke.MaintenanceWindowArgs(g.maintenance_window.start_time, g.maintenance_window.end_time,
-                                                     g.maintenance_window.recurrence),
-        namespace=s.names.namespace, protect=s.protect, dns_endpoint=dns_endpoint))
+        services_range_name=net.services_range_name, namespace=s.names.namespace, protect=s.protect))
 
 
 @pytest.mark.parametrize("dns_endpoint", [False, True])
@@ -98,12 +91,9 @@ def test_database_exposes_connection_name_private_ip_and_iam_users():
             project=s.project, account_ids=s.names.service_accounts,
             kubernetes_service_accounts=s.names.kubernetes_service_accounts,
             namespace=s.names.namespace, workload_pool=f"{s.project}.svc.id.goog"))
-        db = database.Database("database", database.DatabaseArgs(
+        db = database.Database("database", s.config.database, database.DatabaseContext(
             project=s.project, region=s.region, instance_name=s.names.sql_instance,
-            database_name=s.names.database_name, tier=s.config.database.tier,
-            edition=s.config.database.edition.value, availability=s.config.database.availability.value,
-            disk_size_gb=s.config.database.disk_size_gb, backup_start_time=s.config.database.backup_start_time,
-            maintenance_day=7, maintenance_hour=3, network_id=net.network_id,
+            database_name=s.names.database_name, network_id=net.network_id,
             private_service_access=net.private_service_access, service_account_emails=accounts.emails,
             protect=s.protect))
         return pulumi.Output.all(db.connection_name, db.private_ip_address, db.user_names).apply(

@@ -247,70 +247,100 @@ def test_uptime_alert_watches_this_check(run: Capture):
     assert aggregation["crossSeriesReducer"] == "REDUCE_COUNT_FALSE"
 
 
-# --------------------------------------------------------------------------- Args validation
+# --------------------------------------------------------------------------- config and context validation
 
 
-def _valid_kwargs() -> dict:
-    spec = mon.AlertSpec(threshold=0.5, duration_seconds=300, severity="ERROR")
-    alerts = {s: spec for s in mon.SIGNALS}
-    alerts["dead_letter"] = mon.AlertSpec(threshold=0, duration_seconds=0, severity="ERROR")
-    alerts["uptime"] = mon.AlertSpec(threshold=1, duration_seconds=60, severity="CRITICAL")
+def _valid_context() -> dict:
     return dict(
-        stack="dev", notification_emails=["ops@example.com"], alerts=alerts, domain="files.example.com",
+        stack="dev", domain="files.example.com",
         url_map_name_regex="gkegw1-[a-z0-9]+-n-external-[a-z0-9]+", extractor_subscription="s", dead_letter_subscription="d",
         sql_database_id="p:i", cluster_name="c", namespace="n", project="p",
     )
 
 
-def test_valid_args_construct():
-    mon.MonitoringArgs(**_valid_kwargs())
+def test_valid_context_constructs():
+    mon.MonitoringContext(**_valid_context())
 
 
-@pytest.mark.parametrize("field_name, value, fragment", [
-    ("notification_emails", [], "notification_emails"),
-    ("notification_emails", "ops@example.com", "notification_emails"),
-    ("notification_emails", ["not-an-address"], r"notification_emails\[0\]"),
-    ("notification_emails", ["a@example.com", "a@example.com"], "notification_emails"),
-    ("notification_emails", ["Ops <ops@example.com>"], r"notification_emails\[0\]"),
-    ("domain", "https://files.example.com", "domain"),
-    ("health_path", "healthz", "health_path"),
-    ("uptime_period_seconds", 30, "uptime_period_seconds"),
-    ("uptime_timeout_seconds", 61, "uptime_timeout_seconds"),
-    ("stack", "Prod", "stack"),
+def test_bad_context_names_the_field():
+    with pytest.raises(mon.MonitoringArgsError, match=r"^monitoring: stack: "):
+        mon.MonitoringContext(**{**_valid_context(), "stack": "Prod"})
+
+
+def _key_problems(model, document) -> list[str]:
+    """The report lines of validating ``document`` with ``model`` (file shown as ``f``)."""
+    from pydantic import ValidationError
+
+    from infra.config import problems
+
+    with pytest.raises(ValidationError) as info:
+        model.model_validate(document)
+    return problems(info.value, "f", model)
+
+
+@pytest.mark.parametrize("emails, key", [
+    ([], "notificationEmails"),
+    ("ops@example.com", "notificationEmails"),
+    (["not-an-address"], "notificationEmails"),
+    (["a@example.com", "a@example.com"], "notificationEmails"),
+    (["Ops <ops@example.com>"], "notificationEmails"),
 ])
-def test_bad_args_name_the_field(field_name, value, fragment):
-    kwargs = _valid_kwargs()
-    kwargs[field_name] = value
-    with pytest.raises(mon.MonitoringArgsError, match=rf"^monitoring: {fragment}: "):
-        mon.MonitoringArgs(**kwargs)
+def test_bad_notification_emails_name_the_key(emails, key):
+    [line] = _key_problems(mon.AlertingConfig, {"notificationEmails": emails})
+    assert line.startswith(f"f: {key}: "), line
+
+
+@pytest.mark.parametrize("changes, key", [
+    ({"healthPath": "healthz"}, "uptime.healthPath"),
+    ({"periodSeconds": 30}, "uptime.periodSeconds"),
+    ({"timeoutSeconds": 61}, "uptime.timeoutSeconds"),
+])
+def test_bad_uptime_check_names_the_key(changes, key):
+    [line] = _key_problems(mon.AlertsConfig, {**_alerts_document("sql_cpu"), "uptime": changes})
+    assert line.startswith(f"f: {key}: "), line
 
 
 def test_missing_and_unknown_signals_are_named():
-    kwargs = _valid_kwargs()
-    del kwargs["alerts"]["sql_disk"]
-    with pytest.raises(mon.MonitoringArgsError, match=r"^monitoring: alerts: missing signals \['sql_disk'\]"):
-        mon.MonitoringArgs(**kwargs)
-    kwargs = _valid_kwargs()
-    kwargs["alerts"]["sql_iops"] = kwargs["alerts"]["sql_cpu"]
-    with pytest.raises(mon.MonitoringArgsError, match=r"^monitoring: alerts: unknown signals \['sql_iops'\]"):
-        mon.MonitoringArgs(**kwargs)
+    document = _alerts_document("sql_cpu")
+    del document["alerts"]["sql_disk"]
+    document["alerts"]["sql_iops"] = document["alerts"]["sql_cpu"]
+    assert _key_problems(mon.AlertsConfig, document) == [
+        f"f: alerts: missing signal(s) ['sql_disk'] (need {list(mon.SIGNALS)})",
+        f"f: alerts: unknown signal(s) ['sql_iops'] (need {list(mon.SIGNALS)})",
+    ]
 
 
-@pytest.mark.parametrize("signal, spec, fragment", [
-    ("lb_5xx_ratio", mon.AlertSpec(5, 300, "ERROR"), "alerts.lb_5xx_ratio.threshold"),
-    ("sql_cpu", mon.AlertSpec(0, 300, "ERROR"), "alerts.sql_cpu.threshold"),
-    ("dead_letter", mon.AlertSpec(1, 0, "ERROR"), "alerts.dead_letter.threshold"),
-    ("uptime", mon.AlertSpec(1.5, 60, "ERROR"), "alerts.uptime.threshold"),
-    ("lb_latency_p95", mon.AlertSpec(-1, 60, "ERROR"), "alerts.lb_latency_p95.threshold"),
-    ("lb_latency_p95", mon.AlertSpec(1000, 90, "ERROR"), "alerts.lb_latency_p95.duration_seconds"),
-    ("lb_latency_p95", mon.AlertSpec(1000, 60, "PAGE"), "alerts.lb_latency_p95.severity"),
-    ("lb_latency_p95", mon.AlertSpec(1000, 60, "ERROR", 30), "alerts.lb_latency_p95.window_seconds"),
+def _alerts_document(signal: str, **changes) -> dict:
+    """A valid ``alerts.yaml`` document (the spec's field names) with ``changes`` applied to ``signal``."""
+    document = {"alerts": {s: {"threshold": 0.5, "durationSeconds": 300, "severity": "ERROR"} for s in mon.SIGNALS}}
+    document["alerts"]["dead_letter"]["threshold"] = 0
+    document["alerts"]["uptime"]["threshold"] = 1
+    document["alerts"][signal].update(changes)
+    return document
+
+
+@pytest.mark.parametrize("signal, changes, key", [
+    ("lb_5xx_ratio", {"threshold": 5}, "alerts.lb_5xx_ratio.threshold"),
+    ("sql_cpu", {"threshold": 0}, "alerts.sql_cpu.threshold"),
+    ("dead_letter", {"threshold": 1}, "alerts.dead_letter.threshold"),
+    ("uptime", {"threshold": 1.5}, "alerts.uptime.threshold"),
+    ("lb_latency_p95", {"threshold": -1}, "alerts.lb_latency_p95.threshold"),
+    ("lb_latency_p95", {"durationSeconds": 90}, "alerts.lb_latency_p95.durationSeconds"),
+    ("lb_latency_p95", {"severity": "PAGE"}, "alerts.lb_latency_p95.severity"),
+    ("lb_latency_p95", {"windowSeconds": 30}, "alerts.lb_latency_p95.windowSeconds"),
 ])
-def test_bad_alert_spec_names_signal_and_field(signal, spec, fragment):
-    kwargs = _valid_kwargs()
-    kwargs["alerts"][signal] = spec
-    with pytest.raises(mon.MonitoringArgsError, match=rf"^monitoring: {fragment}: "):
-        mon.MonitoringArgs(**kwargs)
+def test_bad_alert_spec_names_signal_and_field(signal, changes, key):
+    """The alert model (infra/monitoring.py) rejects the value; the report names the key."""
+    from pydantic import ValidationError
+
+    from infra.config import problems
+
+    with pytest.raises(ValidationError) as info:
+        mon.AlertsConfig.model_validate(_alerts_document(signal, **changes))
+    lines = problems(info.value, "alerts.yaml", mon.AlertsConfig)
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(f"alerts.yaml: {key}: "), lines
+
 
 
 def test_edge_alerts_wait_for_the_releases(run: Capture):
