@@ -17,9 +17,9 @@ import ipaddress
 import re
 import types
 import typing
-from typing import Any, Iterable, Optional, Union
+from typing import Annotated, Any, Iterable, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 from pydantic.alias_generators import to_camel
 
 # Project ids: 6-30 chars, lower-case letters, digits, hyphens, start with a letter
@@ -53,6 +53,24 @@ KNOWN_REGIONS = frozenset(
         "us-west1", "us-west2", "us-west3", "us-west4",
     }
 )
+
+
+def _project_id(v: str) -> str:
+    if not PROJECT_ID_PATTERN.match(v):
+        raise ValueError(f"{v!r} is not a Google Cloud project id (6-30 chars: a-z, 0-9, '-')")
+    return v
+
+
+def _known_region(v: str) -> str:
+    if v not in KNOWN_REGIONS:
+        raise ValueError(f"unknown region {v!r} (see https://cloud.google.com/about/locations)")
+    return v
+
+
+#: A field holding a Google Cloud project id (:data:`PROJECT_ID_PATTERN`), for every program's config.
+ProjectId = Annotated[str, AfterValidator(_project_id)]
+#: A field holding a region of :data:`KNOWN_REGIONS`.
+Region = Annotated[str, AfterValidator(_known_region)]
 
 
 class ConfigError(ValueError):

@@ -22,7 +22,7 @@ import ipaddress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import Enum
-from typing import Mapping, Optional, Sequence
+from typing import Mapping, Optional
 
 import pulumi
 import pulumi_gcp as gcp

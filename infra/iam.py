@@ -20,7 +20,7 @@ https://cloud.google.com/sql/docs/postgres/iam-conditions (resource.name conditi
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Mapping, Optional, Sequence
 
 import pulumi

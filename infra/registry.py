@@ -8,7 +8,7 @@ https://cloud.google.com/artifact-registry/docs/access-control#roles.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping, Optional, Sequence
+from typing import Mapping, Optional
 
 import pulumi
 import pulumi_gcp as gcp

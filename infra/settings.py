@@ -31,13 +31,12 @@ from pathlib import Path
 from typing import Any, Mapping, Optional
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 # The per-concern models live beside their components; this module composes them.
 from infra.budget import MAX_CHANNELS as BUDGET_MAX_CHANNELS
 from infra.budget import BudgetConfig
-from infra.config import KNOWN_REGIONS, ConfigError  # noqa: F401 (ConfigError: re-exported)
-from infra.config import PROJECT_ID_PATTERN as _PROJECT_ID
+from infra.config import ConfigError, ProjectId, Region  # noqa: F401 (ConfigError: re-exported)
 from infra.config import STACK_PATTERN as _STACK
 from infra.config import problems as _problems
 from infra.database import Availability, DatabaseConfig
@@ -67,8 +66,8 @@ class StackConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    project: str = Field(alias="gcp:project", description="project id: 6–30 chars `[a-z][a-z0-9-]*[a-z0-9]`")
-    region: str = Field(alias="gcp:region", description="a known Google Cloud region")
+    project: ProjectId = Field(alias="gcp:project", description="project id: 6–30 chars `[a-z][a-z0-9-]*[a-z0-9]`")
+    region: Region = Field(alias="gcp:region", description="a known Google Cloud region")
     protect: bool = Field(alias="print-platform:protect",
                           description="protects cluster, SQL instance and database, bucket; needs a REGIONAL database")
     network: NetworkConfig = Field(alias="print-platform:network")
@@ -81,20 +80,6 @@ class StackConfig(BaseModel):
     images: ImagesConfig = Field(default=ImagesConfig(), alias="print-platform:images")
     budget: Optional[BudgetConfig] = Field(default=None, alias="print-platform:budget")
     reconcile: ReconcileConfig = Field(default=ReconcileConfig(), alias="print-platform:reconcile")
-
-    @field_validator("project")
-    @classmethod
-    def _project(cls, v: str) -> str:
-        if not _PROJECT_ID.match(v):
-            raise ValueError(f"{v!r} is not a Google Cloud project id (6-30 chars: a-z, 0-9, '-')")
-        return v
-
-    @field_validator("region")
-    @classmethod
-    def _region(cls, v: str) -> str:
-        if v not in KNOWN_REGIONS:
-            raise ValueError(f"unknown region {v!r} (see https://cloud.google.com/about/locations)")
-        return v
 
 
 # --------------------------------------------------------------------------- derived

@@ -11,13 +11,10 @@ from pathlib import Path
 from typing import Any, Optional
 
 import pulumi
-from pulumi.runtime import settings as runtime_settings
-from pulumi.runtime.stack import run_pulumi_func
-from pulumi.runtime.sync_await import _sync_await
 
 from infra.bootstrap.settings import PROJECT, STACK, read_bootstrap_file
 from infra.settings import ConfigError
-from tools.mock_runtime import _RUN_LOCK, Capture, PlatformMocks, RecordingMonitor, _resolve, engine_config
+from tools.mock_runtime import Capture, PlatformMocks, run_under_mocks
 
 
 class BootstrapMocks(PlatformMocks):
@@ -73,25 +70,5 @@ def run_bootstrap_stack(
     project = str(config.get("gcp:project", "mock-seed-project"))
     region = str(config.get("gcp:region", "europe-west1"))
 
-    capture = Capture(stack=stack)
-    with _RUN_LOCK:
-        mocks = BootstrapMocks(project, region)
-        monitor = RecordingMonitor(mocks)
-        pulumi.runtime.set_all_config(engine_config(config), secret_keys)
-        runtime_settings.ROOT.set(None)
-        pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
-
-        async def _program() -> None:
-            result = program.run(root=root)
-            capture.platform = result
-            capture.outputs = {name: await _resolve(value) for name, value in sorted(result.outputs.items())}
-
-        try:
-            _sync_await(run_pulumi_func(_program))
-        except Exception as exc:  # noqa: BLE001 - reported to the caller in Capture.error
-            capture.error = exc
-            capture.outputs = {}
-        finally:
-            runtime_settings.ROOT.set(None)
-        capture.registrations = list(monitor.registrations)
-    return capture
+    return run_under_mocks(PROJECT, stack, BootstrapMocks(project, region), config, secret_keys,
+                           lambda: program.run(root=root))

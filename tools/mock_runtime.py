@@ -405,18 +405,30 @@ def run_stack(
     except (TypeError, ValueError):
         psa = "10.255.0.0/20"
 
+    return run_under_mocks(PROJECT, stack, PlatformMocks(project, region, psa), config, secret_keys,
+                           lambda: program.run(root=root))
+
+
+def run_under_mocks(pulumi_project: str, stack: str, mocks: pulumi.runtime.Mocks, config: dict[str, Any],
+                    secret_keys: list[str], run: Any) -> Capture:
+    """Run ``run()`` (a Pulumi program's entry point returning an object with ``outputs``) under
+    ``mocks`` as stack ``stack`` of Pulumi project ``pulumi_project`` (it names the URNs), with
+    ``config`` as the stack's engine config, recording every registration.
+
+    One run at a time in the process (the Pulumi runtime's settings are global). A program error
+    is returned in ``Capture.error`` with whatever was registered before it.
+    """
     capture = Capture(stack=stack)
     with _RUN_LOCK:
-        mocks = PlatformMocks(project, region, psa)
         monitor = RecordingMonitor(mocks)
         pulumi.runtime.set_all_config(engine_config(config), secret_keys)
         runtime_settings.ROOT.set(None)
-        pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
+        pulumi.runtime.set_mocks(mocks, project=pulumi_project, stack=stack, preview=False, monitor=monitor)
 
         async def _program() -> None:
-            platform = program.run(root=root)
-            capture.platform = platform
-            capture.outputs = {name: await _resolve(value) for name, value in sorted(platform.outputs.items())}
+            result = run()
+            capture.platform = result
+            capture.outputs = {name: await _resolve(value) for name, value in sorted(result.outputs.items())}
 
         try:
             _sync_await(run_pulumi_func(_program))

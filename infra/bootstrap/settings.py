@@ -27,9 +27,8 @@ from typing import Any, Mapping, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from infra.config import KNOWN_REGIONS, ConfigError, problems
+from infra.config import ConfigError, ProjectId, Region, problems
 from infra.config import ConfigModel as _Model
-from infra.config import PROJECT_ID_PATTERN as _PROJECT_ID
 from infra.config import STACK_PATTERN as _STACK
 from infra.settings import REPO_ROOT, StackSettings, _read_yaml, _replace_secure, load_stack_settings
 
@@ -108,28 +107,14 @@ class BootstrapConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    project: str = Field(alias="gcp:project", description="the seed project; not a stack's project")
-    region: str = Field(alias="gcp:region", description="a known region (state bucket and key ring)")
+    project: ProjectId = Field(alias="gcp:project", description="the seed project; not a stack's project")
+    region: Region = Field(alias="gcp:region", description="a known region (state bucket and key ring)")
     github: GithubConfig = Field(alias=f"{PROJECT}:github")
     stacks: dict[str, StackCiConfig] = Field(
         alias=f"{PROJECT}:stacks", min_length=1,
         description="`{<platform stack>: {deployRefs: [...]}}`; each needs a valid `Pulumi.<stack>.yaml`")
     state: StateConfig = Field(default=StateConfig(), alias=f"{PROJECT}:state")
     kms: KmsConfig = Field(default=KmsConfig(), alias=f"{PROJECT}:kms")
-
-    @field_validator("project")
-    @classmethod
-    def _project(cls, v: str) -> str:
-        if not _PROJECT_ID.match(v):
-            raise ValueError(f"{v!r} is not a Google Cloud project id (6-30 chars: a-z, 0-9, '-')")
-        return v
-
-    @field_validator("region")
-    @classmethod
-    def _region(cls, v: str) -> str:
-        if v not in KNOWN_REGIONS:
-            raise ValueError(f"unknown region {v!r} (see https://cloud.google.com/about/locations)")
-        return v
 
     @field_validator("stacks")
     @classmethod

@@ -224,10 +224,10 @@ def test_production_extension_sub_models(tmp_path: Path) -> None:
     """Bambu/Orca: meshes in 3D/Objects/*.model reached by p:path; object_count is the build."""
     production = "http://schemas.microsoft.com/3dmanufacturing/production/2015/06"
     root = model(
-        f'<object id="9" type="model"><components>'
-        f'<component p:path="/3D/Objects/object_1.model" objectid="1"/>'
-        f'<component p:path="/3D/Objects/object_1.model" objectid="2" transform="1 0 0 0 1 0 0 0 1 5 0 0"/>'
-        f'</components></object>',
+        '<object id="9" type="model"><components>'
+        '<component p:path="/3D/Objects/object_1.model" objectid="1"/>'
+        '<component p:path="/3D/Objects/object_1.model" objectid="2" transform="1 0 0 0 1 0 0 0 1 5 0 0"/>'
+        '</components></object>',
         '<item objectid="9"/>',
     ).replace("<model ", f'<model xmlns:p="{production}" requiredextensions="p" ', 1)
     sub = model(cube_object(1) + cube_object(2), "")
