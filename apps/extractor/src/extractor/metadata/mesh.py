@@ -64,14 +64,7 @@ def mesh_facts(parts: Iterable[tuple[np.ndarray, np.ndarray]]) -> dict:
             volume += abs(part_volume)
         else:
             closed = False
-    out: dict = {"triangle_count": triangles}
-    if triangles == 0:
-        return out
-    out["bbox_mm"] = {"min": _rounded(lo), "max": _rounded(hi)}
-    out["surface_area_mm2"] = _significant(area)
-    if closed:
-        out["volume_mm3"] = _significant(volume)
-    return out
+    return _mesh_facts(triangles, lo, hi, area, volume if closed else None)
 
 
 def placed_mesh_facts(meshes: Iterable[tuple[np.ndarray, np.ndarray, list[np.ndarray]]], scale: float) -> dict:
@@ -128,12 +121,18 @@ def placed_mesh_facts(meshes: Iterable[tuple[np.ndarray, np.ndarray, list[np.nda
             area += _placed_area(vertices, faces, linear)
             if closed:
                 volume += abs(local_volume * float(np.linalg.det(linear)))
+    return _mesh_facts(triangles, lo, hi, area, volume if closed else None)
+
+
+def _mesh_facts(triangles: int, lo: np.ndarray, hi: np.ndarray, area: float, volume: float | None) -> dict:
+    """``triangle_count``, and for a non-empty mesh ``bbox_mm``, ``surface_area_mm2`` and, when the
+    mesh is closed (``volume`` not None), ``volume_mm3``."""
     out: dict = {"triangle_count": triangles}
     if triangles == 0:
         return out
     out["bbox_mm"] = {"min": _rounded(lo), "max": _rounded(hi)}
     out["surface_area_mm2"] = _significant(area)
-    if closed:
+    if volume is not None:
         out["volume_mm3"] = _significant(volume)
     return out
 
