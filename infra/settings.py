@@ -248,7 +248,17 @@ def read_stack_file(stack: str, root: Path | None = None) -> tuple[dict[str, Any
     """
     root = root or REPO_ROOT
     shown = stack_file_name(stack)
-    document = _read_yaml(root / shown, shown)
+    return read_config_mapping(root / shown, shown)
+
+
+def read_config_mapping(path: Path, shown: str) -> tuple[dict[str, Any], list[str]]:
+    """The ``config:`` mapping of a Pulumi stack file at ``path`` (``shown`` names it in errors), as
+    ``(config, secret_keys)`` (see :func:`read_stack_file`); used by the platform and the bootstrap.
+
+    Raises:
+        ConfigError: the file is missing, not YAML, or has no ``config:`` mapping.
+    """
+    document = _read_yaml(path, shown)
     if not isinstance(document, dict) or not isinstance(document.get("config"), dict):
         raise ConfigError(f"{shown}: config: missing or not a mapping")
     config: dict[str, Any] = {}

@@ -24,6 +24,42 @@ NOTIFICATION_EVENTS = ("OBJECT_FINALIZE",)
 PAYLOAD_FORMAT = "JSON_API_V1"
 
 
+def private_versioned_bucket(resource_name: str, *, bucket_name: pulumi.Input[str], project: pulumi.Input[str],
+                             location: pulumi.Input[str], noncurrent_version_retention_days: int, force_destroy: bool,
+                             labels: Mapping[str, str], opts: pulumi.ResourceOptions) -> gcp.storage.Bucket:
+    """A STANDARD bucket with the hardening every bucket of this project has (the uploads bucket,
+    the bootstrap's state bucket).
+
+    Invariants, not knobs:
+    - uniform bucket-level access: IAM only, no per-object ACLs (IAM conditions need it);
+    - public access prevention ``enforced``: never public, whatever IAM says;
+    - versioning, with noncurrent versions deleted after ``noncurrent_version_retention_days``
+      (an overwritten or deleted object stays recoverable until then).
+    """
+    return gcp.storage.Bucket(
+        resource_name,
+        name=bucket_name,
+        project=project,
+        location=location,
+        storage_class="STANDARD",
+        uniform_bucket_level_access=True,
+        public_access_prevention="enforced",
+        versioning=gcp.storage.BucketVersioningArgs(enabled=True),
+        lifecycle_rules=[
+            gcp.storage.BucketLifecycleRuleArgs(
+                action=gcp.storage.BucketLifecycleRuleActionArgs(type="Delete"),
+                condition=gcp.storage.BucketLifecycleRuleConditionArgs(
+                    days_since_noncurrent_time=noncurrent_version_retention_days,
+                    with_state="ARCHIVED",
+                ),
+            ),
+        ],
+        force_destroy=force_destroy,
+        labels=dict(labels),
+        opts=opts,
+    )
+
+
 class StorageConfig(ConfigModel):
     """``print-platform:storage``, the inputs of :class:`Storage`: ``noncurrentVersionRetentionDays`` (1..3650): days a
     replaced or deleted object version is kept before the lifecycle rule deletes it."""
@@ -66,30 +102,13 @@ class Storage(pulumi.ComponentResource):
         super().__init__("print-platform:storage:Storage", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
 
-        self.bucket = gcp.storage.Bucket(
-            "uploads",
-            name=context.bucket_name,
-            project=context.project,
-            location=context.location,
-            storage_class="STANDARD",
-            # Why: IAM only (no per-object ACLs) and never public, whatever IAM says.
-            uniform_bucket_level_access=True,
-            public_access_prevention="enforced",
-            # Why versioning: an overwritten or deleted upload stays recoverable until
-            # the lifecycle rule below removes the noncurrent version.
-            versioning=gcp.storage.BucketVersioningArgs(enabled=True),
-            lifecycle_rules=[
-                gcp.storage.BucketLifecycleRuleArgs(
-                    action=gcp.storage.BucketLifecycleRuleActionArgs(type="Delete"),
-                    condition=gcp.storage.BucketLifecycleRuleConditionArgs(
-                        days_since_noncurrent_time=config.noncurrent_version_retention_days,
-                        with_state="ARCHIVED",
-                    ),
-                ),
-            ],
-            # Why: in prod, `pulumi destroy` must never empty the bucket.
-            force_destroy=not context.protect,
-            labels=dict(context.labels),
+        # Why versioning: an overwritten or deleted upload stays recoverable until the
+        # lifecycle rule removes the noncurrent version. Why: in prod, `pulumi destroy`
+        # must never empty the bucket (force_destroy only when not protected).
+        self.bucket = private_versioned_bucket(
+            "uploads", bucket_name=context.bucket_name, project=context.project, location=context.location,
+            noncurrent_version_retention_days=config.noncurrent_version_retention_days,
+            force_destroy=not context.protect, labels=context.labels,
             opts=pulumi.ResourceOptions(parent=self, protect=context.protect),
         )
         self.bucket_name = self.bucket.name

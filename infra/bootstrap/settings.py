@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from infra.config import ConfigError, ProjectId, Region, problems
 from infra.config import ConfigModel as _Model
 from infra.config import STACK_PATTERN as _STACK
-from infra.settings import REPO_ROOT, StackSettings, _read_yaml, _replace_secure, load_stack_settings
+from infra.settings import REPO_ROOT, StackSettings, load_stack_settings, read_config_mapping
 
 #: The bootstrap program's Pulumi project name (``infra/bootstrap/Pulumi.yaml``); also its config namespace.
 PROJECT = "print-platform-bootstrap"
@@ -197,17 +197,7 @@ def read_bootstrap_file(stack: str = STACK, root: Optional[Path] = None) -> tupl
     """
     root = root or REPO_ROOT
     shown = stack_file_name(stack)
-    document = _read_yaml(root / shown, shown)
-    if not isinstance(document, dict) or not isinstance(document.get("config"), dict):
-        raise ConfigError(f"{shown}: config: missing or not a mapping")
-    config: dict[str, Any] = {}
-    secret_keys: list[str] = []
-    for key, value in document["config"].items():
-        replaced = _replace_secure(value)
-        if replaced != value:
-            secret_keys.append(str(key))
-        config[str(key)] = replaced
-    return config, secret_keys
+    return read_config_mapping(root / shown, shown)
 
 
 def parse_bootstrap_settings(stack: str, config: Mapping[str, Any], root: Optional[Path] = None) -> BootstrapSettings:

@@ -18,6 +18,8 @@ from typing import Mapping, Optional
 import pulumi
 import pulumi_gcp as gcp
 
+from infra.storage import private_versioned_bucket
+
 #: Seconds per day (KMS rotation period, destroy delay).
 DAY = 24 * 3600
 #: A destroyed key version stays restorable this long (the KMS maximum is 120 days).
@@ -61,30 +63,13 @@ class StateBackend(pulumi.ComponentResource):
         # Why protect: the bucket holds every stack's state and the keys decrypt every
         # stack's secrets; neither may go with a stray `pulumi destroy`.
         kept = pulumi.ResourceOptions(parent=self, protect=True)
-        self.bucket = gcp.storage.Bucket(
-            "state",
-            name=args.bucket_name,
-            project=args.project,
-            location=args.location,
-            storage_class="STANDARD",
-            # Why: IAM only (the per-stack prefix conditions need it) and never public.
-            uniform_bucket_level_access=True,
-            public_access_prevention="enforced",
-            # Why versioning: every state write is a new generation; a corrupted or
-            # wrongly edited state is restored from the previous one.
-            versioning=gcp.storage.BucketVersioningArgs(enabled=True),
-            lifecycle_rules=[
-                gcp.storage.BucketLifecycleRuleArgs(
-                    action=gcp.storage.BucketLifecycleRuleActionArgs(type="Delete"),
-                    condition=gcp.storage.BucketLifecycleRuleConditionArgs(
-                        days_since_noncurrent_time=args.noncurrent_version_retention_days,
-                        with_state="ARCHIVED",
-                    ),
-                ),
-            ],
-            force_destroy=False,
-            labels=dict(args.labels),
-            opts=kept,
+        # Why versioning: every state write is a new generation; a corrupted or wrongly
+        # edited state is restored from the previous one. Uniform access: the per-stack
+        # prefix conditions need IAM only.
+        self.bucket = private_versioned_bucket(
+            "state", bucket_name=args.bucket_name, project=args.project, location=args.location,
+            noncurrent_version_retention_days=args.noncurrent_version_retention_days,
+            force_destroy=False, labels=args.labels, opts=kept,
         )
         self.key_ring = gcp.kms.KeyRing("secrets", name=args.key_ring, project=args.project,
                                         location=args.location, opts=kept)
